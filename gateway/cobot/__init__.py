@@ -1,0 +1,1 @@
+"""The Cobot API: client, typed errors, rate limiter, and the simulated server (sim)."""

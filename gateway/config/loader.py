@@ -1,0 +1,138 @@
+"""Reading and validating the TOML file, and finding the API token."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.config.model import (
+    DOOR_TYPES,
+    READER_TYPES,
+    CobotSection,
+    Config,
+    GatewaySection,
+    QueueSection,
+)
+from gateway.config.schema import Where, build
+from gateway.errors import ConfigError
+
+_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors")
+CREDENTIAL_NAME = "cobot-token"
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))
+
+
+def _typed_tables(
+    data: Mapping[str, Any], key: str, types: Mapping[str, type[Any]], where: Where
+) -> tuple[Any, ...]:
+    tables = data.get(key, [])
+    if not isinstance(tables, list):
+        raise where.key(key).error(f"expected an array of tables ([[{key}]])")
+    built = []
+    names: set[str] = set()
+    for i, table in enumerate(tables):
+        at = where.key(key).index(i)
+        if not isinstance(table, dict):
+            raise at.error("expected a table")
+        kind = table.get("type")
+        if not isinstance(kind, str) or kind not in types:
+            raise at.key("type").error(
+                f"expected one of {', '.join(map(repr, types))}, got {kind!r}"
+            )
+        item = build(types[kind], table, at)
+        if item.name in names:
+            raise at.key("name").error(f"duplicate name {item.name!r}")
+        names.add(item.name)
+        built.append(item)
+    return tuple(built)
+
+
+def parse_config(data: Mapping[str, Any], source: str) -> Config:
+    top = Where(source)
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise top.key(key).error(f"unknown section; expected one of {', '.join(_TOP_LEVEL)}")
+    for required in ("gateway", "cobot"):
+        if not isinstance(data.get(required), dict):
+            raise top.key(required).error(f"missing section [{required}]")
+    cfg = Config(
+        source=source,
+        gateway=build(GatewaySection, data["gateway"], top.key("gateway")),
+        cobot=build(CobotSection, data["cobot"], top.key("cobot")),
+        queue=build(QueueSection, data.get("queue", {}), top.key("queue")),
+        readers=_typed_tables(data, "readers", READER_TYPES, top),
+        doors=_typed_tables(data, "doors", DOOR_TYPES, top),
+    )
+    _cross_check(cfg, top)
+    return cfg
+
+
+def _cross_check(cfg: Config, top: Where) -> None:
+    url = urlsplit(cfg.cobot.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise (
+            top.key("cobot")
+            .key("base_url")
+            .error(
+                f"expected an http(s) URL like 'https://co-up.cobot.me', got {cfg.cobot.base_url!r}"
+            )
+        )
+    if url.path not in ("", "/"):
+        raise (
+            top.key("cobot")
+            .key("base_url")
+            .error("expected the space's root without a path; requests go to base_url + '/api/...'")
+        )
+    door_names = {d.name for d in cfg.doors}
+    for i, reader in enumerate(cfg.readers):
+        if reader.door is not None and reader.door not in door_names:
+            known = ", ".join(sorted(door_names)) or "none defined"
+            raise (
+                top.key("readers")
+                .index(i)
+                .key("door")
+                .error(f"no door named {reader.door!r} (doors: {known})")
+            )
+
+
+def load_access_token(cfg: Config, env: Mapping[str, str] | None = None) -> str:
+    """The Cobot bearer token: the configured file, else $COBOT_ACCESS_TOKEN, else the
+    systemd credential ``$CREDENTIALS_DIRECTORY/cobot-token`` (LoadCredential=)."""
+    env = os.environ if env is None else env
+    where = Where(cfg.source).key("cobot").key("access_token_file")
+    if cfg.cobot.access_token_file is not None:
+        return _read_token(cfg.cobot.access_token_file, where)
+    if env.get("COBOT_ACCESS_TOKEN", "").strip():
+        return env["COBOT_ACCESS_TOKEN"].strip()
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if creds and (Path(creds) / CREDENTIAL_NAME).exists():
+        return _read_token(Path(creds) / CREDENTIAL_NAME, where)
+    raise where.error(
+        "no Cobot access token: set access_token_file, or the environment variable "
+        f"COBOT_ACCESS_TOKEN, or LoadCredential={CREDENTIAL_NAME}:... in the systemd unit"
+    )
+
+
+def _read_token(path: Path, where: Where) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise where.error(f"cannot read {path}: {exc.strerror}") from exc
+    if not token:
+        raise where.error(f"{path} is empty")
+    return token

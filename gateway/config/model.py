@@ -1,0 +1,117 @@
+"""The configuration schema, as frozen dataclasses (see ``config/example.toml``).
+
+Field names are the TOML keys. Defaults are what a typical space wants; seconds are
+floats. Reader and door tables pick their class by their ``type`` key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gateway.model import Direction, OfflinePolicy
+from gateway.readers.tokens import TokenFormat
+
+
+def _bounds(low: float | None = None, high: float | None = None) -> dict[str, float | None]:
+    return {"min": low, "max": high}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewaySection:
+    state_dir: Path
+    offline_policy: OfflinePolicy = OfflinePolicy.KNOWN_TOKENS
+    # How long a tap may wait for the API's preview before the door is decided locally.
+    decision_deadline: float = field(default=1.5, metadata=_bounds(0.1, 10))
+    token_sync_interval: float = field(default=300.0, metadata=_bounds(10))
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CobotSection:
+    base_url: str
+    access_token_file: Path | None = None
+    check_in_rpm: int = field(default=120, metadata=_bounds(1, 10_000))
+    default_rpm: int = field(default=60, metadata=_bounds(1, 10_000))
+    request_timeout: float = field(default=10.0, metadata=_bounds(0.5, 120))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueSection:
+    """The offline outbox (check-ins decided locally, waiting for the API)."""
+
+    # The bound: beyond it new offline check-ins are refused (the door still opens per
+    # policy) and the refusal is logged loudly; nothing already queued is dropped.
+    max_entries: int = field(default=50_000, metadata=_bounds(10))
+    # Replays older than this go through work_sessions with valid_from = tap time, so
+    # the member is billed for when they really arrived.
+    replay_with_valid_from: bool = True
+    valid_from_after: float = field(default=120.0, metadata=_bounds(0))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReaderBase:
+    name: str
+    type: str
+    door: str | None = None
+    direction: Direction = Direction.IN
+    # The repeated frames of a held card become one event within this many seconds.
+    debounce: float = field(default=2.0, metadata=_bounds(0, 3600))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SerialReaderConfig(ReaderBase):
+    type: Literal["serial"] = "serial"
+    port: str
+    baudrate: int = field(default=9600, metadata=_bounds(300, 4_000_000))
+    protocol: Literal["rdm6300", "line"] = "rdm6300"
+    token_format: TokenFormat = TokenFormat.HEX
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyboardReaderConfig(ReaderBase):
+    """Tokens typed on standard input, one per line (and USB 'keyboard wedge' readers)."""
+
+    type: Literal["keyboard"] = "keyboard"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DoorBase:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandDoorConfig(DoorBase):
+    type: Literal["command"] = "command"
+    command: tuple[str, ...]
+    timeout: float = field(default=5.0, metadata=_bounds(0.1, 60))
+    # Optional: run with the signal name (granted, refused, offline) appended.
+    feedback_command: tuple[str, ...] | None = None
+
+
+ReaderConfig = SerialReaderConfig | KeyboardReaderConfig
+DoorConfig = CommandDoorConfig
+
+READER_TYPES: dict[str, type[ReaderBase]] = {
+    "serial": SerialReaderConfig,
+    "keyboard": KeyboardReaderConfig,
+}
+DOOR_TYPES: dict[str, type[DoorBase]] = {
+    "command": CommandDoorConfig,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    source: str
+    gateway: GatewaySection
+    cobot: CobotSection
+    queue: QueueSection = QueueSection()
+    readers: tuple[ReaderBase, ...] = ()
+    doors: tuple[DoorBase, ...] = ()
+
+    def door(self, name: str) -> DoorBase:
+        return next(d for d in self.doors if d.name == name)

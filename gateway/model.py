@@ -1,0 +1,79 @@
+"""Values that cross module boundaries: taps, members, check-ins, outcomes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class OfflinePolicy(enum.StrEnum):
+    KNOWN_TOKENS = "known-tokens"
+    DENY = "deny"
+
+
+class Signal(enum.StrEnum):
+    """Feedback a door shows the person at the reader."""
+
+    GRANTED = "granted"
+    REFUSED = "refused"
+    OFFLINE = "offline"  # let in on the local cache while the API was unreachable
+
+
+class Outcome(enum.StrEnum):
+    """What became of one tap; logged once per decision."""
+
+    OPENED_CACHED = "opened-cached"  # still checked in today: no API call
+    OPENED_ONLINE = "opened-online"  # preview accepted
+    OPENED_OFFLINE = "opened-offline"  # API unreachable, token known locally
+    REFUSED = "refused"  # the API said no (its reason is logged)
+    DENIED_OFFLINE = "denied-offline"  # API unreachable and policy/caches say no
+    UNKNOWN_TOKEN = "unknown-token"  # exit reader: token not in the cache
+    CHECKED_OUT = "checked-out"
+    CHECK_OUT_QUEUED = "check-out-queued"
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """One token read by one reader.
+
+    ``at`` is wall-clock UTC (what Cobot is told); ``mono`` is ``time.monotonic()`` at
+    the read, used for latency and debouncing.
+    """
+
+    reader: str
+    token: str
+    direction: Direction
+    at: datetime
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """A Cobot check-in (the API also calls it a work session).
+
+    ``id`` and ``membership`` are None for admins and guests, whom Cobot does not track.
+    """
+
+    id: str | None
+    valid_from: datetime
+    valid_until: datetime
+    membership: Membership | None
+    time_pass_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token: str
+    membership: Membership

@@ -1,0 +1,22 @@
+"""Readers: each an async source of taps behind the ``Reader`` protocol.
+
+``build_reader`` imports a reader's module only when it is configured, so a gateway
+without a MAC reader never pays for scapy, and one without NFC never imports nfcpy.
+"""
+
+from __future__ import annotations
+
+from gateway.config.model import KeyboardReaderConfig, ReaderBase, SerialReaderConfig
+from gateway.readers.base import Reader
+
+
+def build_reader(cfg: ReaderBase) -> Reader:
+    if isinstance(cfg, SerialReaderConfig):
+        from gateway.readers.serial.reader import SerialReader
+
+        return SerialReader(cfg)
+    if isinstance(cfg, KeyboardReaderConfig):
+        from gateway.readers.keyboard import KeyboardReader
+
+        return KeyboardReader(cfg)
+    raise TypeError(f"no reader for {type(cfg).__name__}")  # config validation prevents this

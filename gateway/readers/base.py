@@ -1,0 +1,71 @@
+"""The seam every reader implements, and the debouncing they share."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from gateway.model import Direction, Tap
+
+TapSink = Callable[[Tap], None]
+"""Where a reader hands its taps; must not block (the gateway queues them)."""
+
+
+class ReaderState(enum.StrEnum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    RECONNECTING = "reconnecting"  # device gone; retrying with capped backoff
+    FAILED = "failed"  # will not retry (e.g. missing permission); the rest keeps running
+    STOPPED = "stopped"
+
+
+class Reader(Protocol):
+    """An async source of taps.
+
+    ``run`` returns only when cancelled (or on an unrecoverable error, raised as a
+    ``ReaderError``); it reopens its device itself when it disappears.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> ReaderState: ...
+
+    async def run(self, sink: TapSink) -> None: ...
+
+
+class Debouncer:
+    """Collapses the repeats of one token: a held card, a phone that keeps talking.
+
+    A token counts again only after ``hold`` seconds without seeing it; every sighting
+    inside that time extends it (so a card resting on the reader is one tap).
+    """
+
+    __slots__ = ("_clock", "_hold", "_last_seen")
+
+    def __init__(self, hold: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._hold = hold
+        self._clock = clock
+        self._last_seen: dict[str, float] = {}
+
+    def accept(self, token: str) -> bool:
+        now = self._clock()
+        last = self._last_seen.get(token)
+        self._last_seen[token] = now
+        if len(self._last_seen) > 1024:  # bound memory: forget tokens not seen lately
+            self._last_seen = {t: s for t, s in self._last_seen.items() if now - s < self._hold}
+        return last is None or now - last >= self._hold
+
+
+def make_tap(reader: str, token: str, direction: Direction) -> Tap:
+    return Tap(
+        reader=reader,
+        token=token,
+        direction=direction,
+        at=datetime.now(UTC),
+        mono=time.monotonic(),
+    )

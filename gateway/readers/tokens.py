@@ -1,0 +1,42 @@
+"""How a card's bytes become the token string Cobot knows.
+
+Systems print the same card differently; ``token_format`` picks the form that matches
+the tokens already registered in Cobot. Readers pass the bytes that identify the card:
+the 5 EM4100 bytes (version + 4 id bytes) from an RDM6300, the UID from NFC.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class TokenFormat(enum.StrEnum):
+    HEX = "hex"  # "0A1B2C3D4E": uppercase hex of all bytes (RDM6300 default, NFC UID)
+    HEX_REVERSED = "hex-reversed"  # bytes reversed: how some readers print NFC UIDs
+    DECIMAL = "decimal"  # the id as a decimal number, zero-padded to 10 digits
+    DECIMAL_REVERSED = "decimal-reversed"  # the byte-reversed id as a decimal number
+    WIEGAND26 = "wiegand26"  # "FFF,NNNNN": facility code and card number, as on cards
+
+
+# For EM4100 cards the printed decimal is the last four bytes (the version byte is not
+# printed); for NFC UIDs the whole UID is the number.
+_DECIMAL_WIDTH = 10
+
+
+def format_token(fmt: TokenFormat, raw: bytes, *, id_bytes: int | None = None) -> str:
+    """Format ``raw``; ``id_bytes`` limits the decimal forms to the last N bytes."""
+    if not raw:
+        raise ValueError("empty card id")
+    number = raw[-id_bytes:] if id_bytes else raw
+    match fmt:
+        case TokenFormat.HEX:
+            return raw.hex().upper()
+        case TokenFormat.HEX_REVERSED:
+            return raw[::-1].hex().upper()
+        case TokenFormat.DECIMAL:
+            return str(int.from_bytes(number, "big")).zfill(_DECIMAL_WIDTH)
+        case TokenFormat.DECIMAL_REVERSED:
+            return str(int.from_bytes(number[::-1], "big")).zfill(_DECIMAL_WIDTH)
+        case TokenFormat.WIEGAND26:
+            low = int.from_bytes(raw[-3:], "big")
+            return f"{(low >> 16) & 0xFF:03d},{low & 0xFFFF:05d}"
