@@ -7,10 +7,11 @@ without a MAC reader never pays for scapy, and one without NFC never imports nfc
 from __future__ import annotations
 
 from gateway.config.model import KeyboardReaderConfig, ReaderBase, SerialReaderConfig
-from gateway.readers.base import Reader
+from gateway.readers.base import Reader, ReaderContext
 
 
-def build_reader(cfg: ReaderBase) -> Reader:
+def build_reader(cfg: ReaderBase, ctx: ReaderContext) -> Reader:
+    del ctx  # used by readers that need it (presence)
     if isinstance(cfg, SerialReaderConfig):
         from gateway.readers.serial.reader import SerialReader
 

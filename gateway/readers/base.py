@@ -5,13 +5,25 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
-from gateway.model import Direction, Tap
+from gateway.model import Direction, Membership, Tap
 
 TapSink = Callable[[Tap], None]
 """Where a reader hands its taps; must not block (the gateway queues them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderContext:
+    """What the gateway lends a reader beyond its own config."""
+
+    state_dir: Path
+    # Token -> member from the hot cache (no I/O); presence readers use it to know
+    # which devices belong to whom.
+    lookup: Callable[[str], Membership | None]
 
 
 class ReaderState(enum.StrEnum):
