@@ -17,6 +17,14 @@ class OfflinePolicy(enum.StrEnum):
     DENY = "deny"
 
 
+class TokenFormat(enum.StrEnum):
+    HEX = "hex"  # "0A1B2C3D4E": uppercase hex of all bytes (RDM6300 default, NFC UID)
+    HEX_REVERSED = "hex-reversed"  # bytes reversed: how some readers print NFC UIDs
+    DECIMAL = "decimal"  # the id as a decimal number, zero-padded to 10 digits
+    DECIMAL_REVERSED = "decimal-reversed"  # the byte-reversed id as a decimal number
+    WIEGAND26 = "wiegand26"  # "FFF,NNNNN": facility code and card number, as on cards
+
+
 class Signal(enum.StrEnum):
     """Feedback a door shows the person at the reader."""
 
@@ -34,6 +42,7 @@ class Outcome(enum.StrEnum):
     REFUSED = "refused"  # the API said no (its reason is logged)
     DENIED_OFFLINE = "denied-offline"  # API unreachable and policy/caches say no
     UNKNOWN_TOKEN = "unknown-token"  # exit reader: token not in the cache
+    DOOR_FAILED = "door-failed"  # decided to open, but the door could not be driven
     CHECKED_OUT = "checked-out"
     CHECK_OUT_QUEUED = "check-out-queued"
 

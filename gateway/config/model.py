@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gateway.model import Direction, OfflinePolicy
-from gateway.readers.tokens import TokenFormat
+from gateway.model import Direction, OfflinePolicy, TokenFormat
 
 
 def _bounds(low: float | None = None, high: float | None = None) -> dict[str, float | None]:

@@ -7,16 +7,7 @@ the 5 EM4100 bytes (version + 4 id bytes) from an RDM6300, the UID from NFC.
 
 from __future__ import annotations
 
-import enum
-
-
-class TokenFormat(enum.StrEnum):
-    HEX = "hex"  # "0A1B2C3D4E": uppercase hex of all bytes (RDM6300 default, NFC UID)
-    HEX_REVERSED = "hex-reversed"  # bytes reversed: how some readers print NFC UIDs
-    DECIMAL = "decimal"  # the id as a decimal number, zero-padded to 10 digits
-    DECIMAL_REVERSED = "decimal-reversed"  # the byte-reversed id as a decimal number
-    WIEGAND26 = "wiegand26"  # "FFF,NNNNN": facility code and card number, as on cards
-
+from gateway.model import TokenFormat
 
 # For EM4100 cards the printed decimal is the last four bytes (the version byte is not
 # printed); for NFC UIDs the whole UID is the number.

@@ -1,0 +1,94 @@
+"""The gateway's SQLite database in the state directory: one file, WAL, one connection.
+
+Tables: ``tokens`` (the token cache), ``active`` (members checked in today, so a
+re-entry needs no API call) and ``outbox`` (check-ins and check-outs waiting for the
+API). WAL lets ``checkin-gateway queue``/``status`` read and edit while the daemon runs;
+``synchronous=FULL`` because an outbox row must survive a power cut right after the door
+opened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import structlog
+
+from gateway.errors import StorageError
+
+log = structlog.get_logger(__name__)
+
+DB_NAME = "gateway.sqlite"
+BUSY_TIMEOUT_MS = 5000  # the CLI and the daemon share the file; wait rather than fail
+
+_SCHEMA = [
+    # version 1
+    """
+    CREATE TABLE tokens (
+        token TEXT PRIMARY KEY,
+        membership_id TEXT NOT NULL,
+        membership_name TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    CREATE TABLE active (
+        membership_id TEXT PRIMARY KEY,
+        valid_until TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,                 -- check_in | check_out
+        token TEXT,
+        membership_id TEXT,
+        reader TEXT NOT NULL,
+        tapped_at TEXT NOT NULL,            -- ISO 8601 UTC, what the member is billed from
+        state TEXT NOT NULL,                -- pending | sending | delivered | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,  -- unix time
+        last_error TEXT,
+        result_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX outbox_open ON outbox (state, id) WHERE state IN ('pending', 'sending');
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """,
+]
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or "disk is full" in str(exc)
+        or "disk I/O error" in str(exc)
+    )
+
+
+async def open_db(state_dir: Path) -> aiosqlite.Connection:
+    """Open (creating and migrating) the database; raise StorageError naming the path."""
+    path = state_dir / DB_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+        db = await aiosqlite.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"cannot open {path}: {exc}") from exc
+    try:
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        await _migrate(db)
+    except sqlite3.DatabaseError as exc:
+        await db.close()
+        raise StorageError(f"{path} is not a usable gateway database: {exc}") from exc
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    for number, script in enumerate(_SCHEMA[version:], start=version + 1):
+        await db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        log.info("db_migrated", version=number)

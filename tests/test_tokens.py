@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.readers.tokens import TokenFormat, format_token
+from gateway.redact import redact, redact_mapping
+
+EM4100 = bytes.fromhex("0A1B2C3D4E")  # version 0x0A, id 0x1B2C3D4E
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        (TokenFormat.HEX, "0A1B2C3D4E"),
+        (TokenFormat.HEX_REVERSED, "4E3D2C1B0A"),
+        (TokenFormat.DECIMAL, "0455884110"),  # 0x1B2C3D4E, as printed on the card
+        (TokenFormat.DECIMAL_REVERSED, "1312631835"),  # 0x4E3D2C1B
+        (TokenFormat.WIEGAND26, "044,15694"),  # facility 0x2C, number 0x3D4E
+    ],
+)
+def test_em4100_formats(fmt: TokenFormat, expected: str) -> None:
+    assert format_token(fmt, EM4100, id_bytes=4) == expected
+
+
+def test_nfc_uid_formats() -> None:
+    uid = bytes.fromhex("04a1b2c3d4e5f6")
+    assert format_token(TokenFormat.HEX, uid) == "04A1B2C3D4E5F6"
+    assert format_token(TokenFormat.HEX_REVERSED, uid) == "F6E5D4C3B2A104"
+    assert format_token(TokenFormat.DECIMAL, bytes.fromhex("01020304")) == "0016909060"
+
+
+def test_empty_id_is_an_error() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        format_token(TokenFormat.HEX, b"")
+
+
+def test_redaction_keeps_only_the_tail() -> None:
+    assert redact("0A1B2C3D4E") == "********4E"
+    assert redact("secret") == "******"
+    assert redact(None) == "-"
+    out = redact_mapping({"token": "0A1B2C3D4E", "password": "hunter2hunter2", "reader": "front"})
+    assert out == {"token": "********4E", "password": "************r2", "reader": "front"}
