@@ -1,0 +1,98 @@
+"""The SQLite state: token cache, checked-in memory, outbox states."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.cache import TokenCache
+from gateway.errors import StorageError
+from gateway.model import Membership, TokenRecord
+from gateway.outbox import Kind, Outbox, OutboxFull, State
+from gateway.store import DB_NAME, open_db
+
+ADA = Membership("m-ada", "Ada")
+BOB = Membership("m-bob", "Bob")
+T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+async def test_cache_survives_restart_and_sync_replaces(tmp_path: Path) -> None:
+    db = await open_db(tmp_path)
+    cache = TokenCache(db)
+    await cache.load()
+    assert await cache.replace_all([TokenRecord("A1", ADA), TokenRecord("B1", BOB)]) == (2, 0)
+    await cache.mark_checked_in(ADA.id, T0 + timedelta(hours=16))
+    await db.close()
+
+    db = await open_db(tmp_path)
+    cache = TokenCache(db)
+    await cache.load()
+    assert cache.lookup("A1") == ADA and cache.lookup("B1") == BOB
+    assert cache.checked_in_until(ADA.id, T0) == T0 + timedelta(hours=16)
+    assert cache.checked_in_until(ADA.id, T0 + timedelta(hours=17)) is None
+    # Bob's token removed upstream: it stops working after the sync.
+    assert await cache.replace_all([TokenRecord("A1", ADA)]) == (0, 1)
+    assert cache.lookup("B1") is None
+    await cache.mark_checked_out(ADA.id)
+    assert cache.checked_in_until(ADA.id, T0) is None
+    await db.close()
+
+
+async def test_outbox_lifecycle(tmp_path: Path) -> None:
+    db = await open_db(tmp_path)
+    outbox = Outbox(db, max_entries=3)
+    await outbox.load()
+    a = await outbox.add(Kind.CHECK_IN, token="A1", membership_id=ADA.id, reader="front", tapped_at=T0)
+    b = await outbox.add(Kind.CHECK_OUT, token="B1", membership_id=BOB.id, reader="exit", tapped_at=T0)
+    assert outbox.depth == 2
+    head = await outbox.head()
+    assert [e.id for e in head] == [a, b]
+    assert head[0].tapped_at == T0 and head[0].state is State.PENDING
+
+    await outbox.mark_sending(a)
+    await outbox.defer(a, "timeout", 0, outcome_unknown=True)
+    entry = await outbox.get(a)
+    assert entry is not None and entry.state is State.SENDING and entry.attempts == 1
+    await outbox.mark_delivered(a, "ci-1")
+    await outbox.mark_failed(b, "membership not confirmed")
+    assert outbox.depth == 0
+    assert (await outbox.get(b)).last_error == "membership not confirmed"  # type: ignore[union-attr]
+    assert await outbox.retry(b)
+    await outbox.load()
+    assert outbox.depth == 1
+    assert await outbox.drop(b)
+    assert not await outbox.drop(a)  # delivered entries are history, not droppable
+    stats = await outbox.stats()
+    assert stats["depth"] == 0 and stats["delivered"] == 1
+    await db.close()
+
+
+async def test_outbox_bound(tmp_path: Path) -> None:
+    db = await open_db(tmp_path)
+    outbox = Outbox(db, max_entries=2)
+    await outbox.load()
+    for _ in range(2):
+        await outbox.add(Kind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
+    with pytest.raises(OutboxFull):
+        await outbox.add(Kind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
+    assert len(await outbox.head()) == 2  # nothing queued was touched
+    await db.close()
+
+
+async def test_garbage_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="not a usable gateway database"):
+        await open_db(tmp_path)
+
+
+async def test_wal_lets_a_second_connection_read_while_writing(tmp_path: Path) -> None:
+    db = await open_db(tmp_path)
+    outbox = Outbox(db, max_entries=10)
+    await outbox.add(Kind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
+    with sqlite3.connect(tmp_path / DB_NAME) as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert other.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+    await db.close()
