@@ -1,0 +1,61 @@
+"""``python -m gateway.sim``: the simulated Cobot server, standalone.
+
+    python -m gateway.sim [--host 127.0.0.1] [--port 8080] [--seed demo]
+                          [--timezone UTC] [--no-rate-limit]
+
+Prints the base URL and the admin access token, serves until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from gateway.sim.model import Role
+from gateway.sim.seed import SEEDS
+from gateway.sim.server import run_sim
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m gateway.sim", description=__doc__)
+    # Loopback by default: demo data and a known admin token must not face a network.
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--seed", choices=sorted(SEEDS), default="demo")
+    parser.add_argument("--timezone", default="UTC", help="the space's time zone")
+    parser.add_argument(
+        "--no-rate-limit", action="store_true", help="serve every request (benchmarks)"
+    )
+    return parser.parse_args(argv)
+
+
+async def main(argv: Sequence[str], *, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM, or until ``stop`` is set (tests)."""
+    args = parse_args(argv)
+    space = SEEDS[args.seed](timezone=args.timezone)
+    space.rate_limit.enabled = not args.no_rate_limit
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with run_sim(space, args.host, args.port) as url:
+            admins = [t.token for t in space.access_tokens.values() if t.role is Role.ADMIN]
+            print(f"Cobot simulator at {url}", flush=True)
+            print(f"admin access token: {admins[0] if admins else '(none)'}", flush=True)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def run() -> None:
+    sys.exit(asyncio.run(main(sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    run()

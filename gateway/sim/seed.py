@@ -1,0 +1,108 @@
+"""Demo data for ``make demo``, tests and benchmarks. NOT secrets: everything here is
+printed by ``python -m gateway.sim`` and meant to be typed at a demo reader.
+
+Members (space time zone UTC unless asked otherwise):
+
+==========================  =====================  ==========  ======================
+name, plan                  login / password       member id   check-in tokens
+==========================  =====================  ==========  ======================
+Ada Lovelace, unlimited     ada@example.com /      ADA         0A1B2C3D4E (RDM6300)
+                            ada-demo
+Grace Hopper, unlimited     grace@example.com /    GRACE       04A1B2C3D4E5F6 (NFC UID)
+                            grace-demo
+Katherine Johnson, 3 passes katherine@example.com  KATHERINE   0A00000001
+                            / katherine-demo
+Alan Turing, 0 passes left  alan@example.com /     ALAN        0A00000002
+                            alan-demo
+Hedy Lamarr, unconfirmed    hedy@example.com /     HEDY        0A00000003
+                            hedy-demo
+Margaret Hamilton,          margaret@example.com   MARGARET    aa:bb:cc:dd:ee:01 (MAC)
+unlimited                   / margaret-demo
+==========================  =====================  ==========  ======================
+
+Accounts without a membership: guest ``guest@example.com`` / ``guest-demo`` and
+admin ``admin@example.com`` / ``admin-demo`` (check in untracked).
+
+Access tokens: ``ADMIN_TOKEN`` (admin, every scope), ``ADA_TOKEN`` (Ada's own, every
+scope: may only check herself in), ``LIMITED_TOKEN`` (admin with scope ``checkin``
+only: a 403 on the token endpoints).
+"""
+
+from __future__ import annotations
+
+from gateway.sim.model import AccountKind, Plan, Role, Scope
+from gateway.sim.space import SimSpace
+
+ADMIN_TOKEN = "sim-admin-token-0123456789abcdef"
+ADA_TOKEN = "sim-member-token-ada-0123456789"
+LIMITED_TOKEN = "sim-checkin-only-token-01234567"
+
+ADA = "fdc00612c086d003fab5d99539153f68"  # the docs' own example membership id
+GRACE = "0c4f75fa14924423810d6f12aeb56fbb"  # the docs' other example id
+KATHERINE = "6b1d2c9a0e7f4a3b8c5d1e2f3a4b5c6d"
+ALAN = "a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4"
+HEDY = "1234abcd5678ef901234abcd5678ef90"
+MARGARET = "c0ffee00c0ffee00c0ffee00c0ffee00"
+
+RDM_TOKEN = "0A1B2C3D4E"
+NFC_TOKEN = "04A1B2C3D4E5F6"
+MAC_TOKEN = "aa:bb:cc:dd:ee:01"
+PASS_TOKEN = "0A00000001"
+NO_PASS_TOKEN = "0A00000002"
+UNCONFIRMED_TOKEN = "0A00000003"
+
+
+def demo_space(*, timezone: str = "UTC", seed: int = 0) -> SimSpace:
+    space = SimSpace(timezone=timezone, seed=seed)
+    space.add_member("Ada Lovelace", "ada@example.com", "ada-demo", id=ADA, tokens=[RDM_TOKEN])
+    space.add_member(
+        "Grace Hopper", "grace@example.com", "grace-demo", id=GRACE, tokens=[NFC_TOKEN]
+    )
+    space.add_member(
+        "Katherine Johnson",
+        "katherine@example.com",
+        "katherine-demo",
+        id=KATHERINE,
+        plan=Plan.TIME_PASSES,
+        time_passes=3,
+        tokens=[PASS_TOKEN],
+    )
+    space.add_member(
+        "Alan Turing",
+        "alan@example.com",
+        "alan-demo",
+        id=ALAN,
+        plan=Plan.TIME_PASSES,
+        time_passes=0,
+        tokens=[NO_PASS_TOKEN],
+    )
+    space.add_member(
+        "Hedy Lamarr",
+        "hedy@example.com",
+        "hedy-demo",
+        id=HEDY,
+        confirmed=False,
+        tokens=[UNCONFIRMED_TOKEN],
+    )
+    space.add_member(
+        "Margaret Hamilton",
+        "margaret@example.com",
+        "margaret-demo",
+        id=MARGARET,
+        tokens=[MAC_TOKEN],
+    )
+    space.add_account("guest@example.com", "guest-demo", kind=AccountKind.GUEST, name="Guest")
+    space.add_account("admin@example.com", "admin-demo", kind=AccountKind.ADMIN, name="Admin")
+    space.add_access_token(ADMIN_TOKEN, role=Role.ADMIN, user="admin")
+    space.add_access_token(ADA_TOKEN, role=Role.MEMBER, membership_id=ADA, user="ada")
+    space.add_access_token(LIMITED_TOKEN, role=Role.ADMIN, scopes=[Scope.CHECKIN], user="limited")
+    return space
+
+
+def empty_space(*, timezone: str = "UTC", seed: int = 0) -> SimSpace:
+    space = SimSpace(timezone=timezone, seed=seed)
+    space.add_access_token(ADMIN_TOKEN, role=Role.ADMIN, user="admin")
+    return space
+
+
+SEEDS = {"demo": demo_space, "empty": empty_space}

@@ -1,0 +1,482 @@
+"""The simulated coworking space: members, accounts, tokens, check-ins and a movable
+business clock. Pure: no aiohttp, no I/O; the server translates HTTP into these calls.
+
+Every operation runs to completion without awaiting, so a test may read and change the
+space at any time from the event loop the server runs on.
+
+Readings of the check-in page where it is vague (the strict one each time):
+
+- A member who is already checked in gets the ORIGINAL check-in back with **200**, not
+  201: nothing was created, and a client must not count the answer as a new check-in.
+- After a check-out the member is no longer checked in: a new ``POST /api/check_ins``
+  the same day creates a NEW check-in (and uses another time pass on a pass plan).
+- ``POST /api/memberships/:id/work_sessions`` refuses any second check-in for the
+  business day of ``valid_from``, checked out or not ("already checked in for that
+  day"): see ``ALREADY_CHECKED_IN``.
+- A preview registers no token (registering is an effect; a preview "only simulates").
+- Tokens compare exactly (case and separators matter): a client normalises them.
+- Guests and admin accounts cannot hold tokens ("not supported for guest accounts"):
+  sending one checks them in, registers nothing and returns a warning, as for a token
+  owned by someone else.
+- A member's own access token may check in only that member and may not register
+  tokens: anything else is 403.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from gateway.sim.faults import Faults
+from gateway.sim.model import (
+    ALL_SCOPES,
+    AccountKind,
+    BadRequest,
+    Forbidden,
+    Invalid,
+    Missing,
+    Plan,
+    Role,
+    SimAccessToken,
+    SimAccount,
+    SimCheckIn,
+    SimMember,
+)
+from gateway.sim.ratelimit import SimRateLimiter
+from gateway.sim.timefmt import business_day, end_of_business_day
+
+# 422 bodies. The first is the docs' own; the others are ours (the docs name the cases,
+# not the words) and are what callers may match on.
+LOGIN_INCORRECT = {"login": "Login or password incorrect."}
+TOKEN_UNKNOWN = {"token": "Token unknown."}
+NO_TIME_PASSES = {"base": "No time passes left."}
+NOT_CONFIRMED = {"membership": "Membership not confirmed yet."}
+# "422 if the check-in could not be created because the coworker was already checked
+# in for that day": the answer a replaying client treats as "already delivered".
+ALREADY_CHECKED_IN = {"base": "Already checked in for that day."}
+TOKEN_TAKEN = {"token": "has already been taken"}
+# The "warning" of a check-in whose token could not be registered. The docs say a
+# warning is returned but not its form: a top-level "warning" string in the check-in.
+WARNING_TOKEN_TAKEN = "Token is already registered to another member; it was not registered."
+WARNING_TOKEN_UNSUPPORTED = "Tokens are not supported for this account; it was not registered."
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    at: float  # monotonic time of arrival
+    method: str
+    path: str
+    template: str | None  # None for unrouted paths
+    status: int | None  # None when the connection was dropped unanswered
+    user: str | None  # the access token's label
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInAnswer:
+    """A ``POST /api/check_ins`` outcome.
+
+    ``check_in`` is stored when ``saved``; for previews of a new check-in and for
+    guests/admins it is an unsaved stand-in carrying the times. ``tracked`` is False for
+    guests/admins: the wire form then has no id and no membership.
+    """
+
+    status: int
+    check_in: SimCheckIn
+    saved: bool
+    tracked: bool
+    warning: str | None = None
+
+
+class SimSpace:
+    def __init__(
+        self,
+        *,
+        timezone: str | tzinfo = "UTC",
+        clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        seed: int = 0,
+    ) -> None:
+        self.zone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+        self._wall = clock or (lambda: datetime.now(UTC))
+        self._frozen: datetime | None = None
+        self._offset = timedelta()
+        self.monotonic = monotonic
+        # Ids are not secrets; a seeded generator makes runs repeatable.
+        self._rng = random.Random(seed)  # noqa: S311
+        self.members: dict[str, SimMember] = {}
+        self.accounts: dict[str, SimAccount] = {}  # by login, casefolded
+        self.tokens: dict[str, str] = {}  # check-in token -> membership id
+        self.check_ins: dict[str, SimCheckIn] = {}  # by id, in creation order
+        self.access_tokens: dict[str, SimAccessToken] = {}
+        # Test hooks: every request, check-ins created per (membership, business day)
+        # (a crash test asserts none lost and none doubled), the faults, the limiter.
+        self.requests: list[RequestRecord] = []
+        self.check_in_creations: Counter[tuple[str, date]] = Counter()
+        self.guest_check_ins = 0
+        self.faults = Faults()
+        # Through a lambda: a test that swaps ``space.monotonic`` moves the limiter too.
+        self.rate_limit = SimRateLimiter(clock=lambda: self.monotonic())  # noqa: PLW0108
+
+    # --- the business clock -------------------------------------------------------
+
+    def now(self) -> datetime:
+        base = self._frozen if self._frozen is not None else self._wall()
+        return (base + self._offset).astimezone(UTC)
+
+    def advance(self, seconds: float) -> None:
+        self._offset += timedelta(seconds=seconds)
+
+    def set_time(self, moment: datetime, *, running: bool = False) -> None:
+        """Move the clock to ``moment``: frozen there (default) or running on from it."""
+        if moment.tzinfo is None:
+            raise ValueError("set_time needs an aware datetime")
+        self._offset = timedelta()
+        if running:
+            self._frozen = None
+            self._offset = moment - self._wall()
+        else:
+            self._frozen = moment
+
+    def today(self) -> date:
+        return business_day(self.now(), self.zone)
+
+    # --- setting the space up -----------------------------------------------------
+
+    def add_member(
+        self,
+        name: str,
+        login: str,
+        password: str,
+        *,
+        id: str | None = None,
+        confirmed: bool = True,
+        plan: Plan = Plan.UNLIMITED,
+        time_passes: int = 0,
+        tokens: Iterable[str] = (),
+    ) -> SimMember:
+        member = SimMember(
+            id=id or self._hex(32),
+            name=name,
+            login=login,
+            password=password,
+            confirmed=confirmed,
+            plan=plan,
+        )
+        if member.id in self.members or self._login_taken(login):
+            raise ValueError(f"member {member.id} or login {login!r} exists already")
+        self.members[member.id] = member
+        self.add_time_passes(member.id, time_passes)
+        for token in tokens:
+            self.register_token(token, member.id)
+        return member
+
+    def add_account(
+        self, login: str, password: str, *, kind: AccountKind = AccountKind.GUEST, name: str = ""
+    ) -> SimAccount:
+        if self._login_taken(login):
+            raise ValueError(f"login {login!r} exists already")
+        account = SimAccount(login=login, password=password, kind=kind, name=name)
+        self.accounts[login.casefold()] = account
+        return account
+
+    def add_access_token(
+        self,
+        token: str | None = None,
+        *,
+        role: Role = Role.ADMIN,
+        membership_id: str | None = None,
+        scopes: Iterable[str] = ALL_SCOPES,
+        user: str = "",
+    ) -> SimAccessToken:
+        if role is Role.MEMBER and membership_id not in self.members:
+            raise ValueError("a member's access token needs an existing membership_id")
+        access = SimAccessToken(
+            token=token or self._hex(32),
+            role=role,
+            membership_id=membership_id,
+            scopes=frozenset(scopes),
+            user=user,
+        )
+        self.access_tokens[access.token] = access
+        return access
+
+    def add_time_passes(self, membership_id: str, count: int) -> None:
+        member = self._member(membership_id)
+        member.time_passes.extend(self._hex(32) for _ in range(count))
+
+    def register_token(self, token: str, membership_id: str) -> None:
+        """Set-up helper (not the API): raises ValueError on a blank or taken token."""
+        if membership_id not in self.members:
+            raise ValueError(f"no membership {membership_id}")
+        if not token or token in self.tokens:
+            raise ValueError(f"token {token!r} is blank or taken")
+        self.tokens[token] = membership_id
+
+    # --- lookups ------------------------------------------------------------------
+
+    def authenticate(self, bearer: str) -> SimAccessToken | None:
+        return self.access_tokens.get(bearer)
+
+    def member(self, membership_id: str) -> SimMember:
+        return self._member(membership_id)
+
+    def active_check_in(self, membership_id: str) -> SimCheckIn | None:
+        now = self.now()
+        for check_in in reversed(self.check_ins.values()):
+            if check_in.membership_id == membership_id and check_in.active_at(now):
+                return check_in
+        return None
+
+    def check_ins_of(self, membership_id: str, day: date | None = None) -> list[SimCheckIn]:
+        return [
+            c
+            for c in self.check_ins.values()
+            if c.membership_id == membership_id
+            and (day is None or business_day(c.valid_from, self.zone) == day)
+        ]
+
+    def doubled(self) -> dict[tuple[str, date], int]:
+        """(membership, day) pairs with more than one check-in created."""
+        return {key: n for key, n in self.check_in_creations.items() if n > 1}
+
+    # --- POST /api/check_ins ------------------------------------------------------
+
+    def check_in(
+        self,
+        actor: SimAccessToken,
+        *,
+        login: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        preview: bool = False,
+    ) -> CheckInAnswer:
+        registering = token if login and password is not None and token else None
+        if actor.role is Role.MEMBER and registering:
+            raise Forbidden("members cannot register tokens")
+        if password is not None and login:
+            who = self._by_credentials(login, password)
+        elif token:
+            who = self._by_token(token, TOKEN_UNKNOWN)
+        else:
+            # "Sending the token as login works, too."
+            who = self._by_token(login or "", LOGIN_INCORRECT)
+        if isinstance(who, SimAccount):
+            if actor.role is Role.MEMBER:
+                raise Forbidden("members can only check themselves in")
+            return self._account_check_in(registering)
+        if actor.role is Role.MEMBER and who.id != actor.membership_id:
+            raise Forbidden("members can only check themselves in")
+        if not who.confirmed:
+            raise Invalid(NOT_CONFIRMED)
+        original = self.active_check_in(who.id)
+        if original is None and who.plan is Plan.TIME_PASSES and not who.time_passes:
+            raise Invalid(NO_TIME_PASSES)
+        # Past every refusal: a 422 leaves no trace, not even a registered token.
+        warning = self._register_on_check_in(registering, who.id, preview=preview)
+        if original is not None:
+            return CheckInAnswer(200, original, saved=True, tracked=True, warning=warning)
+        now = self.now()
+        if preview:
+            stand_in = self._unsaved(who.id, now)
+            return CheckInAnswer(200, stand_in, saved=False, tracked=True, warning=warning)
+        created = self._create(who, now)
+        return CheckInAnswer(201, created, saved=True, tracked=True, warning=warning)
+
+    def _register_on_check_in(
+        self, token: str | None, membership_id: str, *, preview: bool
+    ) -> str | None:
+        if token is None:
+            return None
+        owner = self.tokens.get(token)
+        if owner is not None and owner != membership_id:
+            return WARNING_TOKEN_TAKEN
+        if owner is None and not preview:
+            self.tokens[token] = membership_id
+        return None
+
+    def _account_check_in(self, registering: str | None) -> CheckInAnswer:
+        # Cobot does not track guests' and admins' check-ins: nothing is stored.
+        self.guest_check_ins += 1
+        warning = WARNING_TOKEN_UNSUPPORTED if registering else None
+        stand_in = self._unsaved("", self.now())
+        return CheckInAnswer(201, stand_in, saved=False, tracked=False, warning=warning)
+
+    # --- the other check-in endpoints ---------------------------------------------
+
+    def check_in_status(self, *, login: str | None, token: str | None) -> SimCheckIn:
+        if token:
+            membership_id = self.tokens.get(token)
+        elif login:
+            found = self._member_by_login(login)
+            membership_id = found.id if found else None
+        else:
+            raise BadRequest("login or token is required")
+        active = self.active_check_in(membership_id) if membership_id else None
+        if active is None:
+            raise Missing("not checked in")
+        return active
+
+    def get_check_in(self, check_in_id: str) -> SimCheckIn:
+        found = self.check_ins.get(check_in_id)
+        if found is None:
+            raise Missing("check-in not found")
+        return found
+
+    def todays_check_ins(self) -> list[SimCheckIn]:
+        today = self.today()
+        zone = self.zone
+        return [c for c in self.check_ins.values() if business_day(c.valid_from, zone) == today]
+
+    def work_sessions(
+        self, actor: SimAccessToken, start: datetime, end: datetime
+    ) -> list[SimCheckIn]:
+        """Admins see the space, members themselves."""
+        if actor.role is Role.MEMBER:
+            return self._between(start, end, actor.membership_id)
+        return self._between(start, end, None)
+
+    def membership_check_ins(
+        self, membership_id: str, start: datetime, end: datetime
+    ) -> list[SimCheckIn]:
+        self._member(membership_id)
+        return self._between(start, end, membership_id)
+
+    def create_work_session(
+        self, actor: SimAccessToken, membership_id: str, valid_from: datetime | None
+    ) -> SimCheckIn:
+        who = self._member(membership_id)
+        self._only_self(actor, membership_id, "members can only check themselves in")
+        moment = valid_from or self.now()
+        if not who.confirmed:
+            raise Invalid(NOT_CONFIRMED)
+        if self.check_ins_of(membership_id, business_day(moment, self.zone)):
+            raise Invalid(ALREADY_CHECKED_IN)
+        if who.plan is Plan.TIME_PASSES and not who.time_passes:
+            raise Invalid(NO_TIME_PASSES)
+        return self._create(who, moment)
+
+    def check_out(self, actor: SimAccessToken, membership_id: str) -> SimCheckIn:
+        self._member(membership_id)
+        self._only_self(actor, membership_id, "members can only check themselves out")
+        active = self.active_check_in(membership_id)
+        if active is None:
+            raise Missing("not checked in")
+        now = self.now()
+        active.checked_out_at = now
+        active.valid_until = now
+        return active
+
+    # --- check-in tokens ----------------------------------------------------------
+
+    def list_tokens(self) -> list[tuple[str, SimMember]]:
+        return [(token, self.members[mid]) for token, mid in self.tokens.items()]
+
+    def get_token(self, token: str) -> SimMember:
+        membership_id = self.tokens.get(token)
+        if membership_id is None:
+            raise Missing("token not found")
+        return self.members[membership_id]
+
+    def create_token(self, membership_id: str, token: str) -> SimMember:
+        errors = {}
+        if not token:
+            errors["token"] = "can't be blank"
+        elif token in self.tokens:
+            errors.update(TOKEN_TAKEN)
+        if membership_id not in self.members:
+            errors["membership_id"] = "membership not found"
+        if errors:
+            raise Invalid(errors)
+        self.tokens[token] = membership_id
+        return self.members[membership_id]
+
+    def delete_token(self, token: str) -> None:
+        if self.tokens.pop(token, None) is None:
+            raise Missing("token not found")
+
+    # --- internals ----------------------------------------------------------------
+
+    def _create(self, who: SimMember, moment: datetime) -> SimCheckIn:
+        pass_id = None
+        if who.plan is Plan.TIME_PASSES:
+            # Cobot picks the cheapest pass; ours are all alike, so the oldest. The
+            # time_pass_name override is not simulated.
+            pass_id = who.time_passes.pop(0)
+            who.used_time_passes.append(pass_id)
+        check_in = SimCheckIn(
+            id=self._new_check_in_id(),
+            membership_id=who.id,
+            valid_from=moment,
+            valid_until=end_of_business_day(moment, self.zone),
+            time_pass_id=pass_id,
+        )
+        self.check_ins[check_in.id] = check_in
+        self.check_in_creations[(who.id, business_day(moment, self.zone))] += 1
+        return check_in
+
+    def _unsaved(self, membership_id: str, moment: datetime) -> SimCheckIn:
+        return SimCheckIn(
+            id="",
+            membership_id=membership_id,
+            valid_from=moment,
+            valid_until=end_of_business_day(moment, self.zone),
+        )
+
+    def _between(
+        self, start: datetime, end: datetime, membership_id: str | None
+    ) -> list[SimCheckIn]:
+        # Strict reading of "check-ins for a given time frame": those that STARTED in
+        # [from, to]. A client looking for a check-in must ask from its start.
+        return [
+            c
+            for c in self.check_ins.values()
+            if start <= c.valid_from <= end
+            and (membership_id is None or c.membership_id == membership_id)
+        ]
+
+    def _only_self(self, actor: SimAccessToken, membership_id: str, message: str) -> None:
+        if actor.role is Role.MEMBER and actor.membership_id != membership_id:
+            raise Forbidden(message)
+
+    def _by_credentials(self, login: str, password: str) -> SimMember | SimAccount:
+        member = self._member_by_login(login)
+        if member is not None and member.password == password:
+            return member
+        account = self.accounts.get(login.casefold())
+        if account is not None and account.password == password:
+            return account
+        raise Invalid(LOGIN_INCORRECT)
+
+    def _by_token(self, token: str, unknown: dict[str, str]) -> SimMember:
+        membership_id = self.tokens.get(token) if token else None
+        if membership_id is None:
+            raise Invalid(unknown)
+        return self.members[membership_id]
+
+    def _member_by_login(self, login: str) -> SimMember | None:
+        # Logins are e-mail addresses, compared without case (as Cobot's sign-in does).
+        wanted = login.casefold()
+        return next((m for m in self.members.values() if m.login.casefold() == wanted), None)
+
+    def _login_taken(self, login: str) -> bool:
+        return login.casefold() in self.accounts or self._member_by_login(login) is not None
+
+    def _member(self, membership_id: str) -> SimMember:
+        member = self.members.get(membership_id)
+        if member is None:
+            raise Missing("membership not found")
+        return member
+
+    def _new_check_in_id(self) -> str:
+        while True:
+            candidate = self._hex(10)
+            if candidate not in self.check_ins:
+                return candidate
+
+    def _hex(self, digits: int) -> str:
+        return f"{self._rng.getrandbits(digits * 4):0{digits}x}"
