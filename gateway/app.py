@@ -26,7 +26,7 @@ from gateway.config.model import Config
 from gateway.decide import Decider, DecisionHook
 from gateway.doors import build_door
 from gateway.doors.base import Door
-from gateway.drain import Drainer
+from gateway.drain import DeliveryHook, Drainer
 from gateway.errors import ReaderError
 from gateway.model import Tap
 from gateway.outbox import Outbox
@@ -53,6 +53,7 @@ class Gateway:
         doors: Mapping[str, Door] | None = None,
         readers: list[Reader] | None = None,
         hooks: list[DecisionHook] | None = None,
+        delivery_hooks: list[DeliveryHook] | None = None,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -60,6 +61,7 @@ class Gateway:
         self._doors_override = doors
         self._readers_override = readers
         self._hooks = hooks or []
+        self._delivery_hooks = delivery_hooks or []
         self._on_ready = on_ready
         self.ready = asyncio.Event()
         self.readers: list[Reader] = []
@@ -87,7 +89,9 @@ class Gateway:
             ) as client:
                 self.client = client
                 self.breaker = breaker = Breaker()
-                self.drainer = drainer = Drainer(outbox, client, cache, breaker, cfg.queue)
+                self.drainer = drainer = Drainer(
+                    outbox, client, cache, breaker, cfg.queue, hooks=self._delivery_hooks
+                )
                 self.sync = TokenSync(cache, client, breaker, cfg.gateway.token_sync_interval)
                 self.decider = Decider(
                     cache,

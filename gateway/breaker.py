@@ -58,6 +58,10 @@ class Breaker:
     def probe_due_in(self) -> float:
         return max(0.0, self._probe_at - self._clock())
 
+    def probe_soon(self) -> None:
+        """Something suggests the API may be back (e.g. the network came up)."""
+        self._probe_at = self._clock()
+
     def record_failure(self, error: str) -> None:
         self._last_error = error
         delay = self._backoff.next_delay()

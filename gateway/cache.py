@@ -7,33 +7,30 @@ then to the mirror, so the mirror never claims what the disk does not hold.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-import aiosqlite
 import structlog
 
 from gateway.errors import StorageError
 from gateway.model import Membership, TokenRecord
+from gateway.store import Database
 
 log = structlog.get_logger(__name__)
 
 
 class TokenCache:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         self._tokens: dict[str, Membership] = {}
         self._active: dict[str, datetime] = {}
 
     async def load(self) -> None:
-        async with self._db.execute(
-            "SELECT token, membership_id, membership_name FROM tokens"
-        ) as cur:
-            self._tokens = {t: Membership(mid, name) async for t, mid, name in cur}
-        async with self._db.execute("SELECT membership_id, valid_until FROM active") as cur:
-            self._active = {mid: datetime.fromisoformat(until) async for mid, until in cur}
+        rows = await self._db.fetchall("SELECT token, membership_id, membership_name FROM tokens")
+        self._tokens = {t: Membership(mid, name) for t, mid, name in rows}
+        rows = await self._db.fetchall("SELECT membership_id, valid_until FROM active")
+        self._active = {mid: datetime.fromisoformat(until) for mid, until in rows}
         log.info("token_cache_loaded", tokens=len(self._tokens), active=len(self._active))
 
     # --- the tap path: memory only ----------------------------------------------------
@@ -57,15 +54,13 @@ class TokenCache:
         Returns (added, removed)."""
         fresh = {r.token: r.membership for r in records}
         try:
-            await self._db.execute("BEGIN IMMEDIATE")
-            await self._db.execute("DELETE FROM tokens")
-            await self._db.executemany(
-                "INSERT INTO tokens (token, membership_id, membership_name) VALUES (?, ?, ?)",
-                [(t, m.id, m.name) for t, m in fresh.items()],
-            )
-            await self._db.execute("COMMIT")
+            async with self._db.transaction() as tx:
+                await tx.execute("DELETE FROM tokens")
+                await tx.executemany(
+                    "INSERT INTO tokens (token, membership_id, membership_name) VALUES (?, ?, ?)",
+                    [(t, m.id, m.name) for t, m in fresh.items()],
+                )
         except sqlite3.Error as exc:
-            await _rollback(self._db)
             raise StorageError(f"token cache: cannot store the synced list: {exc}") from exc
         added = len(fresh.keys() - self._tokens.keys())
         removed = len(self._tokens.keys() - fresh.keys())
@@ -109,8 +104,3 @@ class TokenCache:
             await self._db.execute("DELETE FROM active WHERE valid_until <= ?", (now.isoformat(),))
         except sqlite3.Error as exc:
             log.warning("active_prune_failed", error=str(exc))
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):  # no transaction open: nothing to undo
-        await db.execute("ROLLBACK")

@@ -51,6 +51,9 @@ RETRY_INITIAL = 1.0
 RETRY_MAX = 120.0
 PROBE_LOGIN = "checkin-gateway-probe@invalid"  # answered with 404: proves the API is up
 
+DeliveryHook = Callable[[Entry, "CheckIn | None", str], None]
+"""Called after an entry left the queue: (entry, Cobot's check-in, "sent"/"found"/...)."""
+
 
 class Drainer:
     def __init__(
@@ -62,7 +65,9 @@ class Drainer:
         cfg: QueueSection,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        hooks: list[DeliveryHook] | None = None,
     ) -> None:
+        self._hooks = hooks or []
         self._outbox = outbox
         self._client = client
         self._cache = cache
@@ -177,6 +182,8 @@ class Drainer:
                     return True
             await self._outbox.mark_failed(entry.id, exc.reason)
             self.failed += 1
+            for hook in self._hooks:
+                hook(entry, None, f"refused: {exc.reason}")
             log_.warning("delivery_refused", reason=exc.reason, token=redact(entry.token))
             return True
         except RateLimited as exc:
@@ -265,6 +272,8 @@ class Drainer:
         self.delivered += 1
         if entry.kind is Kind.CHECK_IN and result is not None and entry.membership_id:
             await self._cache.mark_checked_in(entry.membership_id, result.valid_until)
+        for hook in self._hooks:
+            hook(entry, result, how)
         log_.info(
             "delivered",
             how=how,

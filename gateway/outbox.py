@@ -19,10 +19,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from gateway.errors import StorageError
-from gateway.store import is_disk_full
+from gateway.store import Database, is_disk_full
 
 
 class Kind(enum.StrEnum):
@@ -72,7 +70,7 @@ _COLUMNS = (
 )
 
 
-def _entry(row: sqlite3.Row | tuple[object, ...]) -> Entry:
+def _entry(row: tuple[object, ...]) -> Entry:
     (id_, kind, token, mid, reader, tapped, state, attempts, nxt, err, res, created) = row
     return Entry(
         id=int(id_),  # type: ignore[call-overload]
@@ -91,16 +89,15 @@ def _entry(row: sqlite3.Row | tuple[object, ...]) -> Entry:
 
 
 class Outbox:
-    def __init__(self, db: aiosqlite.Connection, max_entries: int) -> None:
+    def __init__(self, db: Database, max_entries: int) -> None:
         self._db = db
         self._max = max_entries
         self._open = 0  # rows in OPEN_STATES; kept in memory so the tap path needs no COUNT
 
     async def load(self) -> None:
-        async with self._db.execute(
+        row = await self._db.fetchone(
             "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')"
-        ) as cur:
-            row = await cur.fetchone()
+        )
         self._open = int(row[0]) if row else 0
 
     @property
@@ -122,7 +119,7 @@ class Outbox:
             raise OutboxFull(f"outbox holds {self._open} entries (queue.max_entries)")
         now = time.time()
         try:
-            cur = await self._db.execute(
+            written = await self._db.execute(
                 "INSERT INTO outbox (kind, token, membership_id, reader, tapped_at, state, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                 (kind.value, token, membership_id, reader, tapped_at.isoformat(), now, now),
@@ -130,31 +127,28 @@ class Outbox:
         except sqlite3.Error as exc:
             raise _storage_error("cannot queue", exc) from exc
         self._open += 1
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        assert written.lastrowid is not None
+        return written.lastrowid
 
     async def get(self, entry_id: int) -> Entry | None:
-        async with self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (entry_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return _entry(tuple(row)) if row else None
+        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (entry_id,))
+        return _entry(row) if row else None
 
     async def head(self, limit: int = 50) -> list[Entry]:
         """The oldest open entries, in order."""
-        async with self._db.execute(
+        rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM outbox WHERE state IN ('pending', 'sending') "
             "ORDER BY id LIMIT ?",
             (limit,),
-        ) as cur:
-            return [_entry(tuple(r)) async for r in cur]
+        )
+        return [_entry(r) for r in rows]
 
     async def list(self, *, include_done: bool = False, limit: int = 200) -> list[Entry]:
         where = "" if include_done else "WHERE state IN ('pending', 'sending', 'failed')"
-        async with self._db.execute(
+        rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM outbox {where} ORDER BY id LIMIT ?", (limit,)
-        ) as cur:
-            return [_entry(tuple(r)) async for r in cur]
+        )
+        return [_entry(r) for r in rows]
 
     async def mark_sending(self, entry_id: int) -> None:
         await self._update(
@@ -204,20 +198,18 @@ class Outbox:
         )
 
     async def stats(self) -> dict[str, object]:
-        async with self._db.execute(
+        rows = await self._db.fetchall(
             "SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state"
-        ) as cur:
-            rows = [tuple(r) async for r in cur]
+        )
         counts = {str(s): int(n) for s, n, _ in rows}  # type: ignore[call-overload]
         oldest = min(
             (float(t) for s, _, t in rows if s in ("pending", "sending")),  # type: ignore[arg-type]
             default=None,
         )
-        async with self._db.execute(
+        err = await self._db.fetchone(
             "SELECT last_error FROM outbox WHERE last_error IS NOT NULL "
             "ORDER BY updated_at DESC LIMIT 1"
-        ) as cur:
-            err = await cur.fetchone()
+        )
         return {
             "depth": counts.get("pending", 0) + counts.get("sending", 0),
             "failed": counts.get("failed", 0),
@@ -239,10 +231,10 @@ class Outbox:
 
     async def _update(self, sql: str, params: tuple[object, ...]) -> int:
         try:
-            cur = await self._db.execute(sql, params)
+            written = await self._db.execute(sql, params)
         except sqlite3.Error as exc:
             raise _storage_error("cannot update the queue", exc) from exc
-        return cur.rowcount
+        return written.rowcount
 
 
 def _storage_error(what: str, exc: sqlite3.Error) -> StorageError:

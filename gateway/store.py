@@ -9,8 +9,13 @@ opened.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import structlog
@@ -63,7 +68,72 @@ def is_disk_full(exc: BaseException) -> bool:
     )
 
 
-async def open_db(state_dir: Path) -> aiosqlite.Connection:
+@dataclass(frozen=True, slots=True)
+class Written:
+    rowcount: int
+    lastrowid: int | None
+
+
+class Database:
+    """The one aiosqlite connection, shared by the token cache and the outbox.
+
+    A connection has one transaction at a time: a multi-statement transaction (a token
+    sync) must not interleave with another coroutine's statements, so every statement
+    and every transaction takes the same lock. Holding it costs microseconds.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Written:
+        async with self._lock:
+            cur = await self._conn.execute(sql, params)
+            return Written(cur.rowcount, cur.lastrowid)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._lock, self._conn.execute(sql, params) as cur:
+            return [tuple(row) for row in await cur.fetchall()]
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        async with self._lock, self._conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """``BEGIN IMMEDIATE`` .. ``COMMIT``, rolled back on any exception."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                try:
+                    await self._conn.execute("ROLLBACK")
+                except sqlite3.Error as exc:
+                    log.warning("rollback_failed", error=str(exc))
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class Transaction:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, rows)
+
+
+async def open_db(state_dir: Path) -> Database:
     """Open (creating and migrating) the database; raise StorageError naming the path."""
     path = state_dir / DB_NAME
     try:
@@ -82,7 +152,7 @@ async def open_db(state_dir: Path) -> aiosqlite.Connection:
     except BaseException:
         await db.close()
         raise
-    return db
+    return Database(db, path)
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

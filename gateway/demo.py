@@ -1,0 +1,247 @@
+"""``make demo``: the gateway on an embedded simulated Cobot server, a keyboard reader.
+
+Everything runs on this machine (the simulator listens on 127.0.0.1 only). Type a card
+number and press Enter; the demo says, in plain words, what happened to the tap:
+who it is, what Cobot's preview said, whether the door opened, and when the check-in
+landed. ``offline`` makes the simulated API stop answering, ``online`` brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from gateway.app import Gateway
+from gateway.config import parse_config
+from gateway.config.model import Config
+from gateway.decide import Decision
+from gateway.model import CheckIn, Direction, Outcome, Signal
+from gateway.outbox import Entry
+from gateway.readers.base import ReaderState, TapSink, make_tap
+from gateway.redact import redact
+from gateway.sim import ADMIN_TOKEN, Plan, SimSpace, demo_space, run_sim
+
+HELP = """\
+Type a card number and press Enter (try the cards above).
+  out CARD   check that member out (as an exit reader would)
+  offline    the internet goes down: the simulated Cobot stops answering
+  online     the internet is back: queued check-ins are replayed
+  status     what the gateway knows right now
+  help       this text;  quit (or Ctrl-D) to stop
+"""
+
+REAL_SPACE = """\
+To run this against your real space:
+  1. copy config/example.toml to /etc/checkin-gateway/gateway.toml and set
+     cobot.base_url = "https://YOUR-SPACE.cobot.me"
+  2. put an access token (an admin's, scopes: checkin checkin_tokens read_check_ins
+     write) into the file named by cobot.access_token_file
+  3. checkin-gateway check-config --config /etc/checkin-gateway/gateway.toml
+     checkin-gateway run --config /etc/checkin-gateway/gateway.toml
+"""
+
+_OUTCOME_WORDS = {
+    Outcome.OPENED_CACHED: "already checked in today: opened without asking Cobot",
+    Outcome.OPENED_ONLINE: "Cobot's preview said yes",
+    Outcome.OPENED_OFFLINE: "Cobot did not answer in time; the card is in the local cache",
+    Outcome.REFUSED: "Cobot's preview said no",
+    Outcome.DENIED_OFFLINE: "Cobot did not answer and the card is not known locally",
+    Outcome.UNKNOWN_TOKEN: "unknown card",
+    Outcome.DOOR_FAILED: "the door could not be driven",
+    Outcome.CHECKED_OUT: "checked out",
+    Outcome.CHECK_OUT_QUEUED: "check-out queued until Cobot answers",
+}
+
+
+class DemoDoor:
+    """Stands in for the relay; the narrator says when it opened."""
+
+    @property
+    def name(self) -> str:
+        return "front"
+
+    async def open(self) -> None:
+        return None
+
+    async def signal(self, signal: Signal) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class DemoConsole:
+    """The keyboard reader of the demo, plus a few commands to show offline behaviour."""
+
+    def __init__(self, out: TextIO, commands: dict[str, object]) -> None:
+        self._out = out
+        self._commands = commands
+        self._state = ReaderState.CONNECTING
+        self.done = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return "front"
+
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    async def run(self, sink: TapSink) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        self._state = ReaderState.READY
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                break
+            line = raw.decode(errors="replace").strip()
+            if not line:
+                continue
+            word, _, arg = line.partition(" ")
+            action = self._commands.get(word.lower())
+            if word.lower() in ("quit", "exit"):
+                break
+            if word.lower() == "out" and arg.strip():
+                sink(make_tap(self.name, arg.strip(), Direction.OUT))
+            elif callable(action):
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            else:
+                sink(make_tap(self.name, line, Direction.IN))
+        self._state = ReaderState.STOPPED
+        self.done.set()
+
+
+async def run_demo(state_dir: Path | None, out: TextIO) -> int:
+    from gateway.log import configure
+
+    configure("warning", "console")
+    space = demo_space()
+    with tempfile.TemporaryDirectory(prefix="checkin-gateway-demo-") as tmp:
+        state = state_dir or Path(tmp)
+        async with run_sim(space) as base_url:
+            cfg = parse_config(
+                {
+                    "gateway": {"state_dir": str(state), "decision_deadline": 1.5},
+                    "cobot": {"base_url": base_url},
+                    "readers": [{"name": "front", "type": "keyboard", "door": "front"}],
+                    "doors": [{"name": "front", "type": "command", "command": ["true"]}],
+                },
+                "demo",
+            )
+            return await _run(cfg, space, base_url, out)
+
+
+class Narrator:
+    """Tells a newcomer, in plain words, what happened to each tap."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self._out, flush=True)
+
+    def decision(self, d: Decision) -> None:
+        who = d.membership.name if d.membership else "nobody we know"
+        self.say(
+            f"> card {redact(d.tap.token)} at reader '{d.tap.reader}' ({d.tap.direction.value})"
+        )
+        self.say(f"  who    {who}")
+        words = _OUTCOME_WORDS[d.outcome]
+        if d.reason and d.outcome in (Outcome.REFUSED, Outcome.DENIED_OFFLINE):
+            words += f": {d.reason}"
+        if d.preview_ms is not None:
+            words += f" ({d.preview_ms:.0f} ms)"
+        self.say(f"  cobot  {words}")
+        self.say(f"  door   {'OPEN (relay pulse)' if d.opened else 'stays SHUT'}")
+        if d.outcome is Outcome.OPENED_OFFLINE:
+            self.say("  queue  check-in stored on disk; it goes to Cobot when the API is back")
+        self.say(f"  time   {d.latency_ms:.1f} ms from tap to decision")
+
+    def delivered(self, entry: Entry, check_in: CheckIn | None, how: str) -> None:
+        what = entry.kind.value.replace("_", "-")
+        if how.startswith("refused"):
+            self.say(f"  cobot  queued {what} refused: {how.removeprefix('refused: ')}")
+        elif check_in is not None and entry.kind.value == "check_in":
+            until = check_in.valid_until.astimezone().strftime("%H:%M")
+            name = check_in.membership.name if check_in.membership else "guest"
+            replayed = " (replayed from the queue)" if how != "sent" else ""
+            self.say(f"  cobot  check-in landed for {name}, valid until {until}{replayed}")
+        else:
+            self.say(f"  cobot  {what} delivered")
+
+
+async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
+    narrator = Narrator(out)
+    say = narrator.say
+    holder: list[Gateway] = []
+
+    def offline() -> None:
+        space.faults.set("hang")
+        say("  (the simulated Cobot now accepts connections but never answers)")
+
+    def online() -> None:
+        space.faults.clear()
+        holder[0].breaker.probe_soon()
+        holder[0].drainer.wake()
+        say("  (the simulated Cobot answers again; queued check-ins are replayed)")
+
+    def status() -> None:
+        s = holder[0].status()
+        say(
+            f"  api {s['api']['breaker']}, {s['tokens']} cards cached, "
+            f"{s['queue_depth']} check-ins queued"
+        )
+
+    console = DemoConsole(
+        out, {"offline": offline, "online": online, "status": status, "help": lambda: say(HELP)}
+    )
+    gateway = Gateway(
+        cfg,
+        ADMIN_TOKEN,
+        doors={"front": DemoDoor()},
+        readers=[console],
+        hooks=[narrator.decision],
+        delivery_hooks=[narrator.delivered],
+    )
+    holder.append(gateway)
+    say("checkin-gateway demo")
+    say(f"A simulated Cobot space answers at {base_url} (this machine only).")
+    say("Cards in the demo space:")
+    for line in _describe_cards(space):
+        say(f"  {line}")
+    say()
+    say(HELP)
+    say(REAL_SPACE)
+    task = asyncio.create_task(gateway.run())
+    await gateway.ready.wait()
+    await gateway.sync.sync_once()
+    say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
+    done = asyncio.create_task(console.done.wait())
+    await asyncio.wait([task, done], return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    done.cancel()
+    say("demo stopped")
+    return 0
+
+
+def _describe_cards(space: SimSpace) -> list[str]:
+    lines = []
+    for token, member in space.list_tokens():
+        if member.plan is Plan.TIME_PASSES:
+            plan = f"{len(member.time_passes)} time pass(es) left"
+        else:
+            plan = "unlimited plan"
+        if not member.confirmed:
+            plan += ", membership not confirmed"
+        lines.append(f"{token:<18} {member.name:<20} {plan}")
+    return lines
