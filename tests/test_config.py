@@ -63,18 +63,45 @@ def test_the_issue_example_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("baudrate = 9600", "baudrat = 9600"), "readers[0].baudrat: unknown key (did you mean 'baudrate'?)"),
-        (("baudrate = 9600", 'baudrate = "fast"'), "readers[0].baudrate: expected an integer, got str 'fast'"),
-        (('offline_policy = "known-tokens"', 'offline_policy = "sometimes"'), "gateway.offline_policy: expected one of 'known-tokens', 'deny'"),
-        (('direction = "in"', 'direction = "sideways"'), "readers[0].direction: expected one of 'in', 'out'"),
-        (('door = "front"', 'door = "back"'), "readers[0].door: no door named 'back' (doors: front)"),
+        (
+            ("baudrate = 9600", "baudrat = 9600"),
+            "readers[0].baudrat: unknown key (did you mean 'baudrate'?)",
+        ),
+        (
+            ("baudrate = 9600", 'baudrate = "fast"'),
+            "readers[0].baudrate: expected an integer, got str 'fast'",
+        ),
+        (
+            ('offline_policy = "known-tokens"', 'offline_policy = "sometimes"'),
+            "gateway.offline_policy: expected one of 'known-tokens', 'deny'",
+        ),
+        (
+            ('direction = "in"', 'direction = "sideways"'),
+            "readers[0].direction: expected one of 'in', 'out'",
+        ),
+        (
+            ('door = "front"', 'door = "back"'),
+            "readers[0].door: no door named 'back' (doors: front)",
+        ),
         (('type = "serial"', 'type = "laser"'), "readers[0].type: expected one of"),
         (('port = "/dev/ttyAMA0"\n', ""), "readers[0].port: missing; expected a string"),
-        (("check_in_rpm = 120", "check_in_rpm = 0"), "cobot.check_in_rpm: must be at least 1, got 0"),
-        (('base_url = "https://co-up.cobot.me"', 'base_url = "co-up.cobot.me"'), "cobot.base_url: expected an http(s) URL"),
-        (('base_url = "https://co-up.cobot.me"', 'base_url = "https://co-up.cobot.me/api"'), "cobot.base_url: expected the space's root"),
+        (
+            ("check_in_rpm = 120", "check_in_rpm = 0"),
+            "cobot.check_in_rpm: must be at least 1, got 0",
+        ),
+        (
+            ('base_url = "https://co-up.cobot.me"', 'base_url = "co-up.cobot.me"'),
+            "cobot.base_url: expected an http(s) URL",
+        ),
+        (
+            ('base_url = "https://co-up.cobot.me"', 'base_url = "https://co-up.cobot.me/api"'),
+            "cobot.base_url: expected the space's root",
+        ),
         (("[cobot]", "[cobbot]"), "cobbot: unknown section"),
-        (('command = ["/usr/local/bin/open-door"]', 'command = "/usr/local/bin/open-door"'), "doors[0].command: expected a list of strings"),
+        (
+            ('command = ["/usr/local/bin/open-door"]', 'command = "/usr/local/bin/open-door"'),
+            "doors[0].command: expected a list of strings",
+        ),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -88,7 +115,10 @@ def test_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str], expec
 
 
 def test_duplicate_reader_names(tmp_path: Path) -> None:
-    text = ISSUE_EXAMPLE + ISSUE_EXAMPLE[ISSUE_EXAMPLE.index("[[readers]]"):ISSUE_EXAMPLE.index("[[doors]]")]
+    text = (
+        ISSUE_EXAMPLE
+        + ISSUE_EXAMPLE[ISSUE_EXAMPLE.index("[[readers]]") : ISSUE_EXAMPLE.index("[[doors]]")]
+    )
     with pytest.raises(ConfigError, match=r"readers\[1\]\.name: duplicate name 'front'"):
         load_config(write(tmp_path, text))
 
@@ -101,8 +131,12 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_access_token_sources(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, ISSUE_EXAMPLE.replace(
-        'access_token_file = "/etc/checkin-gateway/cobot-token"\n', "")))
+    cfg = load_config(
+        write(
+            tmp_path,
+            ISSUE_EXAMPLE.replace('access_token_file = "/etc/checkin-gateway/cobot-token"\n', ""),
+        )
+    )
     assert load_access_token(cfg, {"COBOT_ACCESS_TOKEN": " abc \n"}) == "abc"
     creds = tmp_path / "creds"
     creds.mkdir()
@@ -112,7 +146,8 @@ def test_access_token_sources(tmp_path: Path) -> None:
         load_access_token(cfg, {})
     token_file = tmp_path / "token"
     token_file.write_text("")
-    cfg2 = load_config(write(tmp_path, ISSUE_EXAMPLE.replace(
-        "/etc/checkin-gateway/cobot-token", str(token_file))))
+    cfg2 = load_config(
+        write(tmp_path, ISSUE_EXAMPLE.replace("/etc/checkin-gateway/cobot-token", str(token_file)))
+    )
     with pytest.raises(ConfigError, match="is empty"):
         load_access_token(cfg2, {})

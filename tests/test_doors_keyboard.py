@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,13 @@ from gateway.readers.keyboard import KeyboardReader
 async def test_command_door_runs_its_command(tmp_path: Path) -> None:
     marker = tmp_path / "opened"
     feedback = tmp_path / "feedback"
-    door = CommandDoor(CommandDoorConfig(
-        name="front", command=("sh", "-c", f"echo open >> {marker}"),
-        feedback_command=("sh", "-c", f'echo "$0" >> {feedback}'),
-    ))
+    door = CommandDoor(
+        CommandDoorConfig(
+            name="front",
+            command=("sh", "-c", f"echo open >> {marker}"),
+            feedback_command=("sh", "-c", f'echo "$0" >> {feedback}'),
+        )
+    )
     await door.open()
     await door.signal(Signal.GRANTED)
     assert marker.read_text() == "open\n"
@@ -29,7 +31,9 @@ async def test_command_door_runs_its_command(tmp_path: Path) -> None:
 
 
 async def test_command_door_failures_are_door_errors() -> None:
-    failing = CommandDoor(CommandDoorConfig(name="f", command=("sh", "-c", "echo jammed >&2; exit 3")))
+    failing = CommandDoor(
+        CommandDoorConfig(name="f", command=("sh", "-c", "echo jammed >&2; exit 3"))
+    )
     with pytest.raises(DoorError, match="exited 3: jammed"):
         await failing.open()
     missing = CommandDoor(CommandDoorConfig(name="m", command=("/nonexistent/open-door",)))
@@ -59,5 +63,3 @@ async def test_keyboard_reader_debounces_and_skips_junk() -> None:
         await task
     assert [t.token for t in taps] == ["0A1B2C3D4E", "B2"]
     assert all(t.direction is Direction.IN and t.reader == "kb" for t in taps)
-
-

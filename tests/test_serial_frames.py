@@ -169,7 +169,9 @@ def streams(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
 
 
 @given(streams(), st.data())
-def test_any_split_yields_the_same_frames(stream: tuple[list[bytes], bytes], data: st.DataObject) -> None:
+def test_any_split_yields_the_same_frames(
+    stream: tuple[list[bytes], bytes], data: st.DataObject
+) -> None:
     ids, payload = stream
     cuts = data.draw(st.lists(st.integers(0, len(payload)), max_size=30))
     parser = Rdm6300Parser()

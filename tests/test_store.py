@@ -45,8 +45,12 @@ async def test_outbox_lifecycle(tmp_path: Path) -> None:
     db = await open_db(tmp_path)
     outbox = Outbox(db, max_entries=3)
     await outbox.load()
-    a = await outbox.add(Kind.CHECK_IN, token="A1", membership_id=ADA.id, reader="front", tapped_at=T0)
-    b = await outbox.add(Kind.CHECK_OUT, token="B1", membership_id=BOB.id, reader="exit", tapped_at=T0)
+    a = await outbox.add(
+        Kind.CHECK_IN, token="A1", membership_id=ADA.id, reader="front", tapped_at=T0
+    )
+    b = await outbox.add(
+        Kind.CHECK_OUT, token="B1", membership_id=BOB.id, reader="exit", tapped_at=T0
+    )
     assert outbox.depth == 2
     head = await outbox.head()
     assert [e.id for e in head] == [a, b]
