@@ -103,8 +103,8 @@ class Decider:
     async def _check_in(self, tap: Tap, door: Door | None) -> Decision:
         member = self._cache.lookup(tap.token)
         if member is not None and self._cache.checked_in_until(member.id, tap.at):
-            opened = await self._open(door, Signal.GRANTED)
-            return self._done(tap, Outcome.OPENED_CACHED, member, None, opened)
+            opened_at = await self._open(door, Signal.GRANTED)
+            return self._done(tap, Outcome.OPENED_CACHED, member, None, opened_at)
 
         why_local = self._breaker.last_error if self._breaker.is_open else None
         preview_ms: float | None = None
@@ -124,7 +124,7 @@ class Decider:
                     Outcome.REFUSED,
                     member,
                     exc.reason,
-                    opened=False,
+                    opened_at=None,
                     preview_ms=(time.monotonic() - started) * 1000,
                 )
             except (Unavailable, MalformedResponse) as exc:
@@ -150,17 +150,17 @@ class Decider:
         preview_ms: float,
     ) -> Decision:
         entry_id = await self._queue(Kind.CHECK_IN, tap, member)
-        opened = await self._open(door, Signal.GRANTED)
-        if door is not None and not opened:
+        opened_at = await self._open(door, Signal.GRANTED)
+        if door is not None and opened_at is None:
             await self._unqueue(entry_id)
             return self._done(
-                tap, Outcome.DOOR_FAILED, member, "door did not open", False, preview_ms
+                tap, Outcome.DOOR_FAILED, member, "door did not open", None, preview_ms
             )
         if member is not None:
             await self._cache.mark_checked_in(member.id, valid_until)
         if entry_id is not None:
             self._spawn(self._drainer.deliver_id(entry_id, Priority.LIVE))
-        return self._done(tap, Outcome.OPENED_ONLINE, member, None, opened, preview_ms)
+        return self._done(tap, Outcome.OPENED_ONLINE, member, None, opened_at, preview_ms)
 
     async def _admit_offline(
         self, tap: Tap, door: Door | None, member: Membership | None, why: str
@@ -168,15 +168,15 @@ class Decider:
         if self._policy is OfflinePolicy.DENY or member is None:
             await self._signal(door, Signal.REFUSED)
             reason = "offline policy is deny" if member is not None else "token not in cache"
-            return self._done(tap, Outcome.DENIED_OFFLINE, member, f"{reason} ({why})", False)
+            return self._done(tap, Outcome.DENIED_OFFLINE, member, f"{reason} ({why})", None)
         entry_id = await self._queue(Kind.CHECK_IN, tap, member)
-        opened = await self._open(door, Signal.OFFLINE)
-        if door is not None and not opened:
+        opened_at = await self._open(door, Signal.OFFLINE)
+        if door is not None and opened_at is None:
             await self._unqueue(entry_id)
-            return self._done(tap, Outcome.DOOR_FAILED, member, "door did not open", False)
+            return self._done(tap, Outcome.DOOR_FAILED, member, "door did not open", None)
         # Re-entries today need neither the API nor another queued check-in.
         await self._cache.mark_checked_in(member.id, _end_of_local_day(tap.at))
-        return self._done(tap, Outcome.OPENED_OFFLINE, member, why, opened)
+        return self._done(tap, Outcome.OPENED_OFFLINE, member, why, opened_at)
 
     # --- out -----------------------------------------------------------------------
 
@@ -192,14 +192,14 @@ class Decider:
             member = record.membership if record else None
         if member is None:
             await self._signal(door, Signal.REFUSED)
-            return self._done(tap, Outcome.UNKNOWN_TOKEN, None, "token not known", False)
+            return self._done(tap, Outcome.UNKNOWN_TOKEN, None, "token not known", None)
         entry_id = await self._queue(Kind.CHECK_OUT, tap, member)
-        opened = await self._open(door, Signal.GRANTED)
+        opened_at = await self._open(door, Signal.GRANTED)
         await self._cache.mark_checked_out(member.id)
         if entry_id is not None and not self._breaker.is_open:
             self._spawn(self._drainer.deliver_id(entry_id, Priority.LIVE))
-            return self._done(tap, Outcome.CHECKED_OUT, member, None, opened)
-        return self._done(tap, Outcome.CHECK_OUT_QUEUED, member, None, opened)
+            return self._done(tap, Outcome.CHECKED_OUT, member, None, opened_at)
+        return self._done(tap, Outcome.CHECK_OUT_QUEUED, member, None, opened_at)
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -233,16 +233,18 @@ class Decider:
         except StorageError as exc:
             log.error("unqueue_failed", entry=entry_id, error=str(exc))
 
-    async def _open(self, door: Door | None, signal: Signal) -> bool:
+    async def _open(self, door: Door | None, signal: Signal) -> float | None:
+        """Open the door; the moment it was commanded (for latency), or None."""
         if door is None:
-            return False
+            return None
         try:
             await door.open()
         except DoorError as exc:
             log.error("door_failed", door=door.name, error=str(exc))
-            return False
+            return None
+        opened_at = time.monotonic()
         await self._signal(door, signal)
-        return True
+        return opened_at
 
     async def _signal(self, door: Door | None, signal: Signal) -> None:
         if door is not None:
@@ -259,16 +261,18 @@ class Decider:
         outcome: Outcome,
         member: Membership | None,
         reason: str | None,
-        opened: bool,
+        opened_at: float | None,
         preview_ms: float | None = None,
     ) -> Decision:
+        """The decision; its latency ends when the door was commanded (bookkeeping after
+        that, like remembering the check-in, does not keep anyone waiting)."""
         return Decision(
             tap=tap,
             outcome=outcome,
             membership=member,
             reason=reason,
-            opened=opened,
-            latency_ms=(time.monotonic() - tap.mono) * 1000,
+            opened=opened_at is not None,
+            latency_ms=((opened_at or time.monotonic()) - tap.mono) * 1000,
             preview_ms=preview_ms,
         )
 
