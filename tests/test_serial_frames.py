@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import pytest
@@ -38,7 +39,7 @@ def bytewise(data: bytes) -> list[bytes]:
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     points = [0, *sorted(cuts), len(data)]
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def accounted(parser: Rdm6300Parser) -> int:
