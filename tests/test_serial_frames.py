@@ -148,6 +148,16 @@ def test_non_hex_inside_a_frame_resynchronises_without_waiting() -> None:
     assert parser.stats.garbage_bytes == 5
 
 
+def test_reset_drops_a_partial_frame_as_garbage() -> None:
+    parser = Rdm6300Parser()
+    parser.feed(FRAME_A[:7])
+    parser.reset()
+    # Without the reset the tail would complete the old prefix into a frame.
+    assert parser.feed(FRAME_A[7:]) == []
+    assert parser.stats.garbage_bytes == len(FRAME_A)
+    assert parser.feed(FRAME_B) == [CardFrame(CARD_B)]
+
+
 def test_garbage_is_never_buffered() -> None:
     parser = Rdm6300Parser()
     for _ in range(1000):
@@ -268,6 +278,16 @@ def test_endless_line_is_not_buffered_and_counted_once() -> None:
     assert parser.feed(b"YYY\nOK\n") == ["OK"]
     assert parser.stats.too_long == 1
     assert parser.stats.lines_ok == 1
+
+
+def test_line_reset_drops_a_partial_line_and_ends_discarding() -> None:
+    parser = LineParser(max_line=4)
+    parser.feed(b"AB")
+    parser.reset()
+    assert parser.feed(b"CD\n") == ["CD"]
+    parser.feed(b"123456")  # over-long: discarding until its end...
+    parser.reset()  # ...which a new stream is
+    assert parser.feed(b"OK\n") == ["OK"]
 
 
 def test_line_parser_with_a_smaller_cap() -> None:

@@ -352,6 +352,41 @@ async def test_an_open_that_hangs_times_out_and_its_port_is_closed_later(
     await wait_until(lambda: len(opened) >= 1 and not opened[0].is_open, "late port closed")
 
 
+async def test_socket_url_reconnects_and_drops_a_half_frame(fast_backoff: None) -> None:
+    """ser2net-style ``socket://``: the remote end closes, the reader dials again."""
+    connections: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def accept(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        connections.put_nowait(w)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    taps: asyncio.Queue[Tap] = asyncio.Queue()
+    # debounce 0: a frame glued from two connections would show up as a tap
+    reader = SerialReader(config(f"socket://127.0.0.1:{port}", debounce=0))
+    try:
+        async with running(reader, taps.put_nowait):
+            first = await asyncio.wait_for(connections.get(), DEADLINE)
+            # pyserial discards input waiting at open: write only once READY.
+            await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+            first.write(encode_rdm6300(CARD_A) + encode_rdm6300(CARD_A)[:7])
+            assert (await next_tap(taps)).token == "0A1B2C3D4E"
+            first.close()
+            await first.wait_closed()
+
+            second = await asyncio.wait_for(connections.get(), DEADLINE)
+            await wait_until(lambda: reader.state is ReaderState.READY, "READY again")
+            assert reader.stats.reconnects == 1
+            second.write(encode_rdm6300(CARD_A)[7:] + encode_rdm6300(CARD_B))
+            assert (await next_tap(taps)).token == "6200E3AF47"
+            assert reader.stats.garbage_bytes == 14  # the half frame and its tail
+            second.close()
+            await second.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.fixture
 def socat_pair(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Starts socat with links A (the reader's port) and B (the test's end)."""

@@ -30,6 +30,9 @@ class Decoder(Protocol):
 
     def counts(self) -> DecoderCounts: ...
 
+    def reset(self) -> None:
+        """Forget a partial frame (the port was reopened); counters are kept."""
+
 
 class Rdm6300Decoder:
     __slots__ = ("_format", "_parser")
@@ -49,6 +52,9 @@ class Rdm6300Decoder:
         s = self._parser.stats
         return DecoderCounts(s.frames_ok, s.bad_checksum, s.ghost_ids, s.garbage_bytes)
 
+    def reset(self) -> None:
+        self._parser.reset()
+
 
 class LineDecoder:
     """Tokens are passed on as the reader printed them: ``token_format`` does not apply."""
@@ -64,6 +70,9 @@ class LineDecoder:
     def counts(self) -> DecoderCounts:
         s = self._parser.stats
         return DecoderCounts(s.lines_ok, s.too_long + s.invalid, 0, 0)
+
+    def reset(self) -> None:
+        self._parser.reset()
 
 
 def make_decoder(protocol: Literal["rdm6300", "line"], token_format: TokenFormat) -> Decoder:

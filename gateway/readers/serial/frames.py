@@ -65,6 +65,11 @@ class Rdm6300Parser:
         """Bytes held back for the next ``feed``: at most a frame minus one."""
         return len(self._pending)
 
+    def reset(self) -> None:
+        """Drop a partial frame (counted as garbage): the stream it belonged to is gone."""
+        self.stats.garbage_bytes += len(self._pending)
+        self._pending = b""
+
     def feed(self, data: bytes) -> list[CardFrame]:
         buf = self._pending + data if self._pending else bytes(data)
         stats = self.stats
@@ -133,6 +138,11 @@ class LineParser:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def reset(self) -> None:
+        """Drop a partial line: the stream it belonged to is gone."""
+        self._pending = b""
+        self._discarding = False
 
     def feed(self, data: bytes) -> list[str]:
         # CRLF becomes two line ends, i.e. an empty line, which is skipped.

@@ -99,6 +99,7 @@ class SerialReader:
         self._state = ReaderState.CONNECTING
         self._taps = 0
         self._reconnects = 0
+        self._was_open = False
         self._last_error: str | None = None
         self._sink: TapSink | None = None
         self._log = log.bind(reader=cfg.name, port=cfg.port)
@@ -129,33 +130,16 @@ class SerialReader:
         """Read taps into ``sink`` until cancelled; reopen the port whenever it goes."""
         self._sink = sink
         backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
-        denied = 0
-        opened_before = False
         try:
             while True:
-                try:
-                    transport, protocol = await self._open()
-                except ReaderError as exc:
-                    denied = denied + 1 if _errno(exc) == errno.EACCES else 0
-                    if denied >= PERMISSION_ATTEMPTS or isinstance(exc.__cause__, ValueError):
-                        self._state = ReaderState.FAILED
-                        self._log.error("serial_reader_failed", error=str(exc))
-                        raise
-                    self._failed(exc, first=backoff.failures == 0)
-                    await self._sleep(backoff.next_delay())
-                    continue
-                denied = 0
-                if opened_before:
-                    self._reconnects += 1
-                    self._log.info("serial_reader_reconnected", attempts=backoff.failures)
-                else:
-                    self._log.info("serial_reader_ready", protocol=self._cfg.protocol)
-                opened_before = True
+                transport, protocol = await self._open_with_retries(backoff)
                 self._state = ReaderState.READY
                 opened_at = self._clock()
                 lost = await self._until_lost(transport, protocol)
                 if self._clock() - opened_at >= STABLE_AFTER:
                     backoff.reset()
+                # Half a frame from before the loss must not be glued to the next bytes.
+                self._decoder.reset()
                 self._state = ReaderState.RECONNECTING
                 self._last_error = f"{self._cfg.port} lost: {lost or 'closed'}"
                 level = self._log.warning if backoff.failures == 0 else self._log.info
@@ -166,12 +150,34 @@ class SerialReader:
                 self._state = ReaderState.STOPPED
             self._sink = None
 
-    def _failed(self, exc: ReaderError, *, first: bool) -> None:
-        """Warn on the first failure of a series, debug on the retries."""
-        self._state = ReaderState.RECONNECTING
-        self._last_error = str(exc)
-        level = self._log.warning if first else self._log.debug
-        level("serial_reader_unavailable", error=str(exc))
+    async def _open_with_retries(
+        self, backoff: Backoff
+    ) -> tuple[asyncio.BaseTransport, _PortProtocol]:
+        """Open the port, waiting out failures; raise only what retrying cannot fix."""
+        denied = 0
+        while True:
+            try:
+                opened = await self._open()
+            except ReaderError as exc:
+                denied = denied + 1 if _errno(exc) == errno.EACCES else 0
+                if denied >= PERMISSION_ATTEMPTS or isinstance(exc.__cause__, ValueError):
+                    self._state = ReaderState.FAILED
+                    self._log.error("serial_reader_failed", error=str(exc))
+                    raise
+                self._state = ReaderState.RECONNECTING
+                self._last_error = str(exc)
+                # Warn on the first failure of a series, debug on the retries.
+                level = self._log.warning if backoff.failures == 0 else self._log.debug
+                level("serial_reader_unavailable", error=str(exc))
+                await self._sleep(backoff.next_delay())
+                continue
+            if not self._was_open:
+                self._was_open = True
+                self._log.info("serial_reader_ready", protocol=self._cfg.protocol)
+            else:
+                self._reconnects += 1
+                self._log.info("serial_reader_reconnected", attempts=backoff.failures)
+            return opened
 
     async def _open(self) -> tuple[asyncio.BaseTransport, _PortProtocol]:
         loop = asyncio.get_running_loop()
