@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.readers.backoff import Backoff
@@ -48,6 +50,6 @@ def test_jitter_only_shortens_and_stays_within_its_fraction() -> None:
         ((1.0, 2.0), {"jitter": 1.5}, "jitter"),
     ],
 )
-def test_rejects_nonsense(args: tuple[float, ...], kwargs: dict[str, float], message: str) -> None:
+def test_rejects_nonsense(args: tuple[float, ...], kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Backoff(*args, **kwargs)

@@ -117,7 +117,7 @@ async def test_a_tap_becomes_one_tap_with_the_hex_token(pty: Pty) -> None:
         stats = reader.stats
         assert (stats.frames, stats.taps, stats.garbage_bytes) == (1, 1, 6)
         assert taps.empty()
-    assert reader.state is ReaderState.STOPPED
+    assert reader.stats.state is ReaderState.STOPPED
 
 
 async def test_a_held_card_is_one_event(pty: Pty) -> None:
