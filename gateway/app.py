@@ -8,6 +8,8 @@ sync) -> readers -> ready. The first token sync runs in the background.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import contextlib
 import json
 import os
@@ -188,10 +190,7 @@ class Gateway:
         return {
             "pid": os.getpid(),
             "time": time.time(),
-            "readers": {
-                r.name: {"state": r.state.value, "error": self._reader_errors.get(r.name)}
-                for r in self.readers
-            },
+            "readers": {r.name: self._reader_status(r) for r in self.readers},
             "api": {
                 "breaker": self.breaker.state.value,
                 "last_error": self.breaker.last_error,
@@ -212,6 +211,19 @@ class Gateway:
                 for g in self.limiter.state()
             ],
         }
+
+    def _reader_status(self, reader: Reader) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state": reader.state.value,
+            "error": self._reader_errors.get(reader.name),
+        }
+        stats = getattr(reader, "stats", None)  # readers with counters (serial, nfc, mac)
+        if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+            out["stats"] = {
+                k: str(v) if isinstance(v, enum.Enum) else v
+                for k, v in dataclasses.asdict(stats).items()
+            }
+        return out
 
     async def _status_loop(self) -> None:
         path = self.cfg.gateway.state_dir / STATUS_FILE
