@@ -8,9 +8,9 @@ sync) -> readers -> ready. The first token sync runs in the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
-import contextlib
 import json
 import os
 import time
