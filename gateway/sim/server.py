@@ -66,10 +66,12 @@ def make_app(space: SimSpace) -> web.Application:
 async def run_sim(space: SimSpace, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``space`` on real TCP; yields the base URL (``http://127.0.0.1:PORT``)."""
     app = make_app(space)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        site = web.TCPSite(runner, host, port)
         await site.start()
         bound = runner.addresses[0]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
