@@ -30,6 +30,7 @@ WINDOW = 60.0  # seconds
 CHECK_INS_TEMPLATE = "/api/check_ins"
 DEFAULT_LIMITS = {CHECK_INS_TEMPLATE: 120}
 DEFAULT_LIMIT = 60
+_EPSILON = 1e-6
 
 
 @dataclass(slots=True)
@@ -77,8 +78,10 @@ class SimRateLimiter:
         bucket = self._bucket(user, template)
         bucket.limit = self.limit_for(template)
         # A request occupies its slot for [t, t + WINDOW): at now it still counts when
-        # t > now - WINDOW, and is gone at exactly t + WINDOW.
-        while bucket.sent and bucket.sent[0] <= now - WINDOW:
+        # t > now - WINDOW, and is gone at exactly t + WINDOW. The epsilon: in floats
+        # (t + 60) - 60 need not equal t, and a client that waits exactly Retry-After
+        # must find the slot free.
+        while bucket.sent and bucket.sent[0] <= now - WINDOW + _EPSILON:
             bucket.sent.popleft()
         if self.enabled and len(bucket.sent) >= bucket.limit:
             bucket.rejected += 1
@@ -88,7 +91,7 @@ class SimRateLimiter:
                 wait = math.ceil(WINDOW)  # a closed endpoint: nothing will ever free
             else:
                 free_at = bucket.sent[len(bucket.sent) - bucket.limit] + WINDOW
-                wait = max(1, math.ceil(free_at - now))
+                wait = max(1, math.ceil(free_at - now - _EPSILON))
             return Decision(False, retry_after=wait, limit=bucket.limit)
         bucket.sent.append(now)
         bucket.accepted += 1
