@@ -1,7 +1,7 @@
 """``python -m gateway.sim``: the simulated Cobot server, standalone.
 
     python -m gateway.sim [--host 127.0.0.1] [--port 8080] [--seed demo]
-                          [--timezone UTC] [--no-rate-limit]
+                          [--timezone UTC] [--no-rate-limit] [--log-level info]
 
 Prints the base URL and the admin access token, serves until SIGINT/SIGTERM.
 """
@@ -13,7 +13,9 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from zoneinfo import ZoneInfoNotFoundError
 
+from gateway.log import configure as configure_logging
 from gateway.sim.model import Role
 from gateway.sim.seed import SEEDS
 from gateway.sim.server import run_sim
@@ -29,13 +31,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--no-rate-limit", action="store_true", help="serve every request (benchmarks)"
     )
+    parser.add_argument("--log-level", default="info", help="debug shows every request (to stderr)")
     return parser.parse_args(argv)
 
 
 async def main(argv: Sequence[str], *, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGINT/SIGTERM, or until ``stop`` is set (tests)."""
     args = parse_args(argv)
-    space = SEEDS[args.seed](timezone=args.timezone)
+    configure_logging(args.log_level)
+    try:
+        space = SEEDS[args.seed](timezone=args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"unknown time zone {args.timezone!r} (e.g. UTC, Europe/Berlin)", file=sys.stderr)
+        return 2
     space.rate_limit.enabled = not args.no_rate_limit
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,31 +1,27 @@
 """Demo data for ``make demo``, tests and benchmarks. NOT secrets: everything here is
 printed by ``python -m gateway.sim`` and meant to be typed at a demo reader.
 
-Members (space time zone UTC unless asked otherwise):
+Members (login is the e-mail, password is the first name lower-cased + "-demo"):
 
-==========================  =====================  ==========  ======================
-name, plan                  login / password       member id   check-in tokens
-==========================  =====================  ==========  ======================
-Ada Lovelace, unlimited     ada@example.com /      ADA         0A1B2C3D4E (RDM6300)
-                            ada-demo
-Grace Hopper, unlimited     grace@example.com /    GRACE       04A1B2C3D4E5F6 (NFC UID)
-                            grace-demo
-Katherine Johnson, 3 passes katherine@example.com  KATHERINE   0A00000001
-                            / katherine-demo
-Alan Turing, 0 passes left  alan@example.com /     ALAN        0A00000002
-                            alan-demo
-Hedy Lamarr, unconfirmed    hedy@example.com /     HEDY        0A00000003
-                            hedy-demo
-Margaret Hamilton,          margaret@example.com   MARGARET    aa:bb:cc:dd:ee:01 (MAC)
-unlimited                   / margaret-demo
-==========================  =====================  ==========  ======================
+- Ada Lovelace ``ada@example.com`` / ``ada-demo``: unlimited, token ``0A1B2C3D4E``
+  (an RDM6300 card), id ``ADA`` = the docs' own example id.
+- Grace Hopper ``grace@example.com`` / ``grace-demo``: unlimited, token
+  ``04A1B2C3D4E5F6`` (a 7-byte NFC UID).
+- Katherine Johnson ``katherine@example.com`` / ``katherine-demo``: time passes, 3
+  left, token ``0A00000001``.
+- Alan Turing ``alan@example.com`` / ``alan-demo``: time passes, none left (422),
+  token ``0A00000002``.
+- Hedy Lamarr ``hedy@example.com`` / ``hedy-demo``: membership not confirmed (422),
+  token ``0A00000003``.
+- Margaret Hamilton ``margaret@example.com`` / ``margaret-demo``: unlimited, MAC token
+  ``aa:bb:cc:dd:ee:01`` (Wi-Fi presence / captive portal).
 
-Accounts without a membership: guest ``guest@example.com`` / ``guest-demo`` and
-admin ``admin@example.com`` / ``admin-demo`` (check in untracked).
+Accounts without a membership (checked in, not tracked): guest ``guest@example.com`` /
+``guest-demo``; admin ``admin@example.com`` / ``admin-demo``.
 
 Access tokens: ``ADMIN_TOKEN`` (admin, every scope), ``ADA_TOKEN`` (Ada's own, every
 scope: may only check herself in), ``LIMITED_TOKEN`` (admin with scope ``checkin``
-only: a 403 on the token endpoints).
+only: 403 on the token and work-session endpoints).
 """
 
 from __future__ import annotations

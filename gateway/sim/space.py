@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -100,6 +100,7 @@ class SimSpace:
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         seed: int = 0,
+        request_log_size: int = 100_000,
     ) -> None:
         self.zone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
         self._wall = clock or (lambda: datetime.now(UTC))
@@ -112,10 +113,15 @@ class SimSpace:
         self.accounts: dict[str, SimAccount] = {}  # by login, casefolded
         self.tokens: dict[str, str] = {}  # check-in token -> membership id
         self.check_ins: dict[str, SimCheckIn] = {}  # by id, in creation order
+        # Indexes, so a space of thousands of members stays quick. Members are added
+        # through add_member (which keeps them); a login changed afterwards is not seen.
+        self._logins: dict[str, str] = {}  # casefolded login -> membership id
+        self._member_check_ins: dict[str, list[SimCheckIn]] = {}
         self.access_tokens: dict[str, SimAccessToken] = {}
         # Test hooks: every request, check-ins created per (membership, business day)
         # (a crash test asserts none lost and none doubled), the faults, the limiter.
-        self.requests: list[RequestRecord] = []
+        # Bounded: a standalone simulator serving a demo for days must not grow forever.
+        self.requests: deque[RequestRecord] = deque(maxlen=request_log_size)
         self.check_in_creations: Counter[tuple[str, date]] = Counter()
         self.guest_check_ins = 0
         self.faults = Faults()
@@ -170,6 +176,7 @@ class SimSpace:
         if member.id in self.members or self._login_taken(login):
             raise ValueError(f"member {member.id} or login {login!r} exists already")
         self.members[member.id] = member
+        self._logins[login.casefold()] = member.id
         self.add_time_passes(member.id, time_passes)
         for token in tokens:
             self.register_token(token, member.id)
@@ -227,17 +234,16 @@ class SimSpace:
 
     def active_check_in(self, membership_id: str) -> SimCheckIn | None:
         now = self.now()
-        for check_in in reversed(self.check_ins.values()):
-            if check_in.membership_id == membership_id and check_in.active_at(now):
+        for check_in in reversed(self._member_check_ins.get(membership_id, ())):
+            if check_in.active_at(now):
                 return check_in
         return None
 
     def check_ins_of(self, membership_id: str, day: date | None = None) -> list[SimCheckIn]:
         return [
             c
-            for c in self.check_ins.values()
-            if c.membership_id == membership_id
-            and (day is None or business_day(c.valid_from, self.zone) == day)
+            for c in self._member_check_ins.get(membership_id, ())
+            if day is None or business_day(c.valid_from, self.zone) == day
         ]
 
     def doubled(self) -> dict[tuple[str, date], int]:
@@ -416,6 +422,7 @@ class SimSpace:
             time_pass_id=pass_id,
         )
         self.check_ins[check_in.id] = check_in
+        self._member_check_ins.setdefault(who.id, []).append(check_in)
         self.check_in_creations[(who.id, business_day(moment, self.zone))] += 1
         return check_in
 
@@ -432,12 +439,12 @@ class SimSpace:
     ) -> list[SimCheckIn]:
         # Strict reading of "check-ins for a given time frame": those that STARTED in
         # [from, to]. A client looking for a check-in must ask from its start.
-        return [
-            c
-            for c in self.check_ins.values()
-            if start <= c.valid_from <= end
-            and (membership_id is None or c.membership_id == membership_id)
-        ]
+        pool = (
+            self.check_ins.values()
+            if membership_id is None
+            else self._member_check_ins.get(membership_id, [])
+        )
+        return [c for c in pool if start <= c.valid_from <= end]
 
     def _only_self(self, actor: SimAccessToken, membership_id: str, message: str) -> None:
         if actor.role is Role.MEMBER and actor.membership_id != membership_id:
@@ -460,8 +467,8 @@ class SimSpace:
 
     def _member_by_login(self, login: str) -> SimMember | None:
         # Logins are e-mail addresses, compared without case (as Cobot's sign-in does).
-        wanted = login.casefold()
-        return next((m for m in self.members.values() if m.login.casefold() == wanted), None)
+        membership_id = self._logins.get(login.casefold())
+        return self.members.get(membership_id) if membership_id else None
 
     def _login_taken(self, login: str) -> bool:
         return login.casefold() in self.accounts or self._member_by_login(login) is not None
