@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox
 	conntrack libusb-1.0-0 systemd
 APT_STAMP := $(VENV)/.apt-installed
 
-.PHONY: demo test bench lint venv system-deps typecheck clean
+.PHONY: demo sim test bench lint venv system-deps typecheck clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,10 @@ $(APT_STAMP): Makefile | $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m gateway demo
+
+# The simulated Cobot server alone (loopback, demo data): SIM_ARGS="--port 0 --no-rate-limit"
+sim: $(STAMP)
+	$(PY) -m gateway.sim $(SIM_ARGS)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

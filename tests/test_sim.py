@@ -332,6 +332,13 @@ async def test_guest_and_admin_accounts_are_checked_in_untracked(sim: Sim) -> No
         assert answer.status == 201
         assert set(answer.body) == {"valid_from", "valid_until"}
         assert answer.body["valid_until"] == END_OF_MORNING_DAY
+    preview = await sim.call(
+        "POST",
+        "/api/check_ins",
+        params={"preview": "true"},
+        json_body={"login": "guest@example.com", "password": "guest-demo"},
+    )
+    assert (preview.status, set(preview.body)) == (200, {"valid_from", "valid_until"})
     assert not sim.space.check_ins
     assert sim.space.guest_check_ins == 2
 

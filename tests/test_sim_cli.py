@@ -25,7 +25,7 @@ async def start(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
-    lines = []
+    lines: list[str] = []
     async with asyncio.timeout(STARTUP):
         while len(lines) < 2:
             line = await proc.stdout.readline()

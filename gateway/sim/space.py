@@ -274,7 +274,7 @@ class SimSpace:
         if isinstance(who, SimAccount):
             if actor.role is Role.MEMBER:
                 raise Forbidden("members can only check themselves in")
-            return self._account_check_in(registering)
+            return self._account_check_in(registering, preview=preview)
         if actor.role is Role.MEMBER and who.id != actor.membership_id:
             raise Forbidden("members can only check themselves in")
         if not who.confirmed:
@@ -305,12 +305,15 @@ class SimSpace:
             self.tokens[token] = membership_id
         return None
 
-    def _account_check_in(self, registering: str | None) -> CheckInAnswer:
-        # Cobot does not track guests' and admins' check-ins: nothing is stored.
-        self.guest_check_ins += 1
+    def _account_check_in(self, registering: str | None, *, preview: bool) -> CheckInAnswer:
+        # Cobot does not track guests' and admins' check-ins: nothing is stored, only
+        # counted (a preview not even that).
+        if not preview:
+            self.guest_check_ins += 1
         warning = WARNING_TOKEN_UNSUPPORTED if registering else None
         stand_in = self._unsaved("", self.now())
-        return CheckInAnswer(201, stand_in, saved=False, tracked=False, warning=warning)
+        status = 200 if preview else 201
+        return CheckInAnswer(status, stand_in, saved=False, tracked=False, warning=warning)
 
     # --- the other check-in endpoints ---------------------------------------------
 
