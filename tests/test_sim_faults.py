@@ -72,6 +72,8 @@ async def test_leaving_run_sim_with_hung_requests_does_not_hang() -> None:
     assert all(isinstance(r, aiohttp.ClientError) for r in results), results
     assert stopped_in < 30  # a bound against hanging, not a speed assertion
     assert [r.status for r in space.requests] == [None, None, None]
+    # Dropped by the simulator as it stopped, not left to aiohttp's shutdown timeout.
+    assert space.faults.dropped == 3
     assert not space.check_ins
 
 
@@ -103,11 +105,19 @@ async def test_slow_answers_after_the_delay(sim: Sim) -> None:
     assert time.monotonic() - started >= 0.3
 
 
-async def test_slow_with_commit_is_done_before_the_client_gives_up(sim: Sim) -> None:
-    sim.space.faults.set("slow", delay=60, commit=True)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(sim.call("POST", "/api/check_ins", json_body=CHECK_IN), 0.3)
-    assert len(sim.space.check_ins) == 1
+async def test_slow_with_commit_is_done_before_the_client_gives_up() -> None:
+    async with serve() as sim:
+        sim.space.faults.set("slow", delay=60, commit=True)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sim.call("POST", "/api/check_ins", json_body=CHECK_IN), 0.3)
+        assert len(sim.space.check_ins) == 1
+        pending = asyncio.create_task(sim.call("GET", "/api/check_in_tokens"))
+        await asyncio.sleep(0.1)
+    # Stopping cut both slow requests short instead of waiting out their 60 s (the
+    # first one's client had long given up; its handler was still waiting).
+    with pytest.raises(aiohttp.ClientError):
+        await pending
+    assert sim.space.faults.dropped == 2
 
 
 async def test_faults_only_on_the_paths_asked(sim: Sim) -> None:

@@ -54,6 +54,7 @@ class Faults:
         self.delay = 5.0
         self.on_request: RequestHook | None = None
         self.hits = 0  # requests a fault was applied to
+        self.dropped = 0  # hung or slow requests dropped unanswered when the server stopped
         self._changed = asyncio.Event()
 
     @property

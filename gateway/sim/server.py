@@ -98,6 +98,7 @@ async def _record(
         try:
             response = await handler(request)
         except _Dropped:
+            space.faults.dropped += 1
             # aiohttp treats a handler's CancelledError as a vanished client: it closes
             # the connection without writing anything, which is the point.
             raise asyncio.CancelledError from None
