@@ -27,7 +27,7 @@ from gateway.sim.seed import (
     demo_space,
 )
 from gateway.sim.space import ALREADY_CHECKED_IN
-from tests.sim_helpers import MORNING, Sim, serve
+from tests.sim_helpers import MORNING, Answer, Sim, serve
 
 TIME_RE = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \+0000$")
 END_OF_MORNING_DAY = "2026/03/02 23:59:59 +0000"
@@ -272,12 +272,20 @@ async def test_a_new_business_day_means_a_new_check_in(sim: Sim) -> None:
     assert second.body["valid_until"] == "2026/03/03 23:59:59 +0000"
 
 
-async def test_login_password_token_registers_the_token(sim: Sim) -> None:
-    answer = await sim.call(
+async def with_token(
+    sim: Sim, login: str, password: str, token: str, *, preview: bool = False
+) -> Answer:
+    """POST /api/check_ins with login, password and a token to register."""
+    return await sim.call(
         "POST",
         "/api/check_ins",
-        json_body={"login": "ada@example.com", "password": "ada-demo", "token": "12345"},
+        params={"preview": "true"} if preview else None,
+        json_body={"login": login, "password": password, "token": token},
     )
+
+
+async def test_login_password_token_registers_the_token(sim: Sim) -> None:
+    answer = await with_token(sim, "ada@example.com", "ada-demo", "12345")
     assert answer.status == 201
     assert "warning" not in answer.body
     assert sim.space.tokens["12345"] == ADA
@@ -288,11 +296,7 @@ async def test_login_password_token_registers_the_token(sim: Sim) -> None:
 
 
 async def test_token_of_someone_else_checks_in_but_warns(sim: Sim) -> None:
-    answer = await sim.call(
-        "POST",
-        "/api/check_ins",
-        json_body={"login": "ada@example.com", "password": "ada-demo", "token": NFC_TOKEN},
-    )
+    answer = await with_token(sim, "ada@example.com", "ada-demo", NFC_TOKEN)
     assert answer.status == 201
     assert answer.body["membership"]["id"] == ADA
     assert isinstance(answer.body["warning"], str)
@@ -301,22 +305,13 @@ async def test_token_of_someone_else_checks_in_but_warns(sim: Sim) -> None:
 
 
 async def test_preview_does_not_register_a_token(sim: Sim) -> None:
-    answer = await sim.call(
-        "POST",
-        "/api/check_ins",
-        params={"preview": "true"},
-        json_body={"login": "ada@example.com", "password": "ada-demo", "token": "99999"},
-    )
+    answer = await with_token(sim, "ada@example.com", "ada-demo", "99999", preview=True)
     assert answer.status == 200
     assert "99999" not in sim.space.tokens
 
 
 async def test_a_refused_check_in_registers_no_token(sim: Sim) -> None:
-    answer = await sim.call(
-        "POST",
-        "/api/check_ins",
-        json_body={"login": "alan@example.com", "password": "alan-demo", "token": "77777"},
-    )
+    answer = await with_token(sim, "alan@example.com", "alan-demo", "77777")
     assert answer.status == 422
     assert "77777" not in sim.space.tokens
 
@@ -344,11 +339,7 @@ async def test_guest_and_admin_accounts_are_checked_in_untracked(sim: Sim) -> No
 
 
 async def test_guest_with_a_token_is_checked_in_with_a_warning(sim: Sim) -> None:
-    answer = await sim.call(
-        "POST",
-        "/api/check_ins",
-        json_body={"login": "guest@example.com", "password": "guest-demo", "token": "g1"},
-    )
+    answer = await with_token(sim, "guest@example.com", "guest-demo", "g1")
     assert answer.status == 201
     assert "not supported" in answer.body["warning"]
     assert "g1" not in sim.space.tokens
@@ -483,32 +474,25 @@ async def test_work_session_now_and_back_dated(sim: Sim) -> None:
     assert len(sim.space.check_in_creations) == 3
 
 
+async def work_session(sim: Sim, membership_id: str, valid_from: str | None) -> Answer:
+    body = {"valid_from": valid_from} if valid_from else None
+    return await sim.call("POST", f"/api/memberships/{membership_id}/work_sessions", json_body=body)
+
+
 async def test_work_session_twice_the_same_day_is_the_recognisable_422(sim: Sim) -> None:
-    first = await sim.call(
-        "POST",
-        f"/api/memberships/{ADA}/work_sessions",
-        json_body={"valid_from": "2026/03/02 07:00:00 +0000"},
-    )
+    first = await work_session(sim, ADA, "2026/03/02 07:00:00 +0000")
     assert first.status == 201
     # Later the same day, by either endpoint's record: refused.
-    again = await sim.call(
-        "POST",
-        f"/api/memberships/{ADA}/work_sessions",
-        json_body={"valid_from": "2026/03/02 18:00:00 +0000"},
-    )
+    again = await work_session(sim, ADA, "2026/03/02 18:00:00 +0000")
     assert again.status == 422
     assert again.body == {"errors": ALREADY_CHECKED_IN}
     assert again.body == {"errors": {"base": "Already checked in for that day."}}
     # Even after a check-out: the member WAS checked in for that day.
     await sim.call("DELETE", f"/api/memberships/{ADA}/check_ins/current")
-    after = await sim.call("POST", f"/api/memberships/{ADA}/work_sessions")
+    after = await work_session(sim, ADA, None)
     assert after.status == 422
     # Another day is fine.
-    other_day = await sim.call(
-        "POST",
-        f"/api/memberships/{ADA}/work_sessions",
-        json_body={"valid_from": "2026/03/01 18:00:00 +0000"},
-    )
+    other_day = await work_session(sim, ADA, "2026/03/01 18:00:00 +0000")
     assert other_day.status == 201
     assert sim.space.doubled() == {}
 

@@ -13,17 +13,19 @@ from gateway.sim.seed import ADMIN_TOKEN, RDM_TOKEN
 STARTUP = 20.0  # seconds; a cold interpreter on a busy machine
 
 
-async def start(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
-    proc = await asyncio.create_subprocess_exec(
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "gateway.sim",
-        "--port",
-        "0",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def start(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    proc = await spawn("--port", "0", *args)
     assert proc.stdout is not None
     lines: list[str] = []
     async with asyncio.timeout(STARTUP):
@@ -57,15 +59,7 @@ async def test_serves_until_sigterm() -> None:
 
 
 async def test_an_unknown_time_zone_is_a_clear_error() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.sim",
-        "--timezone",
-        "Mars/Olympus_Mons",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn("--timezone", "Mars/Olympus_Mons")
     async with asyncio.timeout(STARTUP):
         _, err = await proc.communicate()
     assert proc.returncode == 2
