@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.sim import Role, SimSpace
+from gateway.sim.model import ALREADY_CHECKED_IN
 from gateway.sim.seed import (
     ADA,
     ADA_TOKEN,
@@ -26,7 +27,6 @@ from gateway.sim.seed import (
     UNCONFIRMED_TOKEN,
     demo_space,
 )
-from gateway.sim.space import ALREADY_CHECKED_IN
 from tests.sim_helpers import MORNING, Answer, Sim, serve
 
 TIME_RE = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \+0000$")

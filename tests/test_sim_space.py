@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.sim import Plan, Role, SimAccessToken, SimSpace
-from gateway.sim.model import Forbidden, Invalid, Missing
+from gateway.sim.model import ALREADY_CHECKED_IN, NO_TIME_PASSES, Forbidden, Invalid, Missing
 from gateway.sim.seed import ADA, ADA_TOKEN, ADMIN_TOKEN, KATHERINE, PASS_TOKEN, demo_space
-from gateway.sim.space import ALREADY_CHECKED_IN, NO_TIME_PASSES
 from gateway.sim.timefmt import end_of_business_day, format_time, parse_time
 from tests.sim_helpers import MORNING
 

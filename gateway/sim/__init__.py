@@ -7,6 +7,8 @@ statistics, created check-ins) while the server runs.
 
 from gateway.sim.faults import Faults, SimRequest
 from gateway.sim.model import (
+    ALREADY_CHECKED_IN,
+    LOGIN_INCORRECT,
     AccountKind,
     Plan,
     Role,
@@ -19,13 +21,7 @@ from gateway.sim.model import (
 from gateway.sim.ratelimit import SimRateLimiter
 from gateway.sim.seed import ADMIN_TOKEN, demo_space
 from gateway.sim.server import make_app, run_sim
-from gateway.sim.space import (
-    ALREADY_CHECKED_IN,
-    LOGIN_INCORRECT,
-    CheckInAnswer,
-    RequestRecord,
-    SimSpace,
-)
+from gateway.sim.space import CheckInAnswer, RequestRecord, SimSpace
 
 __all__ = [
     "ADMIN_TOKEN",

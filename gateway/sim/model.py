@@ -129,3 +129,19 @@ class Invalid(SimRefusal):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__({"errors": errors})
         self.errors = errors
+
+
+# 422 bodies. The first is the docs' own; the others are ours (the docs name the cases,
+# not the words) and are what callers may match on.
+LOGIN_INCORRECT = {"login": "Login or password incorrect."}
+TOKEN_UNKNOWN = {"token": "Token unknown."}
+NO_TIME_PASSES = {"base": "No time passes left."}
+NOT_CONFIRMED = {"membership": "Membership not confirmed yet."}
+# "422 if the check-in could not be created because the coworker was already checked
+# in for that day": the answer a replaying client treats as "already delivered".
+ALREADY_CHECKED_IN = {"base": "Already checked in for that day."}
+TOKEN_TAKEN = {"token": "has already been taken"}
+# The "warning" of a check-in whose token could not be registered. The docs say a
+# warning is returned but not its form: a top-level "warning" string in the check-in.
+WARNING_TOKEN_TAKEN = "Token is already registered to another member; it was not registered."
+WARNING_TOKEN_UNSUPPORTED = "Tokens are not supported for this account; it was not registered."

@@ -1,5 +1,6 @@
-"""The simulated coworking space: members, accounts, tokens, check-ins and a movable
-business clock. Pure: no aiohttp, no I/O; the server translates HTTP into these calls.
+"""The simulated coworking space: its directory (members, accounts, tokens), check-ins,
+a movable business clock and the test hooks. Pure: no aiohttp, no I/O; the server
+translates HTTP into these calls.
 
 Every operation runs to completion without awaiting, so a test may read and change the
 space at any time from the event loop the server runs on.
@@ -14,7 +15,6 @@ Readings of the check-in page where it is vague (the strict one each time):
   business day of ``valid_from``, checked out or not ("already checked in for that
   day"): see ``ALREADY_CHECKED_IN``.
 - A preview registers no token (registering is an effect; a preview "only simulates").
-- Tokens compare exactly (case and separators matter): a client normalises them.
 - Guests and admin accounts cannot hold tokens ("not supported for guest accounts"):
   sending one checks them in, registers nothing and returns a warning, as for a token
   owned by someone else.
@@ -24,18 +24,23 @@ Readings of the check-in page where it is vague (the strict one each time):
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, tzinfo
 
+from gateway.sim.clock import BusinessClock
+from gateway.sim.directory import Directory
 from gateway.sim.faults import Faults
 from gateway.sim.model import (
-    ALL_SCOPES,
-    AccountKind,
+    ALREADY_CHECKED_IN,
+    LOGIN_INCORRECT,
+    NO_TIME_PASSES,
+    NOT_CONFIRMED,
+    TOKEN_UNKNOWN,
+    WARNING_TOKEN_TAKEN,
+    WARNING_TOKEN_UNSUPPORTED,
     BadRequest,
     Forbidden,
     Invalid,
@@ -49,21 +54,6 @@ from gateway.sim.model import (
 )
 from gateway.sim.ratelimit import SimRateLimiter
 from gateway.sim.timefmt import business_day, end_of_business_day
-
-# 422 bodies. The first is the docs' own; the others are ours (the docs name the cases,
-# not the words) and are what callers may match on.
-LOGIN_INCORRECT = {"login": "Login or password incorrect."}
-TOKEN_UNKNOWN = {"token": "Token unknown."}
-NO_TIME_PASSES = {"base": "No time passes left."}
-NOT_CONFIRMED = {"membership": "Membership not confirmed yet."}
-# "422 if the check-in could not be created because the coworker was already checked
-# in for that day": the answer a replaying client treats as "already delivered".
-ALREADY_CHECKED_IN = {"base": "Already checked in for that day."}
-TOKEN_TAKEN = {"token": "has already been taken"}
-# The "warning" of a check-in whose token could not be registered. The docs say a
-# warning is returned but not its form: a top-level "warning" string in the check-in.
-WARNING_TOKEN_TAKEN = "Token is already registered to another member; it was not registered."
-WARNING_TOKEN_UNSUPPORTED = "Tokens are not supported for this account; it was not registered."
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +82,7 @@ class CheckInAnswer:
     warning: str | None = None
 
 
-class SimSpace:
+class SimSpace(Directory):
     def __init__(
         self,
         *,
@@ -102,22 +92,11 @@ class SimSpace:
         seed: int = 0,
         request_log_size: int = 100_000,
     ) -> None:
-        self.zone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
-        self._wall = clock or (lambda: datetime.now(UTC))
-        self._frozen: datetime | None = None
-        self._offset = timedelta()
+        super().__init__(seed=seed)
+        self.clock = BusinessClock(timezone, clock)
         self.monotonic = monotonic
-        # Ids are not secrets; a seeded generator makes runs repeatable.
-        self._rng = random.Random(seed)  # noqa: S311
-        self.members: dict[str, SimMember] = {}
-        self.accounts: dict[str, SimAccount] = {}  # by login, casefolded
-        self.tokens: dict[str, str] = {}  # check-in token -> membership id
         self.check_ins: dict[str, SimCheckIn] = {}  # by id, in creation order
-        # Indexes, so a space of thousands of members stays quick. Members are added
-        # through add_member (which keeps them); a login changed afterwards is not seen.
-        self._logins: dict[str, str] = {}  # casefolded login -> membership id
         self._member_check_ins: dict[str, list[SimCheckIn]] = {}
-        self.access_tokens: dict[str, SimAccessToken] = {}
         # Test hooks: every request, check-ins created per (membership, business day)
         # (a crash test asserts none lost and none doubled), the faults, the limiter.
         # Bounded: a standalone simulator serving a demo for days must not grow forever.
@@ -128,109 +107,25 @@ class SimSpace:
         # Through a lambda: a test that swaps ``space.monotonic`` moves the limiter too.
         self.rate_limit = SimRateLimiter(clock=lambda: self.monotonic())  # noqa: PLW0108
 
-    # --- the business clock -------------------------------------------------------
+    # --- the business clock (see clock.py) ---------------------------------------
+
+    @property
+    def zone(self) -> tzinfo:
+        return self.clock.zone
 
     def now(self) -> datetime:
-        base = self._frozen if self._frozen is not None else self._wall()
-        return (base + self._offset).astimezone(UTC)
+        return self.clock.now()
 
     def advance(self, seconds: float) -> None:
-        self._offset += timedelta(seconds=seconds)
+        self.clock.advance(seconds)
 
     def set_time(self, moment: datetime, *, running: bool = False) -> None:
-        """Move the clock to ``moment``: frozen there (default) or running on from it."""
-        if moment.tzinfo is None:
-            raise ValueError("set_time needs an aware datetime")
-        self._offset = timedelta()
-        if running:
-            self._frozen = None
-            self._offset = moment - self._wall()
-        else:
-            self._frozen = moment
+        self.clock.set_time(moment, running=running)
 
     def today(self) -> date:
-        return business_day(self.now(), self.zone)
+        return self.clock.today()
 
-    # --- setting the space up -----------------------------------------------------
-
-    def add_member(
-        self,
-        name: str,
-        login: str,
-        password: str,
-        *,
-        id: str | None = None,
-        confirmed: bool = True,
-        plan: Plan = Plan.UNLIMITED,
-        time_passes: int = 0,
-        tokens: Iterable[str] = (),
-    ) -> SimMember:
-        member = SimMember(
-            id=id or self._hex(32),
-            name=name,
-            login=login,
-            password=password,
-            confirmed=confirmed,
-            plan=plan,
-        )
-        if member.id in self.members or self._login_taken(login):
-            raise ValueError(f"member {member.id} or login {login!r} exists already")
-        self.members[member.id] = member
-        self._logins[login.casefold()] = member.id
-        self.add_time_passes(member.id, time_passes)
-        for token in tokens:
-            self.register_token(token, member.id)
-        return member
-
-    def add_account(
-        self, login: str, password: str, *, kind: AccountKind = AccountKind.GUEST, name: str = ""
-    ) -> SimAccount:
-        if self._login_taken(login):
-            raise ValueError(f"login {login!r} exists already")
-        account = SimAccount(login=login, password=password, kind=kind, name=name)
-        self.accounts[login.casefold()] = account
-        return account
-
-    def add_access_token(
-        self,
-        token: str | None = None,
-        *,
-        role: Role = Role.ADMIN,
-        membership_id: str | None = None,
-        scopes: Iterable[str] = ALL_SCOPES,
-        user: str = "",
-    ) -> SimAccessToken:
-        if role is Role.MEMBER and membership_id not in self.members:
-            raise ValueError("a member's access token needs an existing membership_id")
-        access = SimAccessToken(
-            token=token or self._hex(32),
-            role=role,
-            membership_id=membership_id,
-            scopes=frozenset(scopes),
-            user=user,
-        )
-        self.access_tokens[access.token] = access
-        return access
-
-    def add_time_passes(self, membership_id: str, count: int) -> None:
-        member = self._member(membership_id)
-        member.time_passes.extend(self._hex(32) for _ in range(count))
-
-    def register_token(self, token: str, membership_id: str) -> None:
-        """Set-up helper (not the API): raises ValueError on a blank or taken token."""
-        if membership_id not in self.members:
-            raise ValueError(f"no membership {membership_id}")
-        if not token or token in self.tokens:
-            raise ValueError(f"token {token!r} is blank or taken")
-        self.tokens[token] = membership_id
-
-    # --- lookups ------------------------------------------------------------------
-
-    def authenticate(self, bearer: str) -> SimAccessToken | None:
-        return self.access_tokens.get(bearer)
-
-    def member(self, membership_id: str) -> SimMember:
-        return self._member(membership_id)
+    # --- check-ins ------------------------------------------------------------------
 
     def active_check_in(self, membership_id: str) -> SimCheckIn | None:
         now = self.now()
@@ -249,8 +144,6 @@ class SimSpace:
     def doubled(self) -> dict[tuple[str, date], int]:
         """(membership, day) pairs with more than one check-in created."""
         return {key: n for key, n in self.check_in_creations.items() if n > 1}
-
-    # --- POST /api/check_ins ------------------------------------------------------
 
     def check_in(
         self,
@@ -315,8 +208,6 @@ class SimSpace:
         status = 200 if preview else 201
         return CheckInAnswer(status, stand_in, saved=False, tracked=False, warning=warning)
 
-    # --- the other check-in endpoints ---------------------------------------------
-
     def check_in_status(self, *, login: str | None, token: str | None) -> SimCheckIn:
         if token:
             membership_id = self.tokens.get(token)
@@ -380,36 +271,6 @@ class SimSpace:
         active.valid_until = now
         return active
 
-    # --- check-in tokens ----------------------------------------------------------
-
-    def list_tokens(self) -> list[tuple[str, SimMember]]:
-        return [(token, self.members[mid]) for token, mid in self.tokens.items()]
-
-    def get_token(self, token: str) -> SimMember:
-        membership_id = self.tokens.get(token)
-        if membership_id is None:
-            raise Missing("token not found")
-        return self.members[membership_id]
-
-    def create_token(self, membership_id: str, token: str) -> SimMember:
-        errors = {}
-        if not token:
-            errors["token"] = "can't be blank"
-        elif token in self.tokens:
-            errors.update(TOKEN_TAKEN)
-        if membership_id not in self.members:
-            errors["membership_id"] = "membership not found"
-        if errors:
-            raise Invalid(errors)
-        self.tokens[token] = membership_id
-        return self.members[membership_id]
-
-    def delete_token(self, token: str) -> None:
-        if self.tokens.pop(token, None) is None:
-            raise Missing("token not found")
-
-    # --- internals ----------------------------------------------------------------
-
     def _create(self, who: SimMember, moment: datetime) -> SimCheckIn:
         pass_id = None
         if who.plan is Plan.TIME_PASSES:
@@ -453,40 +314,8 @@ class SimSpace:
         if actor.role is Role.MEMBER and actor.membership_id != membership_id:
             raise Forbidden(message)
 
-    def _by_credentials(self, login: str, password: str) -> SimMember | SimAccount:
-        member = self._member_by_login(login)
-        if member is not None and member.password == password:
-            return member
-        account = self.accounts.get(login.casefold())
-        if account is not None and account.password == password:
-            return account
-        raise Invalid(LOGIN_INCORRECT)
-
-    def _by_token(self, token: str, unknown: dict[str, str]) -> SimMember:
-        membership_id = self.tokens.get(token) if token else None
-        if membership_id is None:
-            raise Invalid(unknown)
-        return self.members[membership_id]
-
-    def _member_by_login(self, login: str) -> SimMember | None:
-        # Logins are e-mail addresses, compared without case (as Cobot's sign-in does).
-        membership_id = self._logins.get(login.casefold())
-        return self.members.get(membership_id) if membership_id else None
-
-    def _login_taken(self, login: str) -> bool:
-        return login.casefold() in self.accounts or self._member_by_login(login) is not None
-
-    def _member(self, membership_id: str) -> SimMember:
-        member = self.members.get(membership_id)
-        if member is None:
-            raise Missing("membership not found")
-        return member
-
     def _new_check_in_id(self) -> str:
         while True:
             candidate = self._hex(10)
             if candidate not in self.check_ins:
                 return candidate
-
-    def _hex(self, digits: int) -> str:
-        return f"{self._rng.getrandbits(digits * 4):0{digits}x}"
