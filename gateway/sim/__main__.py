@@ -22,7 +22,11 @@ from gateway.sim.server import run_sim
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m gateway.sim", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.sim",
+        description="The simulated Cobot server with demo data. Prints its base URL and "
+        "the admin access token; serves until SIGINT/SIGTERM.",
+    )
     # Loopback by default: demo data and a known admin token must not face a network.
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")

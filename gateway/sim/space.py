@@ -20,6 +20,10 @@ Readings of the check-in page where it is vague (the strict one each time):
   owned by someone else.
 - A member's own access token may check in only that member and may not register
   tokens: anything else is 403.
+- "Check-ins for a given time frame" are those that STARTED in [from, to].
+
+The HTTP-level readings (400 for malformed bodies and missing ``from``/``to``, only
+``preview=true`` previews) are in ``routes.py``; the rate limit's in ``ratelimit.py``.
 """
 
 from __future__ import annotations
