@@ -97,6 +97,10 @@ async def _record(
     try:
         try:
             response = await handler(request)
+        except ConnectionResetError:
+            # The client gave up on a hung request and left: nobody to answer, and
+            # nothing worth a traceback in the log.
+            raise asyncio.CancelledError from None
         except _Dropped:
             space.faults.dropped += 1
             # aiohttp treats a handler's CancelledError as a vanished client: it closes
