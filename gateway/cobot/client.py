@@ -161,6 +161,8 @@ class CobotClient:
         deadline: float | None = None,
     ) -> CheckIn | None:
         """``GET /api/check_in``: the active check-in, or None when not checked in."""
+        if token is None and not login:
+            raise ValueError("check_in_status needs a token or a login")
         params = {"token": token} if token is not None else {"login": login or ""}
         try:
             data = await self._request(
@@ -372,7 +374,8 @@ class CobotClient:
         if status >= 500:
             # The server got the request; a 5xx may still have done the work.
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
-        raise MalformedResponse(f"{what}: unexpected HTTP {status}")
+        detail = str(_json_or_text(raw))[:200]
+        raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
 
     def _auth_error(self, status: int, what: str, detail: object) -> None:
         # Loud once per episode: an operator must fix the token; repeating it every tap

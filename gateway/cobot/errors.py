@@ -58,4 +58,7 @@ class Unavailable(ApiError):
 
 
 class MalformedResponse(ApiError):
-    """The answer was not what the API documents (not JSON, missing fields)."""
+    """The answer was not what the API documents (not JSON, missing fields, a status it
+    does not list). The request did reach Cobot, so for a write the outcome is unknown."""
+
+    outcome_unknown = True
