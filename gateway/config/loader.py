@@ -15,6 +15,7 @@ from gateway.config.model import (
     CobotSection,
     Config,
     GatewaySection,
+    GpioDoorConfig,
     QueueSection,
 )
 from gateway.config.schema import Where, build
@@ -98,6 +99,9 @@ def _cross_check(cfg: Config, top: Where) -> None:
             .key("base_url")
             .error("expected the space's root without a path; requests go to base_url + '/api/...'")
         )
+    for i, door in enumerate(cfg.doors):
+        if isinstance(door, GpioDoorConfig):
+            _check_gpio_lines(door, top.key("doors").index(i))
     door_names = {d.name for d in cfg.doors}
     for i, reader in enumerate(cfg.readers):
         if reader.door is not None and reader.door not in door_names:
@@ -108,6 +112,18 @@ def _cross_check(cfg: Config, top: Where) -> None:
                 .key("door")
                 .error(f"no door named {reader.door!r} (doors: {known})")
             )
+
+
+def _check_gpio_lines(door: GpioDoorConfig, where: Where) -> None:
+    seen: dict[str, str] = {}
+    for key, line in door.lines().items():
+        if isinstance(line, int) and line < 0:
+            raise where.key(key).error(f"a line offset is 0 or more, got {line}")
+        # Offsets and names can still alias each other (17 and "GPIO17"); the door
+        # catches that when it asks the chip.
+        if str(line) in seen:
+            raise where.key(key).error(f"line {line!r} is already used as {seen[str(line)]}")
+        seen[str(line)] = key
 
 
 def load_access_token(cfg: Config, env: Mapping[str, str] | None = None) -> str:

@@ -91,8 +91,55 @@ class CommandDoorConfig(DoorBase):
     feedback_command: tuple[str, ...] | None = None
 
 
+GpioLine = int | str
+"""A line by offset on its chip (17) or by the name the chip gives it ("GPIO17")."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpioDoorConfig(DoorBase):
+    """A door strike's relay on a GPIO line (libgpiod v2), with optional door contact,
+    exit button, LEDs and buzzer on the same chip. See hardware/relay.md for wiring."""
+
+    type: Literal["gpio"] = "gpio"
+    chip: str = "/dev/gpiochip0"
+    line: GpioLine
+    # Many relay boards switch on when their input is pulled low: then set true.
+    active_low: bool = False
+    # How long the strike is unlocked per grant (or exit-button press).
+    pulse: float = field(default=3.0, metadata=_bounds(0.1, 60))
+    # Door contact (reed switch): active while the door is open. With the default
+    # pull-up and a switch that closes to ground when the door is shut, the line reads
+    # high (active) when the door is open: contact_active_low = false.
+    contact_line: GpioLine | None = None
+    contact_active_low: bool = False
+    # A door open longer than this raises the held-open alarm (logged, red LED, buzzer).
+    held_open_alarm: float = field(default=30.0, metadata=_bounds(1, 86_400))
+    # Request-to-exit button; a button to ground with the pull-up is active-low.
+    exit_button_line: GpioLine | None = None
+    exit_button_active_low: bool = True
+    input_bias: Literal["pull-up", "pull-down", "disabled", "as-is"] = "pull-up"
+    # Kernel debounce of the inputs, in seconds.
+    debounce: float = field(default=0.05, metadata=_bounds(0, 1))
+    green_led_line: GpioLine | None = None
+    red_led_line: GpioLine | None = None
+    buzzer_line: GpioLine | None = None
+    feedback_active_low: bool = False
+
+    def lines(self) -> dict[str, GpioLine]:
+        """Configured lines by config key, e.g. ``{"line": 17, "contact_line": 27}``."""
+        keys = (
+            "line",
+            "contact_line",
+            "exit_button_line",
+            "green_led_line",
+            "red_led_line",
+            "buzzer_line",
+        )
+        return {k: v for k in keys if (v := getattr(self, k)) is not None}
+
+
 ReaderConfig = SerialReaderConfig | KeyboardReaderConfig
-DoorConfig = CommandDoorConfig
+DoorConfig = CommandDoorConfig | GpioDoorConfig
 
 READER_TYPES: dict[str, type[ReaderBase]] = {
     "serial": SerialReaderConfig,
@@ -100,6 +147,7 @@ READER_TYPES: dict[str, type[ReaderBase]] = {
 }
 DOOR_TYPES: dict[str, type[DoorBase]] = {
     "command": CommandDoorConfig,
+    "gpio": GpioDoorConfig,
 }
 
 

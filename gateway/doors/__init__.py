@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config.model import CommandDoorConfig, DoorBase
+from gateway.config.model import CommandDoorConfig, DoorBase, GpioDoorConfig
 from gateway.doors.base import Door
 
 
@@ -11,4 +11,10 @@ def build_door(cfg: DoorBase) -> Door:
         from gateway.doors.command import CommandDoor
 
         return CommandDoor(cfg)
+    if isinstance(cfg, GpioDoorConfig):
+        # gpiod is imported only here: a gateway without GPIO doors never loads it.
+        # Builds inside the running loop (input edges arrive through add_reader).
+        from gateway.doors.gpio import GpioDoor
+
+        return GpioDoor(cfg)
     raise TypeError(f"no door for {type(cfg).__name__}")  # config validation prevents this

@@ -1,0 +1,78 @@
+"""What the LEDs and the buzzer do for each outcome: patterns as data, one player.
+
+A pattern is a list of steps, each the set of feedback lines that are on and for how
+long. A door without some of the lines simply skips them (a door with only a buzzer
+still beeps once for granted and three times for refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.doors.gpio_lines import FEEDBACK, Role
+from gateway.errors import DoorError
+from gateway.model import Signal
+
+
+class Cue(enum.StrEnum):
+    GRANTED = "granted"
+    REFUSED = "refused"
+    OFFLINE = "offline"  # let in on the local cache: green, but visibly not the usual
+    HELD_OPEN = "held-open"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    on: frozenset[Role]
+    seconds: float
+
+
+def _pattern(*steps: tuple[set[Role], float]) -> tuple[Step, ...]:
+    return tuple(Step(frozenset(on), seconds) for on, seconds in steps)
+
+
+G, R, B = Role.GREEN, Role.RED, Role.BUZZER
+PATTERNS: Mapping[Cue, tuple[Step, ...]] = {
+    Cue.GRANTED: _pattern(({G, B}, 0.15), ({G}, 1.35)),
+    Cue.REFUSED: _pattern(
+        ({R, B}, 0.12), ({R}, 0.08), ({R, B}, 0.12), ({R}, 0.08), ({R, B}, 0.12), ({R}, 1.0)
+    ),
+    Cue.OFFLINE: _pattern(
+        ({G, B}, 0.15), ({G}, 0.25), (set(), 0.2), ({G}, 0.3), (set(), 0.2), ({G}, 0.4)
+    ),
+    Cue.HELD_OPEN: _pattern(*[({R, B}, 0.4), ({R}, 0.6)] * 3),
+}
+CUE_FOR_SIGNAL: Mapping[Signal, Cue] = {
+    Signal.GRANTED: Cue.GRANTED,
+    Signal.REFUSED: Cue.REFUSED,
+    Signal.OFFLINE: Cue.OFFLINE,
+}
+
+
+class FeedbackLines(Protocol):
+    def has(self, role: Role) -> bool: ...
+    def set(self, role: Role, active: bool) -> None: ...
+
+
+async def play(
+    lines: FeedbackLines,
+    steps: tuple[Step, ...],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Show ``steps``; all feedback lines end off, also when cancelled (a newer cue
+    replaces an older one). Raises ``DoorError`` if a line cannot be driven."""
+    present = [role for role in FEEDBACK if lines.has(role)]
+    try:
+        for step in steps:
+            for role in present:
+                lines.set(role, role in step.on)
+            await sleep(step.seconds)
+    finally:
+        for role in present:
+            with contextlib.suppress(DoorError):
+                lines.set(role, False)

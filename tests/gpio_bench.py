@@ -1,0 +1,253 @@
+"""Two benches behind one interface for the GPIO door tests.
+
+``KernelGpioSim`` builds a simulated chip with the kernel's gpio-sim (configfs) and is
+driven through the real libgpiod; ``FakeChip`` models the same character-device
+behaviour in Python for kernels without gpio-sim: active-low applied by the "kernel",
+bias pulls an undriven input, edges queued on a pollable file descriptor, EBUSY for a
+line already requested, the physical level of every line visible to the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+import gpiod
+from gpiod.line import Bias, Direction, Edge, Value
+
+from gateway.doors.gpio_lines import OpenChip
+
+NUM_LINES = 16
+LINE_NAMES = {0: "LOCK", 1: "CONTACT", 2: "EXIT", 3: "GREEN", 4: "RED", 5: "BUZZER"}
+
+
+class Bench(Protocol):
+    kind: str
+    chip_path: str
+    open_chip: OpenChip | None
+
+    def set_input(self, offset: int, high: bool) -> None:
+        """Drive an input's pin physically high or low (a switch, a button)."""
+
+    def output_high(self, offset: int) -> bool:
+        """The physical level on an output pin (what the relay or LED sees)."""
+
+    def close(self) -> None: ...
+
+
+# --- the kernel's gpio-sim ---------------------------------------------------------
+
+CONFIGFS = Path("/sys/kernel/config")
+GPIO_SIM = CONFIGFS / "gpio-sim"
+
+
+def kernel_gpio_sim() -> str | None:
+    """None when gpio-sim is usable (loading and mounting it if we may), else why not."""
+    if not GPIO_SIM.is_dir():
+        if shutil.which("modprobe"):
+            subprocess.run(["modprobe", "gpio-sim"], capture_output=True, check=False)
+        if not CONFIGFS.is_dir() or not any(CONFIGFS.iterdir()):
+            with contextlib.suppress(OSError):
+                if "configfs" in Path("/proc/filesystems").read_text():
+                    subprocess.run(
+                        ["mount", "-t", "configfs", "none", str(CONFIGFS)],
+                        capture_output=True,
+                        check=False,
+                    )
+    if GPIO_SIM.is_dir():
+        return None
+    if not CONFIGFS.is_dir():
+        return "kernel without configfs (CONFIG_CONFIGFS_FS)"
+    return "kernel without gpio-sim (CONFIG_GPIO_SIM)"
+
+
+class KernelGpioSim:
+    kind = "gpio-sim"
+    open_chip: OpenChip | None = None  # the real gpiod.Chip
+
+    def __init__(self) -> None:
+        self._dev = GPIO_SIM / f"checkin-{uuid.uuid4().hex[:8]}"
+        self._bank = self._dev / "bank0"
+        self._dev.mkdir()
+        try:
+            self._bank.mkdir()
+            (self._bank / "num_lines").write_text(str(NUM_LINES))
+            for offset, name in LINE_NAMES.items():
+                (self._bank / f"line{offset}").mkdir()
+                (self._bank / f"line{offset}" / "name").write_text(name)
+            (self._dev / "live").write_text("1")
+            chip = (self._bank / "chip_name").read_text().strip()
+            platform = (self._dev / "dev_name").read_text().strip()
+        except BaseException:
+            self.close()
+            raise
+        self.chip_path = f"/dev/{chip}"
+        self._sysfs = Path("/sys/devices/platform") / platform / chip
+
+    def set_input(self, offset: int, high: bool) -> None:
+        pull = self._sysfs / f"sim_gpio{offset}" / "pull"
+        pull.write_text("pull-up" if high else "pull-down")
+
+    def output_high(self, offset: int) -> bool:
+        return (self._sysfs / f"sim_gpio{offset}" / "value").read_text().strip() == "1"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            (self._dev / "live").write_text("0")
+        for offset in LINE_NAMES:
+            with contextlib.suppress(OSError):
+                (self._bank / f"line{offset}").rmdir()
+        for folder in (self._bank, self._dev):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+# --- the fake chip -------------------------------------------------------------------
+
+
+class FakeChip:
+    """One simulated chip: its pins' physical levels and which lines are requested."""
+
+    kind = "fake"
+
+    def __init__(self, path: str = "/dev/gpiochip-fake") -> None:
+        self.chip_path = path
+        self.physical = [False] * NUM_LINES
+        self.requests: dict[int, FakeRequest] = {}
+        self.open_chip: OpenChip | None = self._open
+
+    def _open(self, path: str) -> FakeChipHandle:
+        if path != self.chip_path:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        return FakeChipHandle(self)
+
+    def set_input(self, offset: int, high: bool) -> None:
+        self._level(offset, high)
+
+    def output_high(self, offset: int) -> bool:
+        return self.physical[offset]
+
+    def close(self) -> None:
+        for request in list(self.requests.values()):
+            request.release()
+
+    def _level(self, offset: int, high: bool) -> None:
+        before, self.physical[offset] = self.physical[offset], high
+        request = self.requests.get(offset)
+        if request is not None and before != high:
+            request.edge(offset)
+
+
+class FakeChipHandle:
+    def __init__(self, chip: FakeChip) -> None:
+        self._chip = chip
+
+    def line_offset_from_id(self, id: str | int) -> int:
+        if isinstance(id, str):
+            names = {name: offset for offset, name in LINE_NAMES.items()}
+            if id in names:
+                return names[id]
+            if not id.isdigit():
+                raise OSError(errno.ENOENT, "No such file or directory")
+            id = int(id)
+        if not 0 <= id < NUM_LINES:
+            raise ValueError("line offset of out range")
+        return id
+
+    def request_lines(
+        self,
+        config: dict[Any, Any],
+        consumer: str | None = None,
+        event_buffer_size: int | None = None,
+        output_values: dict[int | str, Any] | None = None,
+    ) -> FakeRequest:
+        del consumer, event_buffer_size
+        offsets = {self.line_offset_from_id(line): settings for line, settings in config.items()}
+        if any(offset in self._chip.requests for offset in offsets):
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        return FakeRequest(self._chip, offsets, output_values or {})
+
+    def close(self) -> None:
+        pass
+
+
+class FakeRequest:
+    def __init__(
+        self, chip: FakeChip, settings: dict[int, gpiod.LineSettings], initial: dict[Any, Any]
+    ) -> None:
+        self._chip = chip
+        self._settings = settings
+        self._events: list[gpiod.EdgeEvent] = []
+        self._read_fd, self._write_fd = os.pipe()
+        self._seq = 0
+        self.released = False
+        for offset, s in settings.items():
+            if s.direction == Direction.OUTPUT:
+                value = initial.get(offset, s.output_value)
+                chip._level(offset, (value == Value.ACTIVE) != s.active_low)
+            elif s.bias in (Bias.PULL_UP, Bias.PULL_DOWN):
+                # gpio-sim lets a requested bias set the simulated pull, as a real pin
+                # floats to its pull when nothing drives it.
+                chip._level(offset, s.bias == Bias.PULL_UP)
+        for offset in settings:  # registered after: setting up makes no edges
+            chip.requests[offset] = self
+
+    @property
+    def fd(self) -> int:
+        self._check()
+        return self._read_fd
+
+    def _check(self) -> None:
+        if self.released:
+            raise gpiod.RequestReleasedError
+
+    def get_value(self, line: int | str) -> Value:
+        self._check()
+        assert isinstance(line, int)
+        s = self._settings[line]
+        return Value.ACTIVE if self._chip.physical[line] != s.active_low else Value.INACTIVE
+
+    def set_value(self, line: int | str, value: Value) -> None:
+        self._check()
+        assert isinstance(line, int)
+        s = self._settings[line]
+        if s.direction != Direction.OUTPUT:
+            raise OSError(errno.EPERM, "Operation not permitted")
+        self._chip._level(line, (value == Value.ACTIVE) != s.active_low)
+
+    def edge(self, offset: int) -> None:
+        s = self._settings[offset]
+        if s.direction != Direction.INPUT or s.edge_detection == Edge.NONE:
+            return
+        active = self._chip.physical[offset] != s.active_low  # edges are logical
+        if s.edge_detection == Edge.RISING and not active:
+            return
+        if s.edge_detection == Edge.FALLING and active:
+            return
+        kind = gpiod.EdgeEvent.Type.RISING_EDGE if active else gpiod.EdgeEvent.Type.FALLING_EDGE
+        self._seq += 1
+        self._events.append(gpiod.EdgeEvent(kind.value, 0, offset, self._seq, self._seq))
+        os.write(self._write_fd, b"e")
+
+    def read_edge_events(self, max_events: int | None = None) -> list[gpiod.EdgeEvent]:
+        self._check()
+        count = len(self._events) if max_events is None else min(max_events, len(self._events))
+        if count:
+            os.read(self._read_fd, count)
+        events, self._events = self._events[:count], self._events[count:]
+        return events
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        for offset in self._settings:
+            self._chip.requests.pop(offset, None)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
