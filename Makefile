@@ -10,7 +10,8 @@ SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox
 	conntrack libusb-1.0-0 systemd
 APT_STAMP := $(VENV)/.apt-installed
 
-.PHONY: demo sim test bench lint venv system-deps typecheck clean
+.PHONY: demo sim test bench lint venv system-deps typecheck clean \
+	install install-venv install-files install-activate uninstall
 
 venv: $(STAMP)
 
@@ -58,3 +59,65 @@ bench: $(STAMP) system-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# --- Install on a Raspberry Pi (README: "Install on a Raspberry Pi") -----------------
+# `sudo make install` puts a virtualenv in $(PREFIX), the unit, the user, the udev rules
+# and an example config in place; it never overwrites an existing config or token.
+# WITH="mac-presence portal" adds the drop-ins granting CAP_NET_RAW / CAP_NET_ADMIN;
+# a later `make install` without WITH removes them again. install-files honours
+# DESTDIR (the tests use it); the other steps act on this machine.
+PREFIX ?= /opt/checkin-gateway
+DESTDIR ?=
+WITH ?=
+UNITDIR := /etc/systemd/system
+CONFDIR := /etc/checkin-gateway
+DROPINS := mac-presence portal
+
+install: install-venv install-files install-activate
+
+install-venv:
+	@[ "$$(id -u)" = 0 ] || { echo "make install needs root: sudo make install"; exit 1; }
+	@test -x $(PREFIX)/venv/bin/python || $(PYTHON) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PREFIX)/venv/bin/pip install --quiet --disable-pip-version-check '.[gpio]'
+
+install-files:
+	@for d in $(WITH); do case " $(DROPINS) " in *" $$d "*) ;; \
+		*) echo "unknown WITH=$$d (choose from: $(DROPINS))"; exit 1;; esac; done
+	install -D -m 0644 systemd/checkin-gateway.service $(DESTDIR)$(UNITDIR)/checkin-gateway.service
+	rm -f $(foreach d,$(DROPINS),$(DESTDIR)$(UNITDIR)/checkin-gateway.service.d/$(d).conf)
+	@for d in $(WITH); do \
+		install -D -m 0644 systemd/checkin-gateway.service.d/$$d.conf \
+			$(DESTDIR)$(UNITDIR)/checkin-gateway.service.d/$$d.conf || exit 1; done
+	install -D -m 0644 systemd/checkin-gateway.sysusers $(DESTDIR)/etc/sysusers.d/checkin-gateway.conf
+	install -D -m 0644 hardware/udev/60-checkin-gateway.rules \
+		$(DESTDIR)/etc/udev/rules.d/60-checkin-gateway.rules
+	install -d -m 0750 $(DESTDIR)$(CONFDIR)
+	@test -e $(DESTDIR)$(CONFDIR)/config.toml || \
+		install -m 0640 config/example.toml $(DESTDIR)$(CONFDIR)/config.toml
+	@test -e $(DESTDIR)$(CONFDIR)/cobot-token || \
+		install -m 0600 /dev/null $(DESTDIR)$(CONFDIR)/cobot-token
+
+install-activate:
+	systemd-sysusers /etc/sysusers.d/checkin-gateway.conf
+	chgrp checkin-gateway $(CONFDIR) $(CONFDIR)/config.toml
+	ln -sf $(PREFIX)/venv/bin/checkin-gateway /usr/local/bin/checkin-gateway
+	-udevadm control --reload-rules && udevadm trigger
+	systemctl daemon-reload
+	@echo
+	@echo "Installed. Next:"
+	@echo "  1. edit $(CONFDIR)/config.toml (readers, doors, your space's base_url)"
+	@echo "  2. put the Cobot access token into $(CONFDIR)/cobot-token (root only, 0600)"
+	@echo "  3. sudo checkin-gateway doctor --config $(CONFDIR)/config.toml"
+	@echo "  4. sudo systemctl enable --now checkin-gateway"
+
+uninstall:
+	@[ "$$(id -u)" = 0 ] || { echo "make uninstall needs root: sudo make uninstall"; exit 1; }
+	-systemctl disable --now checkin-gateway
+	rm -f $(UNITDIR)/checkin-gateway.service /usr/local/bin/checkin-gateway
+	rm -rf $(UNITDIR)/checkin-gateway.service.d $(PREFIX)
+	rm -f /etc/udev/rules.d/60-checkin-gateway.rules /etc/sysusers.d/checkin-gateway.conf
+	-systemctl daemon-reload
+	-udevadm control --reload-rules
+	@echo "Kept: $(CONFDIR) (config, token), /var/lib/checkin-gateway (cache, queue) and"
+	@echo "the checkin-gateway user. Remove them by hand if the gateway is gone for good."
