@@ -84,4 +84,6 @@ def test_the_active_part_uses_the_real_keys_and_defaults() -> None:
                 continue
             value = getattr(getattr(cfg, section.strip("[]")), f.name)
             if f"# {f.name} = " not in shown:
-                assert value == f.default, f"{section} {f.name}: the example differs from the default"
+                assert value == f.default, (
+                    f"{section} {f.name}: the example differs from the default"
+                )

@@ -93,8 +93,14 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
 def test_security_exposure(tmp_path: Path, dropin: str, limit: float) -> None:
     unit_dir = staged(tmp_path, [dropin] if dropin else [])
     result = subprocess.run(
-        [systemd_analyze(), "security", "--offline=yes", f"--threshold={limit * 10:.0f}",
-         "--no-pager", UNIT.name],
+        [
+            systemd_analyze(),
+            "security",
+            "--offline=yes",
+            f"--threshold={limit * 10:.0f}",
+            "--no-pager",
+            UNIT.name,
+        ],
         cwd=unit_dir,
         env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:", "PATH": "/usr/bin:/bin"},
         capture_output=True,

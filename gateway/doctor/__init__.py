@@ -1,0 +1,71 @@
+"""``checkin-gateway doctor``: what is fine and what to fix, in one table.
+
+Checks the config, the service user and unit, the state directory, each reader's and
+door's device and permissions (as the service user, whoever runs the doctor), the
+Cobot API's reachability, the token's validity and scopes, and the clock.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from gateway.config.loader import load_config
+from gateway.doctor.api import check_api
+from gateway.doctor.clock import DEFAULT_PROBES, Probe, clock_synchronised
+from gateway.doctor.devices import check_doors, check_readers
+from gateway.doctor.local import check_capabilities, check_service, check_state_dir
+from gateway.doctor.report import Report, Status
+from gateway.doctor.system import System
+from gateway.errors import ConfigError
+
+__all__ = ["Report", "Status", "System", "run_doctor"]
+
+
+async def run_doctor(
+    cfg_path: Path | str,
+    out: TextIO | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    system: System | None = None,
+    clock_probes: tuple[Probe, ...] = DEFAULT_PROBES,
+) -> int:
+    """Print the table to ``out``; 0 when nothing needs fixing, else 1."""
+    out = out or sys.stdout
+    system = system or System()
+    report = Report()
+    print(f"checkin-gateway doctor: {cfg_path}\n", file=out)
+    try:
+        cfg = load_config(cfg_path)
+    except ConfigError as exc:
+        report.add("config", Status.FIX, str(exc), "checkin-gateway check-config explains")
+        cfg = None
+    if cfg is not None:
+        report.add(
+            "config",
+            Status.OK,
+            f"{len(cfg.readers)} reader(s), {len(cfg.doors)} door(s), "
+            f"offline policy {cfg.gateway.offline_policy.value}",
+        )
+        check_service(report, system)
+        check_state_dir(report, cfg.gateway.state_dir, system)
+        check_readers(report, cfg.readers, system)
+        check_doors(report, cfg.doors, system)
+        check_capabilities(report, cfg, system)
+        await check_api(report, cfg, system, env)
+    verdict, how = await clock_synchronised(clock_probes)
+    if verdict is None:
+        report.add("clock", Status.UNKNOWN, f"synchronisation unknown: {how}")
+    elif verdict:
+        report.add("clock", Status.OK, f"synchronised ({how})")
+    else:
+        report.add(
+            "clock",
+            Status.FIX,
+            f"not synchronised ({how}): check-in times and TLS checks depend on it",
+            "enable NTP: sudo timedatectl set-ntp true; check the network reaches an NTP server",
+        )
+    report.render(out)
+    return 0 if report.ok else 1

@@ -1,0 +1,228 @@
+"""Reader and door devices: present, open to the service user, admitted by the unit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from gateway.config.model import (
+    CommandDoorConfig,
+    DoorBase,
+    GpioDoorConfig,
+    KeyboardReaderConfig,
+    ReaderBase,
+    SerialReaderConfig,
+)
+from gateway.doctor.access import DEVICE_ALLOW, READ, WRITE, char_drivers, group_name, may
+from gateway.doctor.report import Report, Status
+from gateway.doctor.system import System
+
+UDEV_RULES = "hardware/udev/60-checkin-gateway.rules"
+# USB NFC readers nfcpy drives (vendor, product), as in the udev rules.
+NFC_USB_IDS = {
+    ("072f", "2200"): "ACR122U",
+    ("04e6", "5591"): "SCL3711",
+    ("04cc", "2533"): "PN533",
+    ("054c", "06c1"): "RC-S380",
+    ("054c", "06c3"): "RC-S380",
+}
+
+
+def check_device(report: Report, name: str, path: str, system: System, missing_fix: str) -> None:
+    who = system.principal
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        report.add(name, Status.FIX, f"{path}: no such device", missing_fix)
+        return
+    except OSError as exc:
+        report.add(name, Status.FIX, f"{path}: {exc.strerror}")
+        return
+    shown = path
+    if Path(path).is_symlink():
+        shown = f"{path} -> {Path(path).resolve()}"
+    if not stat.S_ISCHR(st.st_mode):
+        report.add(name, Status.FIX, f"{shown}: not a character device")
+        return
+    if not may(who, st, READ | WRITE):
+        group = group_name(st.st_gid)
+        report.add(
+            name,
+            Status.FIX,
+            f"{shown}: {who.name} may not read and write it "
+            f"(mode {st.st_mode & 0o777:o}, group {group})",
+            f"give the device to group {group} with mode 0660 and the service that group, "
+            f"or add a rule to {UDEV_RULES}",
+        )
+        return
+    drivers = char_drivers(st, system.proc_devices)
+    if not set(drivers) & set(DEVICE_ALLOW):
+        driver = drivers[0] if drivers else f"major {os.major(st.st_rdev)}"
+        report.add(
+            name,
+            Status.FIX,
+            f"{shown}: a {driver} device, which the unit's DevicePolicy=closed refuses",
+            f"add a drop-in with [Service] DeviceAllow=char-{driver} rw",
+        )
+        return
+    report.add(name, Status.OK, f"{shown}: {who.name} may read and write it")
+
+
+def check_readers(report: Report, readers: tuple[ReaderBase, ...], system: System) -> None:
+    if not readers:
+        report.add("readers", Status.WARN, "no readers configured: nobody can check in")
+    for reader in readers:
+        name = f"reader {reader.name}"
+        if isinstance(reader, SerialReaderConfig):
+            _check_port(report, name, reader.port, system)
+        elif isinstance(reader, KeyboardReaderConfig):
+            report.add(
+                name,
+                Status.WARN,
+                "reads standard input, which the systemd service does not have",
+                "use it with `checkin-gateway run` on a terminal, not under systemd",
+            )
+        else:
+            _check_generic(report, name, reader, system)
+
+
+def _check_port(report: Report, name: str, port: str, system: System) -> None:
+    if "://" in port:
+        report.add(name, Status.SKIP, f"{port}: a network port, not a device")
+        return
+    check_device(
+        report,
+        name,
+        port,
+        system,
+        f"is the reader plugged in? A stable name comes from {UDEV_RULES}; "
+        "the Pi's UART must be enabled (hardware/rdm6300.md)",
+    )
+
+
+def _check_generic(report: Report, name: str, reader: ReaderBase, system: System) -> None:
+    """Readers whose config this module does not know by type: check what looks like a
+    device (a /dev path, an nfcpy ``usb``/``tty:`` path, a network interface)."""
+    checked = False
+    for f in dataclasses.fields(reader):
+        value = getattr(reader, f.name)
+        if not isinstance(value, str):
+            continue
+        if value.startswith("/dev/"):
+            _check_port(report, name, value, system)
+        elif f.name == "interface":
+            _check_interface(report, name, value, system)
+        elif value == "usb" or value.startswith("usb:"):
+            _check_usb(report, name, value, system)
+        elif value.startswith("tty:"):
+            _check_port(report, name, "/dev/tty" + value.split(":")[1], system)
+        elif value.startswith("udp:"):
+            report.add(name, Status.SKIP, f"{value}: a simulated reader over UDP")
+        else:
+            continue
+        checked = True
+    if not checked:
+        report.add(name, Status.SKIP, f"no device check for readers of type {reader.type!r}")
+
+
+def _check_interface(report: Report, name: str, interface: str, system: System) -> None:
+    if not (system.sys_class_net / interface).exists():
+        present = sorted(p.name for p in system.sys_class_net.iterdir() if p.name != "lo")
+        report.add(
+            name,
+            Status.FIX,
+            f"no network interface {interface!r}",
+            f"use one of: {', '.join(present) or 'none found'}",
+        )
+        return
+    if system.unit.exists() and not system.dropin("mac-presence").exists():
+        report.add(
+            name,
+            Status.FIX,
+            f"{interface}: present, but the service lacks CAP_NET_RAW to watch it",
+            "sudo make install WITH=mac-presence (adds the drop-in granting CAP_NET_RAW)",
+        )
+        return
+    report.add(name, Status.OK, f"{interface}: present")
+
+
+def _check_usb(report: Report, name: str, path: str, system: System) -> None:
+    wanted = path.split(":")[1:]
+    found: list[tuple[str, str]] = []
+    for dev in sorted(system.sys_usb_devices.glob("*")):
+        try:
+            ids = ((dev / "idVendor").read_text().strip(), (dev / "idProduct").read_text().strip())
+            bus = int((dev / "busnum").read_text())
+            num = int((dev / "devnum").read_text())
+        except (OSError, ValueError):
+            continue
+        if (len(wanted) == 2 and tuple(wanted) == ids) or (not wanted and ids in NFC_USB_IDS):
+            found.append((NFC_USB_IDS.get(ids, ":".join(ids)), f"/dev/bus/usb/{bus:03}/{num:03}"))
+    if not found:
+        report.add(
+            name,
+            Status.FIX,
+            f"{path}: no USB NFC reader found",
+            "plug it in; `lsusb` should list it (hardware/acr122u.md)",
+        )
+        return
+    model, node = found[0]
+    check_device(report, f"{name} ({model})", node, system, "")
+
+
+def check_doors(report: Report, doors: tuple[DoorBase, ...], system: System) -> None:
+    for door in doors:
+        name = f"door {door.name}"
+        if isinstance(door, GpioDoorConfig):
+            check_device(report, name, door.chip, system, "ls /dev/gpiochip*: which chip is it?")
+            _check_gpio_lines(report, name, door)
+        elif isinstance(door, CommandDoorConfig):
+            for argv in (door.command, door.feedback_command):
+                if argv:
+                    _check_command(report, name, argv[0])
+
+
+def _check_command(report: Report, name: str, program: str) -> None:
+    found = shutil.which(program) if "/" not in program else program
+    if found is None or not os.access(found, os.X_OK):
+        report.add(name, Status.FIX, f"{program}: not found or not executable")
+    else:
+        report.add(name, Status.OK, f"{found}: executable")
+
+
+def _check_gpio_lines(report: Report, name: str, door: GpioDoorConfig) -> None:
+    try:
+        import gpiod
+    except ImportError:
+        report.add(
+            f"{name} lines",
+            Status.FIX,
+            "libgpiod's Python bindings are missing",
+            "pip install 'checkin-gateway[gpio]' (make install does)",
+        )
+        return
+    try:
+        chip = gpiod.Chip(door.chip)
+    except OSError:
+        return  # reported by the device check
+    problems: list[str] = []
+    held = False
+    with chip:
+        for key, line in door.lines().items():
+            try:
+                info = chip.get_line_info(chip.line_offset_from_id(line))
+            except (OSError, ValueError):
+                problems.append(f"{key} = {line!r}: no such line")
+                continue
+            if info.used and info.consumer == "checkin-gateway":
+                held = True
+            elif info.used:
+                problems.append(f"{key} = {line!r}: in use by {info.consumer or 'another program'}")
+    if problems:
+        report.add(f"{name} lines", Status.FIX, "; ".join(problems), "gpioinfo lists the lines")
+    else:
+        state = "held by the running gateway" if held else "present and free"
+        report.add(f"{name} lines", Status.OK, f"{len(door.lines())} lines {state}")
