@@ -1,4 +1,4 @@
-"""Command line: ``checkin-gateway run|check-config|status|queue|demo``.
+"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|demo``.
 
 ``async def main(argv)`` does the work and returns the exit code; ``run()`` is the thin
 synchronous entry point. Tests call ``main([...])`` directly.
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("action", choices=["list", "retry", "drop"])
     q.add_argument("id", nargs="?", type=int)
     q.add_argument("--all", action="store_true", help="list: include delivered entries")
+    doc = sub.add_parser(
+        "doctor", help="check config, devices, permissions, API token and clock; say what to fix"
+    )
+    doc.add_argument("--config", "-c", type=Path, default=Path("/etc/checkin-gateway/config.toml"))
     demo = sub.add_parser("demo", help="a gateway on a simulated Cobot, keyboard reader")
     demo.add_argument("--state-dir", type=Path, default=None)
     return p
@@ -68,6 +72,10 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
                 return await _status(args.config, out, as_json=args.json)
             case "queue":
                 return await _queue(args.config, args.action, args.id, args.all, out)
+            case "doctor":
+                from gateway.doctor import run_doctor
+
+                return await run_doctor(args.config, out)
             case "demo":
                 from gateway.demo import run_demo
 
