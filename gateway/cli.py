@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import structlog
 
@@ -23,6 +23,11 @@ from gateway import __version__
 from gateway.config import load_access_token, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.log import configure
+from gateway.systemd import Notifier, status_line
+from gateway.systemd.lifecycle import run_notified
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +111,10 @@ async def _run(path: Path) -> int:
     cfg = load_config(path)
     configure(cfg.gateway.log_level, cfg.gateway.log_format)
     token = load_access_token(cfg)
-    gateway = Gateway(cfg, token)
+    # systemd's Type=notify: READY=1 once readers and cache are up, a status line,
+    # the watchdog from this loop. All no-ops outside systemd.
+    notifier = Notifier.from_environ()
+    gateway = Gateway(cfg, token, on_ready=lambda: notifier.ready(_status_line(gateway)))
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()
@@ -117,12 +125,13 @@ async def _run(path: Path) -> int:
         if not stopping:
             stopping = True
             log.info("stopping", signal=signame)
+            notifier.stopping()
             main_task.cancel()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig.name)
     try:
-        await gateway.run()
+        await run_notified(gateway.run, notifier, lambda: _status_line(gateway))
     except asyncio.CancelledError:
         if not stopping:
             raise
@@ -132,6 +141,19 @@ async def _run(path: Path) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return EXIT_OK
+
+
+def _status_line(gateway: Gateway) -> str | None:
+    """What `systemctl status` shows; None until the gateway is up."""
+    from gateway.breaker import BreakerState
+
+    if not gateway.ready.is_set():
+        return None
+    return status_line(
+        {r.name: r.state for r in gateway.readers},
+        online=gateway.breaker.state is BreakerState.CLOSED,
+        queued=gateway.outbox.depth,
+    )
 
 
 async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:

@@ -243,3 +243,50 @@ def test_status_line_reads_well() -> None:
         "0/5 readers ready (r0: failed, r1: failed, r2: failed, +2 more); "
         "Cobot reachable; 1 check-in queued"
     )
+
+
+async def test_the_daemon_reports_to_systemd(
+    systemd_socket: tuple[socket.socket, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`checkin-gateway run` as systemd starts it: READY=1 with a status once up, the
+    watchdog from the loop, STOPPING=1 on SIGTERM, exit 0."""
+    import signal
+
+    from gateway.cli import main
+    from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
+
+    sock, path = systemd_socket
+    loop = asyncio.get_running_loop()
+    async with run_sim(demo_space()) as url:
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(
+            f'[gateway]\nstate_dir = "{tmp_path}"\nlog_level = "warning"\n'
+            f'[cobot]\nbase_url = "{url}"\n'
+            '[[doors]]\ntype = "command"\nname = "front"\ncommand = ["true"]\n'
+        )
+        monkeypatch.setenv("COBOT_ACCESS_TOKEN", ADMIN_TOKEN)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+        daemon = asyncio.create_task(main(["run", "--config", str(cfg)]))
+        messages: list[bytes] = []
+        try:
+            async with asyncio.timeout(20):
+                while not any(m.startswith(b"READY=1") for m in messages):
+                    messages.append(await loop.sock_recv(sock, 4096))
+                while messages.count(b"WATCHDOG=1") < 3:
+                    messages.append(await loop.sock_recv(sock, 4096))
+            assert "NOTIFY_SOCKET" not in os.environ  # not passed on to door commands
+            os.kill(os.getpid(), signal.SIGTERM)
+            async with asyncio.timeout(20):
+                assert await daemon == 0
+        finally:
+            daemon.cancel()
+            await asyncio.gather(daemon, return_exceptions=True)
+    messages += drain(sock)
+    ready = next(m for m in messages if m.startswith(b"READY=1"))
+    assert ready == b"READY=1\nSTATUS=no readers configured; Cobot reachable"
+    assert messages.index(ready) < len(messages) - 1
+    assert messages[-1].startswith(b"STOPPING=1")
