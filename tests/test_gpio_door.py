@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from gateway.config.model import GpioDoorConfig
@@ -19,6 +20,16 @@ from tests.gpio_bench import Bench, FakeChip, KernelGpioSim, kernel_gpio_sim
 
 LOCK, CONTACT, EXIT, GREEN, RED, BUZZER = range(6)
 WAIT = 5.0  # seconds a test waits for something that should take a fraction of that
+
+
+@pytest.fixture(autouse=True)
+def default_logging() -> Iterator[None]:
+    """capture_logs sees info events only with structlog's defaults: a test elsewhere
+    that ran the CLI may have left a warning-level configuration behind."""
+    before = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**before)
 
 
 @pytest.fixture(params=["gpio-sim", "fake"])

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from gateway.readers.base import ReaderState
@@ -259,6 +260,7 @@ async def test_the_daemon_reports_to_systemd(
 
     sock, path = systemd_socket
     loop = asyncio.get_running_loop()
+    logging_before = structlog.get_config()  # `run` configures logging globally
     async with run_sim(demo_space()) as url:
         cfg = tmp_path / "config.toml"
         cfg.write_text(
@@ -285,6 +287,7 @@ async def test_the_daemon_reports_to_systemd(
         finally:
             daemon.cancel()
             await asyncio.gather(daemon, return_exceptions=True)
+            structlog.configure(**logging_before)
     messages += drain(sock)
     ready = next(m for m in messages if m.startswith(b"READY=1"))
     assert ready == b"READY=1\nSTATUS=no readers configured; Cobot reachable"
