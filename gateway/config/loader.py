@@ -16,12 +16,14 @@ from gateway.config.model import (
     Config,
     GatewaySection,
     GpioDoorConfig,
+    PortalSection,
     QueueSection,
 )
 from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
+from gateway.portal.settings import check_portal
 
-_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors")
+_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal")
 CREDENTIAL_NAME = "cobot-token"
 
 
@@ -78,8 +80,20 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         queue=build(QueueSection, data.get("queue", {}), top.key("queue")),
         readers=_typed_tables(data, "readers", READER_TYPES, top),
         doors=_typed_tables(data, "doors", DOOR_TYPES, top),
+        portal=_portal(data, top),
     )
     _cross_check(cfg, top)
+    return cfg
+
+
+def _portal(data: Mapping[str, Any], top: Where) -> PortalSection | None:
+    if "portal" not in data:
+        return None
+    where = top.key("portal")
+    if not isinstance(data["portal"], dict):
+        raise where.error("expected a table ([portal])")
+    cfg = build(PortalSection, data["portal"], where)
+    check_portal(cfg, where)
     return cfg
 
 

@@ -138,6 +138,34 @@ class GpioDoorConfig(DoorBase):
         return {k: v for k in keys if (v := getattr(self, k)) is not None}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortalSection:
+    """The captive portal on the LAN side (``[portal]``; see gateway/portal)."""
+
+    enabled: bool = True
+    space_name: str
+    # The LAN-side interface (Wi-Fi or its bridge): firewall rules and the neighbour
+    # table (IP -> MAC) are scoped to it.
+    interface: str
+    # Addresses to listen on; the firewall and the neighbour lookup (only clients on
+    # ``interface`` can sign in) keep the other sides out.
+    listen: tuple[str, ...] = ("0.0.0.0", "::")  # noqa: S104
+    port: int = field(default=8080, metadata=_bounds(1, 65535))
+    # How clients reach the portal, e.g. "http://portal.lan:8080/". Default: the address
+    # the client connected to (what a redirected connection lands on).
+    url: str | None = None
+    language: Literal["auto", "en", "de"] = "auto"
+    firewall: bool = True
+    table: str = "checkin_portal"
+    # Client networks allowed to use the portal; empty: any client on ``interface``.
+    lan_subnets: tuple[str, ...] = ()
+    # A device is let out until the check-in's valid_until, but never longer than this.
+    max_session: float = field(default=86_400.0, metadata=_bounds(5, 7 * 86_400))
+    # Failed sign-ins per MAC, per IP and per login within failure_window before a lock.
+    max_failures: int = field(default=5, metadata=_bounds(1, 1000))
+    failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
+
+
 ReaderConfig = SerialReaderConfig | KeyboardReaderConfig
 DoorConfig = CommandDoorConfig | GpioDoorConfig
 
@@ -159,6 +187,7 @@ class Config:
     queue: QueueSection = QueueSection()
     readers: tuple[ReaderBase, ...] = ()
     doors: tuple[DoorBase, ...] = ()
+    portal: PortalSection | None = None
 
     def door(self, name: str) -> DoorBase:
         return next(d for d in self.doors if d.name == name)

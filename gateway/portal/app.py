@@ -1,0 +1,376 @@
+"""The portal's HTTP side (aiohttp): the sign-in page, the probes, the captive API.
+
+Every request from the LAN lands here: the portal's own pages when addressed to the
+portal, and any other plain-HTTP request a captive device makes (redirected by the
+firewall). Those get a redirect to the portal, or, for a device that is let out, the
+answer its OS's probe expects. The redirect always goes to the portal's own root:
+nothing of the request (host, path, a ``return_to``) is ever used as a target.
+
+Whatever a client sends, the answer is a page: sizes are capped by the HTTP parser and
+the app, forms are parsed defensively, and an unexpected error is logged and becomes
+a 500 page, never a crash.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from gateway.config.model import PortalSection
+from gateway.errors import GatewayError
+from gateway.portal import captive_api, csrf, pages
+from gateway.portal.i18n import Lang, negotiate, parse_lang, text
+from gateway.portal.pages import Kind, Message
+from gateway.portal.probes import Action, find_probe, normalise_host
+from gateway.portal.signin import Outcome
+
+if TYPE_CHECKING:
+    from gateway.portal.service import Attempt, ClientState, PortalService
+
+log = structlog.get_logger(__name__)
+
+SERVICE: web.AppKey[PortalService] = web.AppKey("service")
+GUARD = web.AppKey("csrf", csrf.CsrfGuard)
+
+MAX_BODY = 4096  # bytes of a sign-in form; a login and password fit many times
+MAX_TARGET = 1024  # bytes of path + query
+# aiohttp's parser limits: request line, one header, header count.
+HANDLER_ARGS = {
+    "max_line_size": 2048,
+    "max_field_size": 4096,
+    "max_headers": 64,
+    "keepalive_timeout": 15.0,
+    "auto_decompress": False,
+}
+SIGN_IN_PATH = "/sign-in"
+_FORM = "application/x-www-form-urlencoded"
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+# What the page says for each outcome, and with which HTTP status.
+_OUTCOME_PAGES: dict[Outcome, tuple[str, int]] = {
+    Outcome.WRONG_PASSWORD: ("wrong_password", 401),
+    Outcome.NO_TIME_PASSES: ("no_time_passes", 403),
+    Outcome.NOT_CONFIRMED: ("not_confirmed", 403),
+    Outcome.REFUSED: ("refused", 403),
+    Outcome.UNAVAILABLE: ("unavailable", 503),
+    Outcome.MISCONFIGURED: ("misconfigured", 503),
+    Outcome.THROTTLED: ("throttled", 429),
+    Outcome.UNKNOWN_DEVICE: ("unknown_device", 400),
+    Outcome.ENDED: ("check_in_ended", 403),
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_app(service: PortalService) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_guard])
+    app[SERVICE] = service
+    app[GUARD] = csrf.CsrfGuard()
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+async def serve(
+    app: web.Application, cfg: PortalSection
+) -> tuple[web.AppRunner, list[tuple[str, int]]]:
+    """Start the sites; returns the runner (cleanup it) and the bound addresses."""
+    runner = web.AppRunner(app, access_log=None, handler_args=HANDLER_ARGS)
+    await runner.setup()
+    try:
+        for host in cfg.listen:
+            await web.TCPSite(runner, host, cfg.port, reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise PortalError(f"portal: cannot listen on port {cfg.port}: {exc}") from exc
+    addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
+    return runner, addresses
+
+
+class PortalError(GatewayError):
+    """The portal cannot start (its port is taken, its address is not configured)."""
+
+
+# --- middleware: caps, headers, and no exception escapes --------------------------------
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    try:
+        if len(request.raw_path) > MAX_TARGET:
+            response: web.StreamResponse = _notice(request, "too_large", 414)
+        elif not _from_lan(request, service.cfg):
+            response = _notice(request, "not_here", 403)
+        else:
+            response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        response = _notice(request, "too_large", 413)
+    except web.HTTPException as exc:
+        exc.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in exc.headers})
+        raise
+    except Exception:  # a client must never take the portal down
+        log.exception("portal_request_failed", path=request.path[:100])
+        response = web.Response(status=500, text="Internal error", content_type="text/plain")
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _from_lan(request: web.Request, cfg: PortalSection) -> bool:
+    if not cfg.lan_subnets:
+        return True
+    try:
+        address = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(s, strict=False) for s in cfg.lan_subnets)
+
+
+# --- routing -----------------------------------------------------------------------
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    base = portal_url(request)
+    if normalise_host(request.host) != normalise_host(_host_of(base)):
+        return await _captive_request(request, base)
+    route = (request.method, request.path)
+    if route in (("GET", "/"), ("HEAD", "/")):
+        return await _index(request)
+    if route == ("POST", SIGN_IN_PATH):
+        return await _sign_in(request)
+    if route in (("GET", captive_api.PATH), ("HEAD", captive_api.PATH)):
+        return await _captive_api(request, base)
+    if request.method in ("GET", "HEAD"):
+        # e.g. a reload of /sign-in: the form lives at the root.
+        return _redirect(base, 303)
+    return _notice(request, "title_not_found", 404)
+
+
+def portal_url(request: web.Request) -> str:
+    """The portal's root as this client reaches it: the configured URL, else the
+    address and port the client's connection arrived at."""
+    service = request.app[SERVICE]
+    if service.cfg.url:
+        return service.cfg.url if service.cfg.url.endswith("/") else service.cfg.url + "/"
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        return f"http://{request.host}/"
+    host, port = str(sockname[0]), int(sockname[1])
+    if host.startswith("::ffff:"):
+        host = host.removeprefix("::ffff:")
+    if ":" in host:
+        host = "[" + host.replace("%", "%25") + "]"
+    return f"http://{host}/" if port == 80 else f"http://{host}:{port}/"
+
+
+def _host_of(url: str) -> str:
+    rest = url.split("://", 1)[1]
+    return rest.split("/", 1)[0]
+
+
+async def _captive_request(request: web.Request, base: str) -> web.StreamResponse:
+    """A request to anywhere else: a probe, or a page the device tried to open."""
+    service = request.app[SERVICE]
+    state = await _client(request)
+    probe = find_probe(request.host, request.path)
+    if probe is not None and state.until is not None:
+        if probe.action is Action.STATUS_PAGE:
+            return _redirect(base)
+        response = web.Response(status=probe.status, body=probe.body or None)
+        if probe.body:
+            response.content_type = probe.content_type
+        for name, value in probe.headers:
+            response.headers[name] = value
+        return response
+    if request.method in ("GET", "HEAD"):
+        # 302 is what every OS's probe logic takes as "captive, open this".
+        return _redirect(base)
+    # RFC 6585: a non-GET to a captive network gets 511 with a link to sign in.
+    lang = _lang(request, service.cfg)
+    body = pages.notice_page(
+        lang, service.cfg.space_name, title_key="title_sign_in", message_key="not_here"
+    )
+    return _html(body, status=511)
+
+
+async def _captive_api(request: web.Request, base: str) -> web.Response:
+    service = request.app[SERVICE]
+    state = await _client(request)
+    body = captive_api.render(
+        captive_api.captive_state(portal_url=base, until=state.until, now=service.now())
+    )
+    return web.Response(body=body, headers={"Content-Type": captive_api.CONTENT_TYPE})
+
+
+async def _client(request: web.Request) -> ClientState:
+    return await request.app[SERVICE].client_state(request.remote or "")
+
+
+# --- the pages ---------------------------------------------------------------------
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    lang = _lang(request, service.cfg)
+    state = await _client(request)
+    if state.until is not None:
+        return _html(_online(service, lang, state.until, None, None))
+    message = None
+    if state.mac is None:
+        message = Message(Kind.WARNING, text(lang, "unknown_device"))
+    return _form(request, lang, message=message)
+
+
+async def _sign_in(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    if request.content_type != _FORM:
+        return _notice(request, "bad_request", 415)
+    try:
+        form = await request.post()
+    except ValueError:  # includes UnicodeDecodeError
+        return _notice(request, "bad_request", 400)
+    fields = {name: form.get(name) for name in ("csrf", "lang", "login", "password")}
+    values = {k: v if isinstance(v, str) else "" for k, v in fields.items()}
+    lang = parse_lang(values["lang"]) or _lang(request, service.cfg)
+    login = values["login"].strip()[: pages.MAX_FIELD]
+    password = values["password"]
+    session = request.cookies.get(csrf.COOKIE)
+    if not _same_origin(request) or not request.app[GUARD].check(session, values["csrf"]):
+        message = Message(Kind.ERROR, text(lang, "form_expired"))
+        return _form(request, lang, login=login, message=message, status=403)
+    if not login or not password or len(password) > pages.MAX_FIELD:
+        message = Message(Kind.ERROR, text(lang, "missing_fields"))
+        return _form(request, lang, login=login, message=message, status=400)
+    state = await _client(request)
+    attempt = await service.sign_in(state, login, password)
+    if attempt.outcome is Outcome.SIGNED_IN:
+        return _signed_in(service, lang, attempt)
+    key, status = _OUTCOME_PAGES[attempt.outcome]
+    words = text(
+        lang,
+        key,
+        reason=attempt.sign_in.reason if attempt.sign_in else "",
+        minutes=str(max(1, math.ceil(attempt.retry_after / 60))),
+    )
+    headers = {}
+    if attempt.outcome is Outcome.THROTTLED:
+        headers["Retry-After"] = str(max(1, math.ceil(attempt.retry_after)))
+    response = _form(request, lang, login=login, message=Message(Kind.ERROR, words), status=status)
+    response.headers.update(headers)
+    return response
+
+
+def _signed_in(service: PortalService, lang: Lang, attempt: Attempt) -> web.Response:
+    assert attempt.sign_in is not None and attempt.sign_in.check_in is not None
+    check_in = attempt.sign_in.check_in
+    name = check_in.membership.name if check_in.membership else None
+    if attempt.firewall_failed:
+        failed = Message(Kind.ERROR, text(lang, "firewall_failed"))
+        return _html(_online(service, lang, check_in.valid_until, name, failed), status=500)
+    assert attempt.until is not None
+    warning = None
+    if attempt.sign_in.warning is not None:
+        warning = Message(Kind.WARNING, text(lang, "other_member"))
+    return _html(_online(service, lang, attempt.until, name, warning))
+
+
+def _online(
+    service: PortalService,
+    lang: Lang,
+    until: datetime,
+    name: str | None,
+    message: Message | None,
+) -> bytes:
+    return pages.online_page(
+        lang,
+        service.cfg.space_name,
+        until=pages.format_until(until, service.now()),
+        name=name,
+        message=message,
+    )
+
+
+def _form(
+    request: web.Request,
+    lang: Lang,
+    *,
+    login: str = "",
+    message: Message | None = None,
+    status: int = 200,
+) -> web.Response:
+    service = request.app[SERVICE]
+    session = request.cookies.get(csrf.COOKIE)
+    fresh = not csrf.valid_session(session)
+    if fresh:
+        session = csrf.new_session()
+    assert session is not None
+    body = pages.sign_in_page(
+        lang,
+        service.cfg.space_name,
+        csrf=request.app[GUARD].issue(session),
+        login=login,
+        message=message,
+    )
+    response = _html(body, status=status)
+    if fresh:
+        response.set_cookie(
+            csrf.COOKIE,
+            session,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            max_age=int(csrf.MAX_AGE),
+        )
+    return response
+
+
+def _notice(request: web.Request, message_key: str, status: int) -> web.Response:
+    service = request.app[SERVICE]
+    lang = _lang(request, service.cfg)
+    title = "title_not_found" if status == 404 else "title_error"
+    body = pages.notice_page(lang, service.cfg.space_name, title_key=title, message_key=message_key)
+    return _html(body, status=status)
+
+
+def _redirect(url: str, status: int = 302) -> web.Response:
+    return web.Response(status=status, headers={"Location": url})
+
+
+def _html(body: bytes, *, status: int = 200) -> web.Response:
+    response = web.Response(body=body, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = pages.CONTENT_SECURITY_POLICY
+    return response
+
+
+def _lang(request: web.Request, cfg: PortalSection) -> Lang:
+    chosen = parse_lang(request.query.get("lang"))
+    if chosen is not None:
+        return chosen
+    if cfg.language != "auto":
+        return Lang(cfg.language)
+    return negotiate(request.headers.get("Accept-Language"))
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A browser's Origin must name the portal itself (a form on another site fails)."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return True  # some captive sheets send none; the CSRF token still applies
+    scheme, sep, host = origin.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return False
+    return normalise_host(host) == normalise_host(request.host)

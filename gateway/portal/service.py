@@ -1,0 +1,347 @@
+"""``PortalService``: the portal's web server, firewall, device store and expiry timer.
+
+The gateway app constructs it and runs ``await service.run()`` in its TaskGroup; run
+installs the firewall with the devices remembered in SQLite, serves the portal, lets
+devices out until their check-in's ``valid_until`` and shuts them out again when it has
+passed. The app calls ``authorise`` for a returning device that the MAC presence reader
+saw and Cobot checked in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from gateway.config.model import PortalSection
+from gateway.errors import GatewayError
+from gateway.model import CheckIn
+from gateway.portal import signin
+from gateway.portal.firewall import Firewall, NftFirewall, NoFirewall, Ruleset
+from gateway.portal.neighbours import KernelNeighbours, NeighbourTable, canonical_mac
+from gateway.portal.signin import CheckInApi, Outcome, SignIn
+from gateway.portal.store import Authorisation, DeviceStore
+from gateway.portal.throttle import Throttle, keys_for
+from gateway.redact import redact
+
+log = structlog.get_logger(__name__)
+
+OnSignedIn = Callable[[str, CheckIn], Awaitable[None] | None]
+"""Called as ``on_signed_in(mac, check_in)`` after a member signed in on the page and
+Cobot registered the MAC as their token (not for guests and admins, who have no
+membership, nor when the MAC is registered to someone else)."""
+
+# The expiry timer re-checks at least this often (seconds): the wall clock can jump
+# (a Pi has no RTC and sets its clock from NTP after boot).
+MAX_SLEEP = 60.0
+# Seconds a person waits for a sign-in slot when many sign in at once.
+SIGN_IN_SLOT_DEADLINE = 15.0
+MAX_CONCURRENT_SIGN_INS = 8
+# Seconds an attempt waits when another attempt for the same MAC, IP or login is
+# still running (a burst of parallel guesses counts as one at a time).
+IN_FLIGHT_RETRY = 5.0
+
+
+async def _attempt(work: Awaitable[object]) -> str | None:
+    """Await ``work``: None when it went well, else the message of its GatewayError
+    (expected failures are logged by the caller without a traceback)."""
+    try:
+        await work
+    except GatewayError as exc:
+        return str(exc)
+    return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    ip: str
+    mac: str | None
+    until: datetime | None  # let out until then; None: captive
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What became of one sign-in, for the page."""
+
+    outcome: Outcome
+    sign_in: SignIn | None = None
+    until: datetime | None = None
+    retry_after: float = 0.0
+    firewall_failed: bool = False
+
+
+class PortalService:
+    def __init__(
+        self,
+        cfg: PortalSection,
+        client: CheckInApi,
+        state_dir: Path,
+        *,
+        on_signed_in: OnSignedIn | None = None,
+        neighbours: NeighbourTable | None = None,
+        firewall: Firewall | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self._client = client
+        self._state_dir = state_dir
+        self._on_signed_in = on_signed_in
+        self.neighbours: NeighbourTable = neighbours or KernelNeighbours(cfg.interface)
+        self.firewall: Firewall = firewall or (
+            NftFirewall(Ruleset(cfg.table, cfg.interface, cfg.port))
+            if cfg.firewall
+            else NoFirewall()
+        )
+        self.now = clock
+        self.throttle = Throttle(cfg.max_failures, cfg.failure_window, clock=monotonic)
+        self._store: DeviceStore | None = None
+        self._lock = asyncio.Lock()  # one firewall/store change at a time
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_SIGN_INS)
+        self._in_flight: set[str] = set()
+        self._started = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.addresses: list[tuple[str, int]] = []
+        self.log = log.bind(portal=cfg.interface)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled. Raises ``GatewayError`` (StorageError, FirewallError,
+        OSError wrapped) when the portal cannot start; the firewall table stays
+        installed on stop so the LAN stays closed while the gateway restarts."""
+        from gateway.portal.app import make_app, serve
+
+        self._store = await DeviceStore.open(self._state_dir)
+        try:
+            await self._restore()
+            self._runner, self.addresses = await serve(make_app(self), self.cfg)
+            try:
+                self._started.set()
+                self.log.info("portal_started", addresses=[f"{h}:{p}" for h, p in self.addresses])
+                await self._expiry_loop()
+            finally:
+                await self._runner.cleanup()
+        finally:
+            self._started.clear()
+            await self._store.close()
+            self._store = None
+            self.log.info("portal_stopped")
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    @property
+    def store(self) -> DeviceStore:
+        if self._store is None:
+            raise RuntimeError("the portal is not running")
+        return self._store
+
+    async def _restore(self) -> None:
+        now = self.now()
+        keep = []
+        for auth in self.store.all():
+            if auth.until <= now:
+                await self.store.delete(auth.mac)
+            else:
+                keep.append((auth.mac, auth.seconds_left(now)))
+        await self.firewall.install(keep)
+        if keep:
+            self.log.info("portal_restored", devices=len(keep))
+
+    # --- letting devices out and in ------------------------------------------------
+
+    async def authorise(
+        self,
+        mac: str,
+        until: datetime,
+        *,
+        ip: str | None = None,
+        membership_id: str | None = None,
+        source: str = "presence",
+    ) -> datetime | None:
+        """Let ``mac`` out until ``until`` (cut to ``max_session``); returns the end
+        actually granted, or None when ``until`` has passed. Raises ``FirewallError``
+        when nft fails and ``ValueError`` for a malformed MAC."""
+        normal = canonical_mac(mac)
+        if normal is None:
+            raise ValueError(f"not a MAC address: {redact(mac)}")
+        now = self.now()
+        until = min(until, now + timedelta(seconds=self.cfg.max_session))
+        if until <= now:
+            return None
+        auth = Authorisation(
+            mac=normal,
+            until=until,
+            source=source,
+            ips=(ip,) if ip else (),
+            membership_id=membership_id,
+        )
+        async with self._lock:
+            # The firewall first: a person is waiting; the store is for restarts.
+            await self.firewall.allow(normal, auth.seconds_left(now))
+            auth = await self._remember(auth)
+            await self._forget(auth)
+        self._wake.set()
+        self.log.info(
+            "device_authorised", mac=redact(normal), until=until.isoformat(), source=source
+        )
+        return until
+
+    async def _remember(self, auth: Authorisation) -> Authorisation:
+        # A failed write loses the device only at the next restart: it is out now.
+        failure = await _attempt(self.store.put(auth))
+        if failure:
+            self.log.error("portal_store_failed", mac=redact(auth.mac), error=failure)
+            return auth
+        return self.store.get(auth.mac) or auth
+
+    async def revoke(self, mac: str) -> None:
+        """Shut ``mac`` out now (e.g. on check-out)."""
+        normal = canonical_mac(mac)
+        if normal is None:
+            return
+        async with self._lock:
+            auth = await self.store.delete(normal)
+            await self.firewall.revoke(normal)
+            await self._forget(auth or Authorisation(normal, self.now(), "revoke"))
+        self.log.info("device_revoked", mac=redact(normal))
+
+    async def expire_due(self) -> int:
+        """Shut out every device whose time has passed; returns how many."""
+        now = self.now()
+        due = [a for a in self.store.all() if a.until <= now]
+        for auth in due:
+            async with self._lock:
+                current = self.store.get(auth.mac)
+                if current is None or current.until > now:
+                    continue  # renewed meanwhile
+                await self.store.delete(auth.mac)
+                # Normally the kernel has dropped the element already; on failure the
+                # kernel's own timeout still shuts the device out.
+                failure = await _attempt(self.firewall.revoke(auth.mac))
+                if failure:
+                    self.log.error("device_expiry_failed", mac=redact(auth.mac), error=failure)
+                await self._forget(auth)
+            self.log.info("device_expired", mac=redact(auth.mac))
+        return len(due)
+
+    async def _forget(self, auth: Authorisation) -> None:
+        ips = set(auth.ips)
+        ips.update(await self.neighbours.addresses_of(auth.mac))
+        await self.firewall.forget_connections(sorted(ips))
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            failure = await _attempt(self.expire_due())
+            if failure:
+                self.log.error("portal_expiry_failed", error=failure)
+            following = self.store.next_expiry()
+            delay = MAX_SLEEP
+            if following is not None:
+                delay = min(MAX_SLEEP, max(0.0, (following - self.now()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    # --- what the web app asks ------------------------------------------------------
+
+    async def client_state(self, ip: str) -> ClientState:
+        mac = await self.neighbours.mac_for(ip)
+        until = self.store.until(mac, self.now()) if mac else None
+        return ClientState(ip=ip, mac=mac, until=until)
+
+    async def sign_in(self, client: ClientState, login: str, password: str) -> Attempt:
+        if client.mac is None:
+            return Attempt(Outcome.UNKNOWN_DEVICE)
+        keys = keys_for(mac=client.mac, ip=client.ip, login=login)
+        wait = self.throttle.retry_after(keys)
+        if wait > 0:
+            return Attempt(Outcome.THROTTLED, retry_after=wait)
+        with self._claim(keys) as claimed:
+            if not claimed:
+                return Attempt(Outcome.THROTTLED, retry_after=IN_FLIGHT_RETRY)
+            try:
+                async with asyncio.timeout(SIGN_IN_SLOT_DEADLINE):
+                    await self._slots.acquire()
+            except TimeoutError:
+                return Attempt(Outcome.UNAVAILABLE)
+            try:
+                result = await signin.sign_in(
+                    self._client, login=login, password=password, mac=client.mac
+                )
+            finally:
+                self._slots.release()
+            if result.outcome.counts_as_failure:
+                self.throttle.failed(keys)
+            return await self._after(client, login, result)
+
+    @contextlib.contextmanager
+    def _claim(self, keys: tuple[str, ...]) -> Iterator[bool]:
+        if self._in_flight.intersection(keys):
+            yield False
+            return
+        self._in_flight.update(keys)
+        try:
+            yield True
+        finally:
+            self._in_flight.difference_update(keys)
+
+    async def _after(self, client: ClientState, login: str, result: SignIn) -> Attempt:
+        assert client.mac is not None
+        self.log.info(
+            "portal_sign_in",
+            outcome=result.outcome.value,
+            mac=redact(client.mac),
+            login=redact(login),
+            reason=result.reason or None,
+        )
+        if result.check_in is None:
+            return Attempt(result.outcome, sign_in=result)
+        self.throttle.clear(keys_for(mac=None, ip=None, login=login))
+        check_in = result.check_in
+        membership_id = check_in.membership.id if check_in.membership else None
+        failure: str | None = None
+        try:
+            until = await self.authorise(
+                client.mac,
+                check_in.valid_until,
+                ip=client.ip,
+                membership_id=membership_id,
+                source="portal",
+            )
+        except GatewayError as exc:
+            until, failure = None, str(exc)
+        if failure is not None:
+            # Checked in but not let out: say so on the page (and here, for the staff).
+            self.log.error("portal_firewall_failed", mac=redact(client.mac), error=failure)
+            return Attempt(result.outcome, sign_in=result, firewall_failed=True)
+        if until is None:
+            return Attempt(Outcome.ENDED, sign_in=result)
+        if check_in.membership is not None and result.warning is None:
+            await self._notify(client.mac, check_in)
+        return Attempt(result.outcome, sign_in=result, until=until)
+
+    async def _notify(self, mac: str, check_in: CheckIn) -> None:
+        if self._on_signed_in is None:
+            return
+        try:
+            outcome = self._on_signed_in(mac, check_in)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:  # the app's hook must not turn a sign-in into an error page
+            self.log.exception("portal_on_signed_in_failed", mac=redact(mac))

@@ -1,0 +1,111 @@
+"""One sign-in against Cobot: a preview, then the check-in that registers the MAC.
+
+The preview costs one request more, but it means a refused sign-in (wrong password, no
+time passes) never creates anything, and the real check-in is sent only when Cobot has
+just said it would take it. Cobot's refusals are turned into a few plain outcomes the
+page can explain; anything else keeps the API's own words.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.cobot.client import CheckInResult
+from gateway.cobot.errors import (
+    MalformedResponse,
+    RateLimited,
+    Refused,
+    Unauthorized,
+    Unavailable,
+)
+from gateway.model import CheckIn
+
+# Seconds for each of the two requests, rate-limit wait included: a person is waiting.
+REQUEST_DEADLINE = 10.0
+
+
+class Outcome(enum.StrEnum):
+    SIGNED_IN = "signed-in"
+    WRONG_PASSWORD = "wrong-password"
+    NO_TIME_PASSES = "no-time-passes"
+    NOT_CONFIRMED = "not-confirmed"
+    REFUSED = "refused"  # another refusal: shown in the API's words
+    UNAVAILABLE = "unavailable"  # Cobot unreachable, slow, rate limited or garbled
+    MISCONFIGURED = "misconfigured"  # our access token is refused (401/403)
+    # Decided by the portal before or after asking Cobot:
+    THROTTLED = "throttled"  # too many failures for this MAC, IP or login
+    UNKNOWN_DEVICE = "unknown-device"  # no MAC for the client's address
+    ENDED = "ended"  # Cobot returned a check-in that is already over
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """Refusals count against the throttle; our own trouble does not."""
+        return self in _FAILURES
+
+
+_FAILURES = frozenset(
+    {Outcome.WRONG_PASSWORD, Outcome.NO_TIME_PASSES, Outcome.NOT_CONFIRMED, Outcome.REFUSED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    outcome: Outcome
+    check_in: CheckIn | None = None
+    reason: str = ""  # the API's words, for REFUSED and the log
+    # Cobot checked the member in but did not register the MAC: it is someone else's.
+    warning: str | None = None
+
+
+class CheckInApi(Protocol):
+    """What the portal needs of ``CobotClient``."""
+
+    async def check_in(
+        self,
+        *,
+        token: str | None = None,
+        login: str | None = None,
+        password: str | None = None,
+        preview: bool = False,
+        deadline: float | None = None,
+    ) -> CheckInResult: ...
+
+
+# Keywords in a 422's error keys and messages, in the order they are tried. Cobot's
+# documented example is {"login": "Login or password incorrect."}; the other cases are
+# named in its docs without their wording, so the match is loose and falls back to
+# showing the API's own text.
+_REFUSALS: tuple[tuple[Outcome, tuple[str, ...]], ...] = (
+    (Outcome.NO_TIME_PASSES, ("time pass", "time_pass", "timepass", "no passes")),
+    (Outcome.NOT_CONFIRMED, ("confirm",)),
+    (Outcome.WRONG_PASSWORD, ("password", "incorrect", "login")),
+)
+
+
+def classify(refused: Refused) -> Outcome:
+    words = " ".join(
+        [refused.reason, *map(str, refused.errors.keys()), *map(str, refused.errors.values())]
+    ).lower()
+    for outcome, keywords in _REFUSALS:
+        if any(k in words for k in keywords):
+            return outcome
+    return Outcome.REFUSED
+
+
+async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> SignIn:
+    try:
+        await api.check_in(
+            login=login, password=password, token=mac, preview=True, deadline=REQUEST_DEADLINE
+        )
+        result = await api.check_in(
+            login=login, password=password, token=mac, preview=False, deadline=REQUEST_DEADLINE
+        )
+    except Refused as exc:
+        return SignIn(classify(exc), reason=exc.reason)
+    except Unauthorized as exc:
+        return SignIn(Outcome.MISCONFIGURED, reason=str(exc))
+    except (Unavailable, RateLimited, MalformedResponse) as exc:
+        return SignIn(Outcome.UNAVAILABLE, reason=str(exc))
+    return SignIn(Outcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
