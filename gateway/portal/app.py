@@ -17,7 +17,7 @@ import ipaddress
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -41,13 +41,15 @@ GUARD = web.AppKey("csrf", csrf.CsrfGuard)
 MAX_BODY = 4096  # bytes of a sign-in form; a login and password fit many times
 MAX_TARGET = 1024  # bytes of path + query
 # aiohttp's parser limits: request line, one header, header count.
-HANDLER_ARGS = {
+HANDLER_ARGS: dict[str, Any] = {
     "max_line_size": 2048,
     "max_field_size": 4096,
     "max_headers": 64,
     "keepalive_timeout": 15.0,
     "auto_decompress": False,
 }
+# Seconds in-flight requests get to finish when the portal stops.
+SHUTDOWN_TIMEOUT = 2.0
 SIGN_IN_PATH = "/sign-in"
 _FORM = "application/x-www-form-urlencoded"
 
@@ -86,7 +88,9 @@ async def serve(
     app: web.Application, cfg: PortalSection
 ) -> tuple[web.AppRunner, list[tuple[str, int]]]:
     """Start the sites; returns the runner (cleanup it) and the bound addresses."""
-    runner = web.AppRunner(app, access_log=None, handler_args=HANDLER_ARGS)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS
+    )
     await runner.setup()
     try:
         for host in cfg.listen:
@@ -284,7 +288,10 @@ def _signed_in(service: PortalService, lang: Lang, attempt: Attempt) -> web.Resp
     assert attempt.until is not None
     warning = None
     if attempt.sign_in.warning is not None:
-        warning = Message(Kind.WARNING, text(lang, "other_member"))
+        # Cobot's warning: the MAC was not registered. For a member that means it is
+        # someone else's; guests and admins (no membership) cannot register any.
+        key = "other_member" if check_in.membership is not None else "device_not_saved"
+        warning = Message(Kind.WARNING, text(lang, key))
     return _html(_online(service, lang, attempt.until, name, warning))
 
 

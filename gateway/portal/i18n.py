@@ -37,6 +37,8 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "online_until": "This device is online until $until.",
         "other_member": "This device is registered to another member, so it will show this "
         "page again next time. Ask the staff if it is yours.",
+        "device_not_saved": "Guest and admin accounts cannot register devices, so this "
+        "device will show this page again next time.",
         "firewall_failed": "You are checked in, but the network could not let your device out. "
         "Please tell the staff.",
         "title_error": "Sign-in failed",
@@ -73,6 +75,8 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "online_until": "Dieses Gerät ist online bis $until.",
         "other_member": "Dieses Gerät ist für ein anderes Mitglied registriert und zeigt "
         "diese Seite deshalb beim nächsten Mal wieder. Frag das Team, wenn es deins ist.",
+        "device_not_saved": "Gast- und Admin-Konten können keine Geräte registrieren; "
+        "dieses Gerät zeigt diese Seite deshalb beim nächsten Mal wieder.",
         "firewall_failed": "Du bist eingecheckt, aber das Netzwerk konnte dein Gerät nicht "
         "freischalten. Bitte sag dem Team Bescheid.",
         "title_error": "Anmeldung fehlgeschlagen",
