@@ -352,7 +352,8 @@ async def test_oversize_and_malformed_requests_get_answers_not_crashes(portal):
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 200,  # a TLS hello
         b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
         b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nabc",
+        b"POST /sign-in HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: 99999999\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\nabc" % (host.encode(), port),
     ):
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(raw)
@@ -422,3 +423,19 @@ async def test_client_error_does_not_escape(portal, monkeypatch):
 
 
 _ = aiohttp  # the sessions come from portal.session()
+
+
+async def test_a_body_that_never_comes_times_out(portal, monkeypatch):
+    from gateway.portal import app as portal_app
+
+    monkeypatch.setattr(portal_app, "BODY_DEADLINE", 0.2)
+    host, port = portal.service.addresses[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"POST /sign-in HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: 100\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\nlog" % (host.encode(), port)
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(100), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")

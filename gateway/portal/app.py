@@ -13,6 +13,7 @@ a 500 page, never a crash.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import math
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ GUARD = web.AppKey("csrf", csrf.CsrfGuard)
 
 MAX_BODY = 4096  # bytes of a sign-in form; a login and password fit many times
 MAX_TARGET = 1024  # bytes of path + query
+BODY_DEADLINE = 10.0  # seconds a client gets to send its (small) form
 # aiohttp's parser limits: request line, one header, header count.
 HANDLER_ARGS: dict[str, Any] = {
     "max_line_size": 2048,
@@ -115,6 +117,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         if len(request.raw_path) > MAX_TARGET:
             response: web.StreamResponse = _notice(request, "too_large", 414)
+        elif (request.content_length or 0) > MAX_BODY:
+            # Said up front: refused before a byte of it is read.
+            response = _notice(request, "too_large", 413)
         elif not _from_lan(request, service.cfg):
             response = _notice(request, "not_here", 403)
         else:
@@ -244,9 +249,12 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
     if request.content_type != _FORM:
         return _notice(request, "bad_request", 415)
     try:
-        form = await request.post()
+        async with asyncio.timeout(BODY_DEADLINE):
+            form = await request.post()
     except ValueError:  # includes UnicodeDecodeError
         return _notice(request, "bad_request", 400)
+    except TimeoutError:
+        return _notice(request, "bad_request", 408)
     fields = {name: form.get(name) for name in ("csrf", "lang", "login", "password")}
     values = {k: v if isinstance(v, str) else "" for k, v in fields.items()}
     lang = parse_lang(values["lang"]) or _lang(request, service.cfg)
