@@ -339,9 +339,7 @@ async def test_oversize_and_malformed_requests_get_answers_not_crashes(portal):
             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
         ) as resp:
             assert resp.status in (400, 403)
-        async with s.post(
-            portal.url + "/sign-in", json={"login": "a"}
-        ) as resp:
+        async with s.post(portal.url + "/sign-in", json={"login": "a"}) as resp:
             assert resp.status == 415
         async with s.put(portal.url + "/sign-in") as resp:
             assert resp.status == 404

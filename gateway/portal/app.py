@@ -90,9 +90,7 @@ async def serve(
     app: web.Application, cfg: PortalSection
 ) -> tuple[web.AppRunner, list[tuple[str, int]]]:
     """Start the sites; returns the runner (cleanup it) and the bound addresses."""
-    runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS
-    )
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS)
     await runner.setup()
     try:
         for host in cfg.listen:
