@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import re
@@ -126,10 +127,8 @@ async def gateway(args: argparse.Namespace) -> None:
                 task.result()
             print("READY", flush=True)
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
     print("STOPPED", flush=True)
 
 

@@ -52,13 +52,13 @@ async def test_captive_device_is_redirected_to_the_portal_root(portal):
 
 
 async def test_sign_in_page_renders_escaped_and_localised(portal):
-    async with portal.session() as s:
-        async with s.get(portal.url + "/", headers={"Accept-Language": "de-DE,de;q=0.9"}) as r:
-            page = await r.text()
-            assert r.status == 200
-            assert r.headers["Content-Security-Policy"].startswith("default-src 'none'")
-            assert r.headers["Cache-Control"] == "no-store"
-            assert "portal_session" in r.cookies
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+    async with portal.session() as s, s.get(portal.url + "/", headers=german) as r:
+        page = await r.text()
+        assert r.status == 200
+        assert r.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert r.headers["Cache-Control"] == "no-store"
+        assert "portal_session" in r.cookies
     assert '<html lang="de">' in page
     assert "Im WLAN anmelden" in page
     # The space name from config, escaped: its '<' and '&' are text, not markup.
@@ -158,9 +158,11 @@ async def test_csrf_token_and_cookie_are_required(portal):
         ) as resp:
             assert resp.status == 403
     # A token without its session cookie (another browser) fails too.
-    async with portal.session() as other:
-        async with other.post(portal.url + "/sign-in", data={**form, "csrf": token}) as resp:
-            assert resp.status == 403
+    async with (
+        portal.session() as other,
+        other.post(portal.url + "/sign-in", data={**form, "csrf": token}) as resp,
+    ):
+        assert resp.status == 403
     assert portal.firewall.allowed == {}
     assert portal.space.check_ins_of(ADA) == []
 
@@ -212,7 +214,7 @@ async def test_unknown_device_cannot_sign_in(portal):
     async with portal.session("127.0.0.9") as s:
         async with s.get(portal.url + "/") as resp:
             assert "could not be identified" in await resp.text()
-        status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
+        status, _page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
     assert status == 400
     assert portal.space.check_ins_of(ADA) == []
 
@@ -285,9 +287,11 @@ async def test_authorisation_is_capped_and_restored_after_a_restart(tmp_path):
 async def test_firewall_failure_is_shown_not_hidden(tmp_path):
     clock = Clock()
     firewall = RecordingFirewall(clock, fail=True)
-    async with running_portal(tmp_path, clock=clock, firewall=firewall) as portal:
-        async with portal.session() as s:
-            status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
+    async with (
+        running_portal(tmp_path, clock=clock, firewall=firewall) as portal,
+        portal.session() as s,
+    ):
+        status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
     assert status == 500
     assert "could not let your device out" in page
 
@@ -364,9 +368,12 @@ async def test_oversize_and_malformed_requests_get_answers_not_crashes(portal):
 
 
 async def test_requests_from_outside_the_lan_subnets_are_refused(tmp_path):
-    async with running_portal(tmp_path, lan_subnets=("10.0.0.0/8",)) as portal:
-        async with portal.session() as s, s.get(portal.url + "/") as resp:
-            assert resp.status == 403
+    async with (
+        running_portal(tmp_path, lan_subnets=("10.0.0.0/8",)) as portal,
+        portal.session() as s,
+        s.get(portal.url + "/") as resp,
+    ):
+        assert resp.status == 403
 
 
 async def test_passwords_are_never_logged(portal, capsys):
@@ -385,9 +392,12 @@ async def test_passwords_are_never_logged(portal, capsys):
 
 async def test_stops_cleanly_without_leaking_tasks(tmp_path):
     before = set(asyncio.all_tasks())
-    async with running_portal(tmp_path) as portal:
-        async with portal.session() as s, s.get(portal.url + "/") as resp:
-            assert resp.status == 200
+    async with (
+        running_portal(tmp_path) as portal,
+        portal.session() as s,
+        s.get(portal.url + "/") as resp,
+    ):
+        assert resp.status == 200
     await asyncio.sleep(0)
     leaked = {t for t in asyncio.all_tasks() - before if not t.done()}
     assert not leaked, leaked
