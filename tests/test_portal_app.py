@@ -70,7 +70,7 @@ async def test_sign_in_page_renders_escaped_and_localised(portal):
 async def test_wrong_password_shows_the_reason_and_lets_nothing_out(portal):
     async with portal.session() as s:
         status, page = await sign_in(s, portal.url, "ada@example.com", "wrong")
-    assert status == 401
+    assert status == 403
     assert "The login or password is wrong." in page
     assert 'value="ada@example.com"' in page  # the login is kept, the password is not
     assert "wrong" not in page.replace("is wrong", "")
@@ -172,7 +172,7 @@ async def test_failed_sign_ins_are_throttled_per_login_ip_and_mac(tmp_path):
         async with portal.session("127.0.0.1") as s:
             for _ in range(3):
                 status, _page = await sign_in(s, portal.url, "ada@example.com", "nope")
-                assert status == 401
+                assert status == 403
             # Locked: even the right password is not tried against Cobot.
             before = len(portal.space.requests)
             status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
@@ -316,7 +316,7 @@ async def test_language_choice_by_link_and_form(portal):
         assert "<script>" not in page
         assert '<html lang="en">' in page
         status, page = await sign_in(s, portal.url, "ada@example.com", "x", lang="de")
-    assert status == 401
+    assert status == 403
     assert "Login oder Passwort ist falsch." in page
 
 

@@ -64,7 +64,8 @@ _SECURITY_HEADERS = {
 
 # What the page says for each outcome, and with which HTTP status.
 _OUTCOME_PAGES: dict[Outcome, tuple[str, int]] = {
-    Outcome.WRONG_PASSWORD: ("wrong_password", 401),
+    # 403, not 401: there is no HTTP authentication scheme to offer (RFC 9110 15.5.2).
+    Outcome.WRONG_PASSWORD: ("wrong_password", 403),
     Outcome.NO_TIME_PASSES: ("no_time_passes", 403),
     Outcome.NOT_CONFIRMED: ("not_confirmed", 403),
     Outcome.REFUSED: ("refused", 403),
