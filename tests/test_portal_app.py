@@ -37,18 +37,18 @@ async def portal(tmp_path):
 
 
 async def test_captive_device_is_redirected_to_the_portal_root(portal):
-    async with portal.session(Host="connectivitycheck.gstatic.com") as s:
-        async with s.get(portal.url + "/generate_204", allow_redirects=False) as resp:
-            assert resp.status == 302
-            assert resp.headers["Location"] == portal.url + "/"
+    async with portal.session() as s:
+        await _sent_to_portal(s, portal, "connectivitycheck.gstatic.com", "/generate_204")
         # Any other page the device opens: the same fixed target, never the original.
-        async with s.get(
-            portal.url + "/login?return_to=http://evil.example/&next=//evil.example",
-            headers={"Host": "evil.example"},
-            allow_redirects=False,
-        ) as resp:
-            assert resp.status == 302
-            assert resp.headers["Location"] == portal.url + "/"
+        await _sent_to_portal(
+            s, portal, "evil.example", "/login?return_to=http://evil.example/&next=//evil.example"
+        )
+
+
+async def _sent_to_portal(s: aiohttp.ClientSession, portal, host: str, target: str) -> None:
+    async with s.get(portal.url + target, headers={"Host": host}, allow_redirects=False) as r:
+        assert r.status == 302
+        assert r.headers["Location"] == portal.url + "/"
 
 
 async def test_sign_in_page_renders_escaped_and_localised(portal):
@@ -232,13 +232,7 @@ async def test_probe_answers_for_a_device_that_is_out(portal):
             async with s.get(portal.url + path, headers={"Host": host}) as resp:
                 assert (resp.status, await resp.read()) == (status, body), host
         # Windows opens /redirect in a browser: it goes to the portal's status page.
-        async with s.get(
-            portal.url + "/redirect",
-            headers={"Host": "www.msftconnecttest.com"},
-            allow_redirects=False,
-        ) as resp:
-            assert resp.status == 302
-            assert resp.headers["Location"] == portal.url + "/"
+        await _sent_to_portal(s, portal, "www.msftconnecttest.com", "/redirect")
 
 
 async def test_captive_api_rfc8908(portal):
@@ -428,9 +422,6 @@ async def test_client_error_does_not_escape(portal, monkeypatch):
     monkeypatch.undo()
     async with portal.session() as s, s.get(portal.url + "/") as resp:
         assert resp.status == 200
-
-
-_ = aiohttp  # the sessions come from portal.session()
 
 
 async def test_a_body_that_never_comes_times_out(portal, monkeypatch):

@@ -139,15 +139,7 @@ def test_sign_in_lets_out_expiry_shuts_out_restart_restores(net, tmp_path):
     assert conntrack_count(net, "-s", net.client_ip(1), "-p", "tcp", "--dport", "80") > 0
 
     # Sign in from client 1: the portal finds its MAC in the real neighbour table.
-    signed = net.client_run(
-        1,
-        _act(
-            do="signin",
-            portal=f"http://{net.gateway_ip()}:{PORTAL_PORT}/",
-            login="ada@example.com",
-            password="ada-demo",
-        ),
-    )[0]
+    signed = _sign_in(net, 1, "ada@example.com", "ada-demo")
     assert signed["status"] == 200 and signed["online"], signed
     assert net.client_mac(1) in nft_set(net, table)
     # Its tracked connections were flushed: the redirected port-80 ones are gone.
@@ -164,15 +156,7 @@ def test_sign_in_lets_out_expiry_shuts_out_restart_restores(net, tmp_path):
     _assert_captive(net, _outside(net, 1))
 
     # Client 2 signs in (the simulated day has rolled over: a whole day this time).
-    signed = net.client_run(
-        2,
-        _act(
-            do="signin",
-            portal=f"http://{net.gateway_ip()}:{PORTAL_PORT}/",
-            login="grace@example.com",
-            password="grace-demo",
-        ),
-    )[0]
+    signed = _sign_in(net, 2, "grace@example.com", "grace-demo")
     assert signed["online"], signed
     _assert_out(_outside(net, 2))
 
@@ -186,6 +170,11 @@ def test_sign_in_lets_out_expiry_shuts_out_restart_restores(net, tmp_path):
     _assert_out(_outside(net, 2))
     _assert_captive(net, _outside(net, 1))
     net.stop(gw)
+
+
+def _sign_in(net: Network, i: int, login: str, password: str) -> dict[str, object]:
+    portal = f"http://{net.gateway_ip()}:{PORTAL_PORT}/"
+    return net.client_run(i, _act(do="signin", portal=portal, login=login, password=password))[0]
 
 
 def _check_dhcp(net: Network, tmp_path) -> None:

@@ -194,16 +194,18 @@ def test_format_until_local_time():
 # --- CSRF ---------------------------------------------------------------------------
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
+class Ticker:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: float) -> None:
+        self.t = start
 
     def __call__(self) -> float:
         return self.t
 
 
 def test_csrf_token_is_bound_to_its_session_and_expires():
-    clock = FakeTime()
+    clock = Ticker(1_700_000_000.0)
     guard = CsrfGuard(b"k" * 32, max_age=600, clock=clock)
     session, other = new_session(), new_session()
     token = guard.issue(session)
@@ -217,7 +219,7 @@ def test_csrf_token_is_bound_to_its_session_and_expires():
 
 
 def test_csrf_rejects_forged_and_future_times():
-    clock = FakeTime()
+    clock = Ticker(1_700_000_000.0)
     guard = CsrfGuard(b"k" * 32, clock=clock)
     session = new_session()
     issued, signature = guard.issue(session).split(".")
@@ -243,16 +245,8 @@ def test_session_shape():
 # --- throttle -----------------------------------------------------------------------
 
 
-class Mono:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_throttle_locks_after_max_failures_until_the_oldest_leaves_the_window():
-    clock = Mono()
+    clock = Ticker(100.0)
     throttle = Throttle(3, 60, clock=clock)
     keys = keys_for(mac="02:00:00:00:00:01", ip="10.0.0.2", login="Ada@Example.com")
     for _ in range(2):
@@ -269,7 +263,7 @@ def test_throttle_locks_after_max_failures_until_the_oldest_leaves_the_window():
 
 
 def test_throttle_clear_and_bounded_memory():
-    clock = Mono()
+    clock = Ticker(100.0)
     throttle = Throttle(1, 60, max_keys=100, clock=clock)
     throttle.failed(["login:a"])
     throttle.clear(["login:a"])
