@@ -16,6 +16,7 @@ from gateway.config.model import (
     READER_TYPES,
     CobotSection,
     GatewaySection,
+    PortalSection,
     QueueSection,
 )
 
@@ -62,6 +63,7 @@ SECTIONS = {"[gateway]": GatewaySection, "[cobot]": CobotSection, "[queue]": Que
         *SECTIONS.items(),
         *((f"[[readers]]:{t}", c) for t, c in READER_TYPES.items()),
         *((f"[[doors]]:{t}", c) for t, c in DOOR_TYPES.items()),
+        ("[portal]", PortalSection),  # commented out: optional, and needs CAP_NET_ADMIN
     ],
     ids=lambda x: x if isinstance(x, str) else "",
 )

@@ -446,3 +446,25 @@ def test_portal_config_errors_name_the_key(key, value, words):
     with pytest.raises(ConfigError, match=re.escape(words)) as caught:
         parse_config(_config(**{key: value}), "gw.toml")
     assert str(caught.value).startswith("gw.toml: portal.")
+
+
+async def test_kernel_neighbours_fall_back_to_ip_when_procfs_is_hidden(tmp_path):
+    from gateway.portal.neighbours import KernelNeighbours
+
+    # A stand-in for `ip` that answers like `ip -j -4 neigh show to ... dev lan0`.
+    fake_ip = tmp_path / "ip"
+    fake_ip.write_text(
+        "#!/bin/sh\n"
+        'echo \'[{"dst":"10.77.1.11","dev":"lan0","lladdr":"02:77:01:00:00:01",'
+        '"state":["REACHABLE"]}]\'\n'
+    )
+    fake_ip.chmod(0o755)
+    table = KernelNeighbours("lan0", ip_command=(str(fake_ip),), proc_arp=tmp_path / "missing")
+    assert await table.mac_for("10.77.1.11") == "02:77:01:00:00:01"
+    assert await table.addresses_of("02:77:01:00:00:01") == ["10.77.1.11"]
+    arp = tmp_path / "arp"
+    arp.write_bytes(PROC_ARP)
+    table = KernelNeighbours("lan0", ip_command=("false",), proc_arp=arp)
+    assert await table.mac_for("::ffff:10.77.1.11") == "02:77:01:00:00:01"
+    assert await table.mac_for("10.78.1.2") is None  # another interface's neighbour
+    assert await table.mac_for("fd77:1::11") is None  # `ip` failed: no answer, no crash

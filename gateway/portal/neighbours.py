@@ -115,7 +115,8 @@ class KernelNeighbours:
         interface: str,
         *,
         ip_command: Sequence[str] = ("ip",),
-        proc_arp: Path = Path("/proc/net/arp"),
+        # Through /proc/self: systemd's ProcSubset=pid hides /proc/net but not this.
+        proc_arp: Path = Path("/proc/self/net/arp"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interface = interface
@@ -123,6 +124,7 @@ class KernelNeighbours:
         self._proc_arp = proc_arp
         self._clock = clock
         self._cache: dict[str, tuple[float, str | None]] = {}
+        self._warned = False
 
     async def mac_for(self, ip: str) -> str | None:
         address = canonical_ip(ip)
@@ -132,10 +134,10 @@ class KernelNeighbours:
         hit = self._cache.get(address)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        if ":" in address:
-            found = await self._ip_neigh("-6", "neigh", "show", "to", address)
-        else:
-            found = self._arp()
+        found = None if ":" in address else self._arp()
+        if found is None:
+            family = "-6" if ":" in address else "-4"
+            found = await self._ip_neigh(family, "neigh", "show", "to", address)
         mac = next((n.mac for n in found if n.ip == address), None)
         if len(self._cache) > 4096:
             self._cache.clear()
@@ -144,17 +146,23 @@ class KernelNeighbours:
 
     async def addresses_of(self, mac: str) -> list[str]:
         mac = mac.lower()
-        found = [n.ip for n in self._arp() if n.mac == mac]
+        v4 = self._arp()
+        if v4 is None:
+            v4 = await self._ip_neigh("-4", "neigh", "show")
+        found = [n.ip for n in v4 if n.mac == mac]
         found += [n.ip for n in await self._ip_neigh("-6", "neigh", "show") if n.mac == mac]
         return sorted(set(found))
 
-    def _arp(self) -> list[Neighbour]:
+    def _arp(self) -> list[Neighbour] | None:
+        """IPv4 neighbours from procfs; None when it cannot be read (then ``ip``)."""
         # A read of a small in-memory procfs file; cheaper than a thread hop.
         try:
             data = self._proc_arp.read_bytes()
         except OSError as exc:
-            log.warning("neighbours_unreadable", path=str(self._proc_arp), error=str(exc))
-            return []
+            if not self._warned:
+                self._warned = True
+                log.warning("neighbours_unreadable", path=str(self._proc_arp), error=str(exc))
+            return None
         return [n for n in parse_proc_arp(data) if n.device == self._interface]
 
     async def _ip_neigh(self, *args: str) -> list[Neighbour]:
