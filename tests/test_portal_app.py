@@ -127,11 +127,6 @@ async def test_mac_registered_to_someone_else_is_said_so(portal):
     assert portal.signed_in == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/sim answers a guest's ?preview=true with 201 (the docs: 200), which the "
-    "client rejects; remove this mark when the simulator is fixed",
-)
 async def test_guest_signs_in_without_a_registered_device(portal):
     async with portal.session() as s:
         status, page = await sign_in(s, portal.url, "guest@example.com", "guest-demo")
