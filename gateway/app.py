@@ -14,9 +14,10 @@ import enum
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,18 +26,22 @@ from gateway.cache import TokenCache
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.config.model import Config
-from gateway.decide import Decider, DecisionHook
+from gateway.decide import Decider, Decision, DecisionHook
 from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
-from gateway.errors import ReaderError
-from gateway.model import Tap
+from gateway.errors import GatewayError, ReaderError
+from gateway.model import CheckIn, Outcome, Tap
 from gateway.outbox import Outbox
 from gateway.readers import build_reader
 from gateway.readers.backoff import Backoff
 from gateway.readers.base import Reader, ReaderContext
+from gateway.redact import redact
 from gateway.store import open_db
 from gateway.sync import TokenSync
+
+if TYPE_CHECKING:
+    from gateway.portal.service import PortalService
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +49,7 @@ TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is d
 STATUS_FILE = "status.json"
 STATUS_INTERVAL = 5.0
 READER_RESTART_MAX = 60.0
+_ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
 
 
 class Gateway:
@@ -70,6 +76,9 @@ class Gateway:
         self.doors: dict[str, Door] = {}
         self._reader_door: dict[str, str | None] = {}
         self._dropped_taps = 0
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.portal: PortalService | None = None
+        self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
         self._reader_errors: dict[str, str] = {}
 
     async def run(self) -> None:
@@ -95,6 +104,7 @@ class Gateway:
                     outbox, client, cache, breaker, cfg.queue, hooks=self._delivery_hooks
                 )
                 self.sync = TokenSync(cache, client, breaker, cfg.gateway.token_sync_interval)
+                self.portal = self._make_portal(client)
                 self.decider = Decider(
                     cache,
                     client,
@@ -103,11 +113,13 @@ class Gateway:
                     breaker,
                     policy=cfg.gateway.offline_policy,
                     deadline=cfg.gateway.decision_deadline,
-                    hooks=self._hooks,
+                    hooks=[*self._hooks, self._returning_device],
                 )
                 try:
                     await self._serve()
                 finally:
+                    for task in list(self._tasks):
+                        task.cancel()
                     await self.decider.aclose()
                     for door in self.doors.values():
                         await door.aclose()
@@ -132,6 +144,8 @@ class Gateway:
             tg.create_task(self.sync.run(), name="token-sync")
             tg.create_task(self.drainer.run(), name="outbox-drain")
             tg.create_task(self._status_loop(), name="status")
+            if self.portal is not None:
+                tg.create_task(self._run_portal(self.portal), name="portal")
             for reader in self.readers:
                 queue: asyncio.Queue[Tap] = asyncio.Queue(TAP_QUEUE_SIZE)
                 tg.create_task(self._run_reader(reader, queue), name=f"reader-{reader.name}")
@@ -183,6 +197,59 @@ class Gateway:
                 await self.decider.decide(tap, door)
             except Exception:
                 log.exception("decision_crashed", reader=reader)
+
+    # --- the captive portal ----------------------------------------------------------
+
+    def _make_portal(self, client: CobotClient) -> PortalService | None:
+        cfg = self.cfg.portal
+        if cfg is None or not cfg.enabled:
+            return None
+        from gateway.portal.service import PortalService
+
+        return PortalService(cfg, client, self.cfg.gateway.state_dir, on_signed_in=self._signed_in)
+
+    async def _run_portal(self, portal: PortalService) -> None:
+        try:
+            await portal.run()
+        except GatewayError as exc:
+            # The Wi-Fi sign-in is down; the doors must not be.
+            log.error("portal_failed", error=str(exc))
+            self.portal = None
+
+    async def _signed_in(self, mac: str, check_in: CheckIn) -> None:
+        """A member signed in on the portal and Cobot registered the MAC: the presence
+        reader and the door know the device from now on, before the next sync."""
+        if check_in.membership is None:
+            return
+        await self.cache.add(mac, check_in.membership)
+        await self.cache.mark_checked_in(check_in.membership.id, check_in.valid_until)
+
+    def _returning_device(self, decision: Decision) -> None:
+        """A registered device seen by a MAC presence reader is let out through the
+        portal's firewall without seeing the page (and shut out on check-out)."""
+        tap, portal = decision.tap, self.portal
+        if portal is None or tap.reader not in self._mac_readers:
+            return
+        if decision.outcome in _ADMITTED and decision.membership is not None:
+            until = self.cache.checked_in_until(decision.membership.id)
+            if until is not None:
+                self._spawn(self._authorise(portal, tap.token, until, decision.membership.id))
+        elif decision.outcome in (Outcome.CHECKED_OUT, Outcome.CHECK_OUT_QUEUED):
+            self._spawn(portal.revoke(tap.token))
+
+    async def _authorise(
+        self, portal: PortalService, mac: str, until: datetime, membership_id: str
+    ) -> None:
+        try:
+            await portal.wait_started()
+            await portal.authorise(mac, until, membership_id=membership_id)
+        except (GatewayError, ValueError) as exc:
+            log.error("portal_authorise_failed", mac=redact(mac), error=str(exc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- status -------------------------------------------------------------------
 
