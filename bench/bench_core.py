@@ -19,7 +19,8 @@ from bench.common import REPO, median, pct, rss_mib, sim_process
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.decide import Decision
-from gateway.model import Direction, Signal, TokenFormat
+from gateway.demo import DemoDoor as NullDoor  # a door that only records nothing
+from gateway.model import Direction, TokenFormat
 from gateway.readers.base import make_tap
 from gateway.readers.serial.frames import Rdm6300Parser, encode_rdm6300
 from gateway.readers.tokens import format_token
@@ -29,19 +30,6 @@ CACHED_TAPS = 3000
 ONLINE_TAPS = 300
 FRAMES = 20000
 RUNS = 5
-
-
-class NullDoor:
-    name = "front"
-
-    async def open(self) -> None:
-        return None
-
-    async def signal(self, signal: Signal) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _config(state: Path, base_url: str) -> dict[str, object]:
