@@ -69,6 +69,36 @@ class SerialReaderConfig(ReaderBase):
     token_format: TokenFormat = TokenFormat.HEX
 
 
+# nfcpy's device strings we accept: USB by vendor[:product] or bus[:address], a PN532 or
+# Arygon on a serial port (by its name under /dev without "tty"), and nfcpy's UDP
+# simulation (tests, benchmarks).
+NFC_DEVICE_PATTERN = (
+    r"usb(:[0-9a-fA-F]{4}(:[0-9a-fA-F]{4})?|:[0-9]{1,3}(:[0-9]{1,3})?)?"
+    r"|tty:[A-Za-z0-9-]+(:(pn532|arygon))?"
+    r"|udp(:[A-Za-z0-9.-]*)?(:[0-9]{1,5})?"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NfcReaderConfig(ReaderBase):
+    """An NFC reader driven by nfcpy (ACR122U on USB, PN532 on a UART).
+
+    ``debounce`` does not apply: a card counts again once lifted for ``lift_time``.
+    """
+
+    type: Literal["nfc"] = "nfc"
+    device: str = field(
+        metadata={
+            "pattern": NFC_DEVICE_PATTERN,
+            "expected": "an nfcpy device like 'usb', 'usb:072f:2200' or 'tty:AMA0:pn532'",
+        }
+    )
+    token_format: TokenFormat = TokenFormat.HEX
+    # Read a token from an NDEF text record (a sticker, a phone app) before the UID.
+    ndef_tokens: bool = False
+    lift_time: float = field(default=1.0, metadata=_bounds(0.1, 60))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyboardReaderConfig(ReaderBase):
     """Tokens typed on standard input, one per line (and USB 'keyboard wedge' readers)."""
@@ -166,11 +196,12 @@ class PortalSection:
     failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
 
 
-ReaderConfig = SerialReaderConfig | KeyboardReaderConfig
+ReaderConfig = SerialReaderConfig | NfcReaderConfig | KeyboardReaderConfig
 DoorConfig = CommandDoorConfig | GpioDoorConfig
 
 READER_TYPES: dict[str, type[ReaderBase]] = {
     "serial": SerialReaderConfig,
+    "nfc": NfcReaderConfig,
     "keyboard": KeyboardReaderConfig,
 }
 DOOR_TYPES: dict[str, type[DoorBase]] = {

@@ -1,7 +1,9 @@
 """Turning TOML tables into frozen dataclasses, with errors a person can act on.
 
 The dataclasses are the schema: a field's type says what is accepted, its default makes
-it optional, and ``field(metadata=...)`` adds bounds (``min``, ``max``) and ``choices``.
+it optional, and ``field(metadata=...)`` adds bounds (``min``, ``max``), ``choices``
+and a ``pattern`` (a regular expression the whole string must match, with ``expected``
+saying in words what it wants).
 Every error names the file, the key path and what was expected; an unknown key also
 gets a "did you mean" so a typo is found at start, not at 7 a.m. at the door.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import re
 import types
 import typing
 from pathlib import Path
@@ -127,6 +130,11 @@ def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: Where) -> N
         raise where.error(f"must be at least {low}, got {value!r}")
     if high is not None and value > high:
         raise where.error(f"must be at most {high}, got {value!r}")
+    pattern = meta.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise where.error(
+            f"expected {meta.get('expected', f'a match of {pattern!r}')}, got {value!r}"
+        )
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise where.error(f"expected one of {', '.join(map(repr, choices))}, got {value!r}")

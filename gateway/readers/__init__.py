@@ -6,7 +6,12 @@ without a MAC reader never pays for scapy, and one without NFC never imports nfc
 
 from __future__ import annotations
 
-from gateway.config.model import KeyboardReaderConfig, ReaderBase, SerialReaderConfig
+from gateway.config.model import (
+    KeyboardReaderConfig,
+    NfcReaderConfig,
+    ReaderBase,
+    SerialReaderConfig,
+)
 from gateway.readers.base import Reader, ReaderContext
 
 
@@ -16,6 +21,10 @@ def build_reader(cfg: ReaderBase, ctx: ReaderContext) -> Reader:
         from gateway.readers.serial.reader import SerialReader
 
         return SerialReader(cfg)
+    if isinstance(cfg, NfcReaderConfig):
+        from gateway.readers.nfc.reader import NfcReader
+
+        return NfcReader(cfg)
     if isinstance(cfg, KeyboardReaderConfig):
         from gateway.readers.keyboard import KeyboardReader
 

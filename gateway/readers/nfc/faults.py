@@ -1,0 +1,159 @@
+"""What went wrong with an NFC reader, and what the person at the Pi should do about it.
+
+nfcpy reports trouble in several shapes: ``open()`` returning False (nothing found, or
+a partial path such as ``"usb"`` that skipped a device it could not use), ``IOError``
+with an errno (EACCES, EBUSY, ENODEV, ETIMEDOUT, EIO), ``ImportError`` when libusb1 is
+not installed, and the ``OSError`` libusb1 raises when the C library libusb-1.0 is
+missing. ``classify`` turns each into a ``Fault`` whose message names the fix.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+from dataclasses import dataclass
+
+UDEV_RULES = "hardware/udev/60-checkin-gateway.rules"
+ACR122U = (0x072F, 0x2200)
+
+
+class FaultKind(enum.StrEnum):
+    NO_DEVICE = "no-device"  # not plugged in, or unplugged: retried
+    BUSY = "busy"  # another process or a kernel driver holds it: retried
+    PERMISSION = "permission"  # udev rule / group missing: fatal once it persists
+    UNRESPONSIVE = "unresponsive"  # there, but not answering (a wedged ACR122U): retried
+    NO_LIBUSB = "no-libusb"  # the C library libusb-1.0 is missing: fatal
+    MISSING_MODULE = "missing-module"  # nfcpy or libusb1 not installed: fatal
+    UNSUPPORTED = "unsupported"  # bad device string or a reader that can't do 106A: fatal
+    UNEXPECTED = "unexpected"  # a bug somewhere: logged with traceback, retried
+
+
+FATAL = frozenset({FaultKind.NO_LIBUSB, FaultKind.MISSING_MODULE, FaultKind.UNSUPPORTED})
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: FaultKind
+    message: str  # what is wrong and how to fix it, for the log and `status`
+
+    @property
+    def fatal(self) -> bool:
+        return self.kind in FATAL
+
+
+def _is_tty(device: str) -> bool:
+    return device.startswith(("tty", "com"))
+
+
+def _tty_port(device: str) -> str:
+    parts = device.split(":")
+    return f"/dev/tty{parts[1]}" if len(parts) > 1 and parts[1] else "the serial port"
+
+
+def not_found(device: str) -> Fault:
+    """``open()`` returned False: nothing answered on ``device``."""
+    if _is_tty(device):
+        hint = (
+            f"no PN532 answered on {_tty_port(device)}: check the wiring and the module's "
+            "HSU (UART) mode switches, and that no serial console uses the port "
+            "(raspi-config: serial login shell off, serial hardware on)"
+        )
+    elif device.startswith("usb"):
+        hint = (
+            f"no NFC reader found at {device!r}: is it plugged in? 'lsusb' should list it "
+            "(an ACR122U is 072f:2200)"
+        )
+    else:
+        hint = f"no NFC reader found at {device!r}"
+    return Fault(FaultKind.NO_DEVICE, hint)
+
+
+def permission(device: str) -> Fault:
+    if _is_tty(device):
+        fix = (
+            f"no permission to open {_tty_port(device)}: add the gateway's user to the "
+            "dialout group ('usermod -aG dialout USER') and restart the gateway"
+        )
+    else:
+        fix = (
+            f"no permission to use the NFC reader at {device!r}: install {UDEV_RULES} "
+            "(copy it to /etc/udev/rules.d/, run 'udevadm control --reload', replug the "
+            "reader); it gives the plugdev group access, so add the gateway's user to "
+            "plugdev ('usermod -aG plugdev USER') and restart the gateway"
+        )
+    return Fault(FaultKind.PERMISSION, fix)
+
+
+def busy(device: str) -> Fault:
+    return Fault(
+        FaultKind.BUSY,
+        f"the NFC reader at {device!r} is in use by something else: pcscd (stop it with "
+        "'systemctl disable --now pcscd.socket pcscd.service'), the kernel's NFC driver "
+        '(blacklist it: \'printf "blacklist pn533_usb\\nblacklist pn533\\nblacklist nfc\\n" '
+        "> /etc/modprobe.d/blacklist-nfc.conf', then 'rmmod pn533_usb') or another "
+        "gateway process",
+    )
+
+
+def unresponsive(device: str, detail: str) -> Fault:
+    return Fault(
+        FaultKind.UNRESPONSIVE,
+        f"the NFC reader at {device!r} does not answer ({detail}); retrying. An ACR122U "
+        "that stays like this needs replugging",
+    )
+
+
+def _is_libusb_missing(exc: OSError) -> bool:
+    # libusb1 raises OSError(ENOENT, "cannot find a suitable libusb-1.0", [...]) when
+    # the C library is absent; a broken one gives dlopen's OSError naming the file.
+    return "libusb" in str(exc).lower()
+
+
+def classify(exc: BaseException, device: str) -> Fault:
+    """The fault behind an exception from ``import nfc``, ``open()`` or ``sense()``."""
+    if isinstance(exc, ImportError):
+        return _import_fault(exc, device)
+    if isinstance(exc, OSError):
+        if _is_libusb_missing(exc):
+            return Fault(
+                FaultKind.NO_LIBUSB,
+                "the C library libusb-1.0 is missing, which USB NFC readers need: "
+                f"'apt install libusb-1.0-0' ({exc})",
+            )
+        match exc.errno:
+            case errno.EACCES | errno.EPERM:
+                return permission(device)
+            case errno.EBUSY:
+                return busy(device)
+            case errno.ENODEV | errno.ENOENT | errno.ENXIO:
+                return not_found(device)
+            case _:
+                return unresponsive(device, exc.strerror or str(exc) or type(exc).__name__)
+    if type(exc).__name__ == "UnsupportedTargetError":
+        return Fault(
+            FaultKind.UNSUPPORTED,
+            f"the NFC reader at {device!r} cannot read ISO 14443-A cards at 106 kbit/s ({exc})",
+        )
+    if isinstance(exc, ValueError | TypeError):
+        return Fault(FaultKind.UNSUPPORTED, f"nfcpy rejects the device {device!r}: {exc}")
+    return Fault(FaultKind.UNEXPECTED, f"unexpected {type(exc).__name__} from nfcpy: {exc}")
+
+
+def _import_fault(exc: ImportError, device: str) -> Fault:
+    name = exc.name or ""
+    if name.startswith("nfc.clf."):  # "tty:AMA0:pn5xx": nfcpy loads drivers by name
+        return Fault(
+            FaultKind.UNSUPPORTED,
+            f"nfcpy has no driver {name.removeprefix('nfc.clf.')!r} (from {device!r}); "
+            "serial readers use 'pn532' or 'arygon', e.g. 'tty:AMA0:pn532'",
+        )
+    if name == "usb1" or "usb1" in str(exc) or "libusb1" in str(exc):
+        return Fault(
+            FaultKind.MISSING_MODULE,
+            f"the Python package libusb1 is missing: 'pip install libusb1' ({exc})",
+        )
+    return Fault(
+        FaultKind.MISSING_MODULE,
+        f"cannot import nfcpy: reinstall the gateway with its dependencies, or "
+        f"'pip install nfcpy' ({exc})",
+    )
