@@ -111,6 +111,37 @@ def test_missing_libusb_library_is_fatal_and_names_the_package() -> None:
 
 
 @pytest.mark.real
+def test_missing_libusb_library_fails_the_reader_at_once() -> None:
+    result = _run(
+        """
+        import asyncio, ctypes, ctypes.util, json, threading
+        real_cdll = ctypes.CDLL
+        def cdll(name, *a, **k):
+            if name and "usb" in str(name):
+                raise OSError(f"{name}: cannot open shared object file: No such file")
+            return real_cdll(name, *a, **k)
+        ctypes.CDLL = cdll
+        ctypes.util.find_library = lambda n: None
+        from gateway.config.model import NfcReaderConfig
+        from gateway.errors import ReaderError
+        from gateway.readers.nfc.reader import NfcReader
+        reader = NfcReader(NfcReaderConfig(name="door", device="usb"))
+        try:
+            asyncio.run(asyncio.wait_for(reader.run(lambda tap: None), 30))
+        except ReaderError as exc:
+            print(json.dumps({
+                "error": str(exc),
+                "state": reader.state,
+                "threads": [t.name for t in threading.enumerate()],
+            }))
+        """
+    )
+    assert result["error"].startswith("NFC reader 'door': the C library libusb-1.0 is missing")
+    assert "apt install libusb-1.0-0" in result["error"]
+    assert result["state"] == "failed" and result["threads"] == ["MainThread"]
+
+
+@pytest.mark.real
 def test_missing_libusb1_package_is_fatal() -> None:
     result = _run(
         """
