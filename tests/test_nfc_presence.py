@@ -1,4 +1,4 @@
-"""The pure parts of the NFC reader: presence, random UIDs, NDEF text tokens, backoff."""
+"""The pure parts of the NFC reader: presence, random UIDs, NDEF text tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.readers.nfc.backoff import Backoff
 from gateway.readers.nfc.ndeftext import MAX_TOKEN_LENGTH, text_token
 from gateway.readers.nfc.presence import RANDOM_KEY, Presence, card_key
 
@@ -156,20 +155,3 @@ def test_garbage_ndef_never_raises(data: bytes) -> None:
         return
     token = text_token(records)
     assert token is None or (token.isprintable() and len(token) <= MAX_TOKEN_LENGTH)
-
-
-# -- backoff ---------------------------------------------------------------------------
-
-
-def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
-    b = Backoff(initial=0.5, maximum=3.0)
-    assert [b.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
-    b.reset()
-    assert b.next_delay() == 0.5
-
-
-def test_backoff_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="initial"):
-        Backoff(initial=0, maximum=1)
-    with pytest.raises(ValueError, match="initial"):
-        Backoff(initial=2, maximum=1)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from gateway.readers.backoff import Backoff
 from gateway.readers.base import ReaderState
-from gateway.readers.nfc.backoff import Backoff
 from gateway.readers.nfc.faults import Fault, FaultKind, classify
 from gateway.readers.nfc.presence import Presence, card_key
 
@@ -54,6 +54,9 @@ class Timing:
     sense_interval: float = 0.15  # one round per interval: ~7 rounds/s, a tap feels instant
     retry_initial: float = 0.5  # first reopen after the reader went away
     retry_max: float = 30.0  # reopen at least this often while it stays away
+    # The backoff starts over only after the reader stayed open this long, so a reader
+    # with a loose cable is not reopened at full rate forever.
+    stable_after: float = 10.0
     permission_attempts: int = 3  # udev may fix a fresh node's mode a moment after it appears
     ndef_attempts: int = 3  # rounds to try reading a card's NDEF before using its UID
 
@@ -124,15 +127,17 @@ class NfcWorker:
         while not self._stop.is_set():
             fault = frontend.open_reader(clf, self._device)
             if fault is None:
-                backoff.reset()
                 denied = 0
                 self._ready()
+                opened = self._clock()
                 try:
                     fault = self._sense_rounds(frontend, clf)
                 finally:
                     frontend.close_reader(clf)
                 if fault is None:
                     return None
+                if self._clock() - opened >= self._timing.stable_after:
+                    backoff.reset()
             denied = denied + 1 if fault.kind is FaultKind.PERMISSION else 0
             if fault.fatal or denied >= self._timing.permission_attempts:
                 return self._fail(fault)
