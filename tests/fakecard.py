@@ -59,6 +59,9 @@ class Card:
     memory: bytes | None = None  # Type 2 Tag memory (4-byte pages) for READ
     # A phone emulating a card draws a new random UID at every activation.
     next_uid: Callable[[], bytes] | None = None
+    # A card held at the edge of the field: this many times, once selected, it stops
+    # answering until it has let one more REQA pass unanswered.
+    dropouts: int = 0
 
     def __post_init__(self) -> None:
         cascade_parts(self.uid)  # validates the length
@@ -104,6 +107,7 @@ class CardField:
     _sock: socket.socket | None = None
     _thread: threading.Thread | None = None
     _wake: tuple[socket.socket, socket.socket] | None = None
+    _dropping: bool = False
     present_since: float | None = None  # time.monotonic() of the last present()
 
     def start(self) -> CardField:
@@ -143,6 +147,7 @@ class CardField:
         with self._lock:
             self._card = card
             self._session = _Session(uid=card.uid)
+            self._dropping = False
             self.present_since = time.monotonic()
 
     def lift(self) -> None:
@@ -199,12 +204,16 @@ class CardField:
             self.polls += 1
             if card is None:
                 return None
+            if self._dropping:
+                self._dropping = False
+                card.dropouts -= 1
+                return None
             self.answered += 1
             uid = card.next_uid() if card.next_uid else card.uid
             self._session = _Session(uid=uid)
             assert card.atqa is not None
             return card.atqa
-        if card is None:
+        if card is None or self._dropping:
             return None
         parts = cascade_parts(s.uid)
         if len(frame) == 2 and frame[0] in SEL and frame[1] == 0x20:  # anticollision
@@ -219,6 +228,7 @@ class CardField:
             if level + 1 < len(parts):
                 return bytes([SAK_CASCADE])
             s.active = True
+            self._dropping = card.dropouts > 0
             return bytes([card.sak & ~SAK_CASCADE & 0xFF])
         if s.active and frame[0] == 0x30 and len(frame) == 2 and card.memory:  # T2T READ
             start = frame[1] * 4

@@ -27,11 +27,25 @@ from tests.conftest import require
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(code: str) -> dict[str, Any]:
+# libusb1 loads libusb-1.0 with ctypes on first use: make every attempt fail as on a
+# system without the library; the real nfcpy and libusb1 code runs after this.
+WITHOUT_LIBUSB = """
+import ctypes, ctypes.util
+real_cdll, real_find = ctypes.CDLL, ctypes.util.find_library
+def cdll(name, *a, **k):
+    if name and "usb" in str(name):
+        raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+    return real_cdll(name, *a, **k)
+ctypes.CDLL = cdll
+ctypes.util.find_library = lambda n: None if "usb" in n else real_find(n)
+"""
+
+
+def _run(code: str, prelude: str = "") -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter (libusb and imports are per process); it
     prints one JSON object."""
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -86,24 +100,15 @@ def test_no_serial_reader_is_no_device_with_wiring_hint() -> None:
 
 @pytest.mark.real
 def test_missing_libusb_library_is_fatal_and_names_the_package() -> None:
-    # libusb1 loads libusb-1.0 with ctypes on first use; make every attempt fail as on
-    # a system without the library, then let the real nfcpy and libusb1 code run.
     result = _run(
         """
-        import ctypes, ctypes.util, json
-        real_cdll = ctypes.CDLL
-        def cdll(name, *a, **k):
-            if name and "usb" in str(name):
-                raise OSError(f"{name}: cannot open shared object file: No such file")
-            return real_cdll(name, *a, **k)
-        ctypes.CDLL = cdll
-        real_find = ctypes.util.find_library
-        ctypes.util.find_library = lambda n: None if "usb" in n else real_find(n)
+        import json
         import nfc
         from gateway.readers.nfc.frontend import open_reader
         fault = open_reader(nfc.ContactlessFrontend(), "usb:072f:2200")
         print(json.dumps({"kind": fault.kind, "message": fault.message}))
-        """
+        """,
+        WITHOUT_LIBUSB,
     )
     assert result["kind"] == FaultKind.NO_LIBUSB
     assert "apt install libusb-1.0-0" in result["message"]
@@ -114,14 +119,7 @@ def test_missing_libusb_library_is_fatal_and_names_the_package() -> None:
 def test_missing_libusb_library_fails_the_reader_at_once() -> None:
     result = _run(
         """
-        import asyncio, ctypes, ctypes.util, json, threading
-        real_cdll = ctypes.CDLL
-        def cdll(name, *a, **k):
-            if name and "usb" in str(name):
-                raise OSError(f"{name}: cannot open shared object file: No such file")
-            return real_cdll(name, *a, **k)
-        ctypes.CDLL = cdll
-        ctypes.util.find_library = lambda n: None
+        import asyncio, json, threading
         from gateway.config.model import NfcReaderConfig
         from gateway.errors import ReaderError
         from gateway.readers.nfc.reader import NfcReader
@@ -134,7 +132,8 @@ def test_missing_libusb_library_fails_the_reader_at_once() -> None:
                 "state": reader.state,
                 "threads": [t.name for t in threading.enumerate()],
             }))
-        """
+        """,
+        WITHOUT_LIBUSB,
     )
     assert result["error"].startswith("NFC reader 'door': the C library libusb-1.0 is missing")
     assert "apt install libusb-1.0-0" in result["error"]

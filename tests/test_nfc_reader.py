@@ -219,9 +219,9 @@ async def test_phone_with_random_uid_held_is_one_tap(field: CardField) -> None:
 NDEF_UID = bytes.fromhex("05112233445566")  # not NXP (04): nfcpy's generic Type 2 Tag
 
 
-def sticker(token: str) -> Card:
+def sticker(token: str, dropouts: int = 0) -> Card:
     message = b"".join(ndef.message_encoder([ndef.TextRecord(token)]))
-    return Card(NDEF_UID, sak=0x00, memory=type2_memory(NDEF_UID, message))
+    return Card(NDEF_UID, sak=0x00, memory=type2_memory(NDEF_UID, message), dropouts=dropouts)
 
 
 async def test_ndef_text_record_is_the_token_when_enabled(field: CardField) -> None:
@@ -230,6 +230,23 @@ async def test_ndef_text_record_is_the_token_when_enabled(field: CardField) -> N
         (tap,) = await run.taps_at_least(1)
         await field.rounds(5, answered=True)
     assert tap.token == "member-42" and len(run.taps) == 1
+
+
+async def test_ndef_read_cut_short_is_retried_on_the_next_round(field: CardField) -> None:
+    async with running(field.device, ndef_tokens=True) as run:
+        field.present(sticker("member-42", dropouts=1))  # the first read is cut short
+        (tap,) = await run.taps_at_least(1)
+        await field.rounds(3, answered=True)
+    assert tap.token == "member-42" and len(run.taps) == 1
+
+
+async def test_ndef_never_readable_falls_back_to_the_uid(field: CardField) -> None:
+    attempts = Timing().ndef_attempts
+    async with running(field.device, ndef_tokens=True) as run:
+        field.present(sticker("member-42", dropouts=attempts))
+        (tap,) = await run.taps_at_least(1, timeout=20)
+        await field.rounds(3, answered=True)
+    assert tap.token == NDEF_UID.hex().upper() and len(run.taps) == 1
 
 
 async def test_ndef_is_ignored_by_default(field: CardField) -> None:

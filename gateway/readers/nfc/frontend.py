@@ -19,6 +19,7 @@ import structlog
 
 from gateway.readers.nfc.faults import ACR122U, Fault, FaultKind, classify, not_found
 from gateway.readers.nfc.ndeftext import text_token
+from gateway.readers.nfc.presence import RANDOM_KEY, card_key
 
 if TYPE_CHECKING:
     from gateway.readers.nfc.worker import Frontend
@@ -102,17 +103,29 @@ def sense_card(clf: Frontend) -> Sighting | None:
 def read_text_token(clf: Frontend, sighting: Sighting) -> str | None:
     """The token in the card's NDEF text record, None if it has none.
 
-    Raises ``NdefUnreadable`` when the card could not be activated or read (it was
-    pulled away mid-read); OSError (device gone) passes through.
+    Raises ``NdefUnreadable`` when the card could not be activated or left halfway
+    through the read; OSError (device gone) passes through.
     """
     try:
         tag = nfc.tag.activate(clf, sighting.target)
         if tag is None:
             raise NdefUnreadable("activation failed")
         ndef = tag.ndef
-        return None if ndef is None else text_token(ndef.records)
+        if ndef is not None:
+            return text_token(ndef.records)
+        # nfcpy says None both for "no NDEF" and for "read failed" (the card was
+        # pulled away): select the card again by its UID, which works for any card,
+        # to tell them apart. A random UID is new at every activation: no check.
+        if card_key(sighting.uid) == RANDOM_KEY or _still_there(clf, sighting.uid):
+            return None
+        raise NdefUnreadable("the card left while its NDEF message was read")
     except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
         raise NdefUnreadable(str(exc)) from exc
+
+
+def _still_there(clf: Frontend, uid: bytes) -> bool:
+    target = nfc.clf.RemoteTarget("106A", sel_req=bytearray(uid))
+    return clf.sense(target, iterations=1) is not None
 
 
 def close_reader(clf: Frontend) -> None:
