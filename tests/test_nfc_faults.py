@@ -184,6 +184,20 @@ def test_serial_port_without_permission_names_the_dialout_group() -> None:
     assert "dialout" in result["message"] and "/dev/ttyS0" in result["message"]
 
 
+@pytest.mark.parametrize(
+    ("device", "port"),
+    [
+        ("tty:AMA0:pn532", "/dev/ttyAMA0"),
+        ("tty:USB0", "/dev/ttyUSB0"),
+        ("tty:USB:pn532", "/dev/ttyUSB*"),
+        ("tty:serial0:pn532", "/dev/serial0"),
+    ],
+)
+def test_serial_messages_name_the_port_nfcpy_opens(device: str, port: str) -> None:
+    assert f"{port}:" in classify(_nfcpy_ioerror(errno.EACCES), device).message
+    assert f" {port}:" in classify(_nfcpy_ioerror(errno.ENODEV), device).message
+
+
 def test_unknown_driver_module_is_unsupported() -> None:
     with pytest.raises(ImportError) as info:  # how nfcpy loads "tty:AMA0:<driver>"
         importlib.import_module("nfc.clf.pn5xx")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import re
 from dataclasses import dataclass
 
 UDEV_RULES = "hardware/udev/60-checkin-gateway.rules"
@@ -46,8 +47,17 @@ def _is_tty(device: str) -> bool:
 
 
 def _tty_port(device: str) -> str:
+    """The port nfcpy opens for ``tty:NAME[:driver]``: /dev/ttyNAME for the usual
+    kinds (``AMA0``; ``USB`` alone means any ttyUSB), else /dev/NAME (``serial0``)."""
     parts = device.split(":")
-    return f"/dev/tty{parts[1]}" if len(parts) > 1 and parts[1] else "the serial port"
+    name = parts[1] if len(parts) > 1 else ""
+    if not name:
+        return "the serial port"
+    if re.fullmatch(r"(S|ACM|AMA|USB)\d+", name):
+        return f"/dev/tty{name}"
+    if name in ("S", "ACM", "AMA", "USB"):
+        return f"/dev/tty{name}*"
+    return f"/dev/{name}"
 
 
 def not_found(device: str) -> Fault:

@@ -95,7 +95,6 @@ class NfcWorker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._device = device
-        self._name = name
         self._post = post
         self._ndef = ndef_tokens
         self._timing = timing or Timing()
