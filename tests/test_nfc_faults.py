@@ -216,7 +216,7 @@ def _nfcpy_ioerror(code: int) -> OSError:
 def test_usb_permission_names_the_udev_rule_and_group() -> None:
     fault = classify(_nfcpy_ioerror(errno.EACCES), "usb:072f:2200")
     assert fault.kind is FaultKind.PERMISSION
-    assert UDEV_RULES in fault.message and "plugdev" in fault.message
+    assert UDEV_RULES in fault.message and "usermod -aG checkin-gateway" in fault.message
     assert UDEV_RULES == "hardware/udev/60-checkin-gateway.rules"
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 UDEV_RULES = "hardware/udev/60-checkin-gateway.rules"
+SERVICE_GROUP = "checkin-gateway"  # the rules give USB NFC readers to this group
 ACR122U = (0x072F, 0x2200)
 
 
@@ -82,14 +83,17 @@ def permission(device: str) -> Fault:
     if _is_tty(device):
         fix = (
             f"no permission to open {_tty_port(device)}: add the gateway's user to the "
-            "dialout group ('usermod -aG dialout USER') and restart the gateway"
+            "dialout group ('usermod -aG dialout USER'; the service's user is in it) or "
+            f"give the port that group in {UDEV_RULES}, then restart the gateway"
         )
     else:
         fix = (
             f"no permission to use the NFC reader at {device!r}: install {UDEV_RULES} "
-            "(copy it to /etc/udev/rules.d/, run 'udevadm control --reload', replug the "
-            "reader); it gives the plugdev group access, so add the gateway's user to "
-            "plugdev ('usermod -aG plugdev USER') and restart the gateway"
+            "('make install' does; by hand: copy it to /etc/udev/rules.d/ and run "
+            "'udevadm control --reload-rules && udevadm trigger'), which gives USB NFC "
+            f"readers to the group {SERVICE_GROUP} (mode 0660); run the gateway as that "
+            f"user (the systemd unit does) or add yours to the group ('usermod -aG "
+            f"{SERVICE_GROUP} USER'), then restart the gateway (hardware/acr122u.md)"
         )
     return Fault(FaultKind.PERMISSION, fix)
 
@@ -97,11 +101,9 @@ def permission(device: str) -> Fault:
 def busy(device: str) -> Fault:
     return Fault(
         FaultKind.BUSY,
-        f"the NFC reader at {device!r} is in use by something else: pcscd (stop it with "
-        "'systemctl disable --now pcscd.socket pcscd.service'), the kernel's NFC driver "
-        '(blacklist it: \'printf "blacklist pn533_usb\\nblacklist pn533\\nblacklist nfc\\n" '
-        "> /etc/modprobe.d/blacklist-nfc.conf', then 'rmmod pn533_usb') or another "
-        "gateway process",
+        f"the NFC reader at {device!r} is in use by something else: the kernel's NFC "
+        "driver (blacklist pn533_usb, pn533 and nfc, see hardware/acr122u.md), pcscd "
+        "('systemctl disable --now pcscd.socket pcscd') or another gateway process",
     )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -39,6 +40,17 @@ STOP_DEADLINE = 2.0
 _JOIN_POLL = 0.005  # the thread has posted its last event: it ends within microseconds
 
 
+@dataclass(frozen=True, slots=True)
+class NfcReaderStats:
+    """For status output. Counters run since the reader was made, across reconnects."""
+
+    state: ReaderState
+    taps: int
+    ndef_taps: int  # ... of which the token came from an NDEF text record
+    reconnects: int  # successful reopens after the reader was lost
+    last_error: str | None  # what last went wrong with the device, and the fix
+
+
 class NfcReader:
     def __init__(
         self,
@@ -54,6 +66,9 @@ class NfcReader:
         self._usb_reset = usb_reset
         self._state = ReaderState.STOPPED
         self._fault: Fault | None = None
+        self._last_error: str | None = None
+        self._taps = self._ndef_taps = self._reconnects = 0
+        self._was_ready = False
         self._log = log.bind(reader=cfg.name)
 
     @property
@@ -66,8 +81,18 @@ class NfcReader:
 
     @property
     def fault(self) -> Fault | None:
-        """The last problem with the device while it is not READY (for status)."""
+        """What keeps the device from being READY now, if anything."""
         return self._fault
+
+    @property
+    def stats(self) -> NfcReaderStats:
+        return NfcReaderStats(
+            state=self._state,
+            taps=self._taps,
+            ndef_taps=self._ndef_taps,
+            reconnects=self._reconnects,
+            last_error=self._last_error,
+        )
 
     async def run(self, sink: TapSink) -> None:
         loop = asyncio.get_running_loop()
@@ -128,6 +153,12 @@ class NfcReader:
         if isinstance(event, LinkState):
             self._state = event.state
             self._fault = event.fault
+            if event.fault is not None:
+                self._last_error = event.fault.message
+            if event.state is ReaderState.READY:
+                if self._was_ready:
+                    self._reconnects += 1
+                self._was_ready = True
             return
         self._tap(event, sink)
 
@@ -139,6 +170,9 @@ class NfcReader:
             token=redact(token),
             source="ndef" if card.text is not None else f"uid{len(card.uid)}",
         )
+        self._taps += 1
+        if card.text is not None:
+            self._ndef_taps += 1
         tap = Tap(reader=cfg.name, token=token, direction=cfg.direction, at=card.at, mono=card.mono)
         try:
             sink(tap)
