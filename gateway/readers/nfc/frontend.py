@@ -17,6 +17,7 @@ import nfc.clf
 import nfc.tag
 import structlog
 
+from gateway.errors import ReaderError
 from gateway.readers.nfc.faults import ACR122U, Fault, FaultKind, classify, not_found
 from gateway.readers.nfc.ndeftext import text_token
 from gateway.readers.nfc.presence import RANDOM_KEY, card_key
@@ -46,7 +47,7 @@ def new_frontend() -> Frontend:
     return frontend
 
 
-class NdefUnreadable(Exception):
+class NdefUnreadable(ReaderError):
     """The card left, or did not answer, while its NDEF message was being read."""
 
 
