@@ -272,3 +272,32 @@ async def test_cli_doctor_subcommand(tmp_path: Path) -> None:
     assert await main(["doctor", "--config", str(cfg)], out) == 1
     rows = parse_rows(out.getvalue())
     assert rows["config"].startswith(f"FIX {cfg}: not valid TOML")
+
+
+def test_nfc_device_strings_read_as_nfcpy_reads_them(tmp_path: Path) -> None:
+    from gateway.doctor.devices import _usb_matches, nfc_tty_paths
+
+    for name in ("ttyAMA0", "ttyUSB0", "ttyUSB1", "serial0", "ttyS0"):
+        (tmp_path / name).touch()
+    assert nfc_tty_paths("tty:AMA0:pn532", tmp_path) == [tmp_path / "ttyAMA0"]
+    assert nfc_tty_paths("tty:USB:pn532", tmp_path) == [tmp_path / "ttyUSB0", tmp_path / "ttyUSB1"]
+    assert nfc_tty_paths("tty:serial0:pn532", tmp_path) == [tmp_path / "serial0"]
+    acr = ("072f", "2200")
+    assert _usb_matches("usb:072f:2200", acr, 1, 5)
+    assert _usb_matches("usb:072F", acr, 1, 5)
+    assert not _usb_matches("usb:054c:06c1", acr, 1, 5)
+    assert _usb_matches("usb:001:005", acr, 1, 5)  # bus:address, decimal
+    assert not _usb_matches("usb:001:006", acr, 1, 5)
+    assert _usb_matches("usb:1", acr, 1, 5)
+
+
+def test_udev_rules_and_doctor_know_every_usb_reader_nfcpy_drives() -> None:
+    from nfc.clf.device import usb_device_map
+
+    from gateway.doctor.devices import NFC_USB_IDS
+
+    rules = (Path(__file__).parent.parent / "hardware/udev/60-checkin-gateway.rules").read_text()
+    for vid, pid in usb_device_map:
+        ids = (f"{vid:04x}", f"{pid:04x}")
+        assert ids in NFC_USB_IDS
+        assert f'ATTR{{idVendor}}=="{ids[0]}", ATTR{{idProduct}}=="{ids[1]}"' in rules

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -22,8 +23,13 @@ from gateway.doctor.system import System
 
 UDEV_RULES = "hardware/udev/60-checkin-gateway.rules"
 # USB NFC readers nfcpy drives (vendor, product), as in the udev rules.
+# nfcpy's own list (nfc/clf/device.py usb_device_map); the udev rules cover the same.
 NFC_USB_IDS = {
     ("072f", "2200"): "ACR122U",
+    ("054c", "0193"): "PN531",
+    ("04cc", "0531"): "PN531",
+    ("04e6", "5593"): "SCL3712",
+    ("054c", "02e1"): "RC-S330",
     ("04e6", "5591"): "SCL3711",
     ("04cc", "2533"): "PN533",
     ("054c", "06c1"): "RC-S380",
@@ -118,7 +124,7 @@ def _check_generic(report: Report, name: str, reader: ReaderBase, system: System
         elif value == "usb" or value.startswith("usb:"):
             _check_usb(report, name, value, system)
         elif value.startswith("tty:"):
-            _check_port(report, name, "/dev/tty" + value.split(":")[1], system)
+            _check_nfc_tty(report, name, value, system)
         elif value.startswith("udp:"):
             report.add(name, Status.SKIP, f"{value}: a simulated reader over UDP")
         else:
@@ -149,8 +155,51 @@ def _check_interface(report: Report, name: str, interface: str, system: System) 
     report.add(name, Status.OK, f"{interface}: present")
 
 
+# nfcpy's own reading of its device strings (nfc/clf/transport.py): "usb:VVVV[:PPPP]"
+# is vendor[:product] in hex, "usb:B[:A]" (1-3 digits) bus[:address] in decimal.
+_USB_VID_PID = re.compile(r"^usb:([0-9a-fA-F]{4})(?::([0-9a-fA-F]{4}))?$")
+_USB_BUS_ADR = re.compile(r"^usb:([0-9]{1,3})(?::([0-9]{1,3}))?$")
+# "tty:AMA0" is /dev/ttyAMA0, "tty:USB" any /dev/ttyUSB<n>, anything else /dev/<name>.
+_TTY_ONE = re.compile(r"^(S|ACM|AMA|USB)\d+$")
+_TTY_ANY = re.compile(r"^(S|ACM|AMA|USB)$")
+
+
+def nfc_tty_paths(path: str, dev: Path) -> list[Path]:
+    """The device nodes nfcpy would try for ``tty:NAME[:driver]``, as it globs them."""
+    part = path.split(":")[1] if ":" in path else ""
+    if _TTY_ONE.match(part):
+        return [dev / f"tty{part}"]
+    if _TTY_ANY.match(part) or not part:
+        prefix = f"tty{part}" if part else "tty"
+        return sorted(p for p in dev.glob(f"{prefix}*") if p.name[len(prefix) :].isdigit())
+    return [dev / part]
+
+
+def _check_nfc_tty(report: Report, name: str, path: str, system: System) -> None:
+    candidates = nfc_tty_paths(path, system.dev)
+    if len(candidates) == 1:
+        _check_port(report, name, str(candidates[0]), system)
+    elif candidates:
+        report.add(name, Status.OK, f"{path}: nfcpy will try {', '.join(map(str, candidates))}")
+    else:
+        report.add(
+            name,
+            Status.FIX,
+            f"{path}: no matching serial port",
+            "is the PN532 wired and the UART enabled? (hardware/pn532.md)",
+        )
+
+
+def _usb_matches(path: str, ids: tuple[str, str], bus: int, num: int) -> bool:
+    if m := _USB_VID_PID.match(path):
+        vid, pid = m.group(1).lower(), (m.group(2) or "").lower()
+        return ids[0] == vid and (not pid or ids[1] == pid)
+    if m := _USB_BUS_ADR.match(path):
+        return int(m.group(1)) == bus and (m.group(2) is None or int(m.group(2)) == num)
+    return ids in NFC_USB_IDS  # plain "usb": any reader nfcpy supports
+
+
 def _check_usb(report: Report, name: str, path: str, system: System) -> None:
-    wanted = path.split(":")[1:]
     found: list[tuple[str, str]] = []
     for dev in sorted(system.sys_usb_devices.glob("*")):
         try:
@@ -159,7 +208,7 @@ def _check_usb(report: Report, name: str, path: str, system: System) -> None:
             num = int((dev / "devnum").read_text())
         except (OSError, ValueError):
             continue
-        if (len(wanted) == 2 and tuple(wanted) == ids) or (not wanted and ids in NFC_USB_IDS):
+        if _usb_matches(path, ids, bus, num):
             found.append((NFC_USB_IDS.get(ids, ":".join(ids)), f"/dev/bus/usb/{bus:03}/{num:03}"))
     if not found:
         report.add(

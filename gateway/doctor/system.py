@@ -14,6 +14,7 @@ class System:
     # What LoadCredential= reads; the doctor (run with sudo) reads it the same way.
     credential_file: Path = Path("/etc/checkin-gateway/cobot-token")
     default_state_dir: Path = Path("/var/lib/checkin-gateway")  # StateDirectory=
+    dev: Path = Path("/dev")  # where nfcpy looks for tty:NAME serial ports
     sys_class_net: Path = Path("/sys/class/net")
     sys_usb_devices: Path = Path("/sys/bus/usb/devices")
     proc_devices: Path = Path("/proc/devices")
