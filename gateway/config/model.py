@@ -106,6 +106,36 @@ class KeyboardReaderConfig(ReaderBase):
     type: Literal["keyboard"] = "keyboard"
 
 
+def _mac(text: str) -> str:
+    # Imported when a config is parsed, not with this module: config must not import the
+    # readers package at load time (it imports config: a cycle).
+    from gateway.readers.mac.address import normalize_mac
+
+    return normalize_mac(text)
+
+
+def _interface(name: str) -> str:
+    from gateway.readers.mac.address import normalize_interface
+
+    return normalize_interface(name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MacReaderConfig(ReaderBase):
+    """Presence on the LAN: a registered device's MAC heard (DHCP, ARP) checks its member
+    in. ``debounce`` here is how often a present device is looked up in the token cache
+    again, so one registered while on the LAN counts within that time. ``direction`` is
+    not used: arrival is IN, departure (with ``checkout_on_departure``) OUT."""
+
+    type: Literal["mac"] = "mac"
+    interface: str = field(metadata={"parse": _interface})  # e.g. wlan0, br-lan
+    # A device silent this long is gone; phones asleep talk rarely, so not too short.
+    away_after: float = field(default=1800.0, metadata=_bounds(60, 86400))
+    checkout_on_departure: bool = False
+    # Devices that never mean a member: printers, the space's own machines.
+    ignore: tuple[str, ...] = field(default=(), metadata={"parse": _mac})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DoorBase:
     name: str
@@ -196,13 +226,14 @@ class PortalSection:
     failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
 
 
-ReaderConfig = SerialReaderConfig | NfcReaderConfig | KeyboardReaderConfig
+ReaderConfig = SerialReaderConfig | NfcReaderConfig | KeyboardReaderConfig | MacReaderConfig
 DoorConfig = CommandDoorConfig | GpioDoorConfig
 
 READER_TYPES: dict[str, type[ReaderBase]] = {
     "serial": SerialReaderConfig,
     "nfc": NfcReaderConfig,
     "keyboard": KeyboardReaderConfig,
+    "mac": MacReaderConfig,
 }
 DOOR_TYPES: dict[str, type[DoorBase]] = {
     "command": CommandDoorConfig,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gateway.config.model import (
     KeyboardReaderConfig,
+    MacReaderConfig,
     NfcReaderConfig,
     ReaderBase,
     SerialReaderConfig,
@@ -16,7 +17,6 @@ from gateway.readers.base import Reader, ReaderContext
 
 
 def build_reader(cfg: ReaderBase, ctx: ReaderContext) -> Reader:
-    del ctx  # used by readers that need it (presence)
     if isinstance(cfg, SerialReaderConfig):
         from gateway.readers.serial.reader import SerialReader
 
@@ -29,4 +29,8 @@ def build_reader(cfg: ReaderBase, ctx: ReaderContext) -> Reader:
         from gateway.readers.keyboard import KeyboardReader
 
         return KeyboardReader(cfg)
+    if isinstance(cfg, MacReaderConfig):
+        from gateway.readers.mac.reader import MacReader
+
+        return MacReader(cfg, ctx)
     raise TypeError(f"no reader for {type(cfg).__name__}")  # config validation prevents this

@@ -1,0 +1,223 @@
+"""The MAC reader: a registered device appearing on the LAN is a check-in tap.
+
+Three layers, as for the serial readers: ``sniff`` (socket -> sightings), ``presence``
+(sightings -> arrivals and departures, over time), and this module, which turns those
+into taps: ``Direction.IN`` with the device's registered token when a member arrives,
+``Direction.OUT`` when their last device has left (with ``checkout_on_departure``).
+
+Failure modes: without CAP_NET_RAW ``run`` raises ``ReaderError`` at once (state
+FAILED) and names the systemd setting that grants it; an interface that does not exist
+yet (Wi-Fi still coming up at boot) or goes away is retried with capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import tzinfo
+
+import structlog
+
+from gateway.config.model import MacReaderConfig
+from gateway.errors import ReaderError, StorageError
+from gateway.model import Direction
+from gateway.readers.base import ReaderContext, ReaderState, TapSink, make_tap
+from gateway.readers.mac import sniff
+from gateway.readers.mac.backoff import Backoff
+from gateway.readers.mac.packets import Sighting
+from gateway.readers.mac.presence import Change, Clock, Presence, PresenceEvent
+from gateway.readers.mac.store import PresenceStore, presence_path
+
+log = structlog.get_logger(__name__)
+
+RECONNECT_FIRST = 1.0
+RECONNECT_CAP = 60.0
+HEALTHY_AFTER = 30.0  # a link that lived this long resets the backoff
+# How often departures are looked for and the table is saved; a departure is noticed
+# at most this long after ``away_after``.
+SWEEP_INTERVAL = 10.0
+
+_PERMISSION_HINT = (
+    "opening a raw packet socket needs the CAP_NET_RAW capability; in the systemd unit's "
+    "[Service] section set AmbientCapabilities=CAP_NET_RAW and include CAP_NET_RAW in "
+    "CapabilityBoundingSet= (or run as root). The other readers keep running."
+)
+
+
+class MacReader:
+    def __init__(
+        self,
+        cfg: MacReaderConfig,
+        ctx: ReaderContext,
+        *,
+        clock: Clock | None = None,
+        tz: tzinfo | None = None,
+        opener: sniff.Opener | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sweep_interval: float = SWEEP_INTERVAL,
+    ) -> None:
+        self._cfg = cfg
+        self._log = log.bind(reader=cfg.name)
+        self._state = ReaderState.CONNECTING
+        self._presence = Presence(
+            reader=cfg.name,
+            lookup=ctx.lookup,
+            away_after=cfg.away_after,
+            lookup_interval=cfg.debounce,
+            ignore=cfg.ignore,
+            checkout_on_departure=cfg.checkout_on_departure,
+            clock=clock,
+            tz=tz,
+        )
+        self._store = PresenceStore(presence_path(ctx.state_dir, cfg.name))
+        # Looked up at call time so that tests can open the socket in their namespace.
+        self._opener = opener
+        self._sleep = sleep
+        self._sweep_interval = sweep_interval
+        self._sink: TapSink | None = None
+        self.counters = sniff.Counters()
+
+    @property
+    def name(self) -> str:
+        return self._cfg.name
+
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    @property
+    def presence(self) -> Presence:
+        return self._presence
+
+    async def run(self, sink: TapSink) -> None:
+        if self._sink is not None:
+            raise RuntimeError(f"reader {self.name!r} is already running")
+        self._sink = sink
+        self._state = ReaderState.CONNECTING
+        sock: socket.socket | None = None
+        sweeper: asyncio.Task[None] | None = None
+        try:
+            sock = self._open_first()
+            await self._restore()
+            sweeper = asyncio.create_task(self._sweep_loop(), name=f"mac-sweep-{self.name}")
+            await self._listen(sock)
+        except ReaderError:
+            self._state = ReaderState.FAILED
+            raise
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await self._flush()
+            await self._store.aclose()
+            self._sink = None
+            if self._state is not ReaderState.FAILED:
+                self._state = ReaderState.STOPPED
+
+    # -- the link ------------------------------------------------------------------
+
+    def _open(self) -> socket.socket:
+        opener = self._opener or sniff.open_packet_socket
+        try:
+            return opener(self._cfg.interface)
+        except PermissionError as exc:
+            raise ReaderError(
+                f"mac reader {self.name!r} cannot listen on {self._cfg.interface}: "
+                f"{exc.strerror or exc}. {_PERMISSION_HINT}"
+            ) from exc
+        except sniff.NotEthernetError as exc:
+            raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
+
+    def _open_first(self) -> socket.socket | None:
+        """The first attempt, before anything else: a missing capability fails at once."""
+        try:
+            return self._open()
+        except OSError as exc:
+            self._log_open_failure(exc, first=True)
+            return None
+
+    async def _listen(self, sock: socket.socket | None) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(RECONNECT_FIRST, RECONNECT_CAP)
+        first_failure = True
+        while True:
+            if sock is None:
+                self._state = ReaderState.RECONNECTING
+                await self._sleep(backoff.next())
+                try:
+                    sock = self._open()
+                except OSError as exc:
+                    self._log_open_failure(exc, first=first_failure)
+                    first_failure = False
+                    continue
+            self._state = ReaderState.READY
+            self._log.info("mac_listening", interface=self._cfg.interface)
+            opened = loop.time()
+            try:
+                error = await sniff.Sniffer(
+                    sock, self._on_sighting, self.counters, reader=self.name
+                ).run()
+            finally:
+                sock.close()
+                sock = None
+            if loop.time() - opened >= HEALTHY_AFTER:
+                backoff.reset()
+                first_failure = True
+            level = self._log.warning if first_failure else self._log.debug
+            level(
+                "mac_link_lost", interface=self._cfg.interface, error=error.strerror or str(error)
+            )
+            first_failure = False
+
+    def _log_open_failure(self, exc: OSError, *, first: bool) -> None:
+        level = self._log.warning if first else self._log.debug
+        if exc.errno == errno.ENODEV:
+            level("mac_interface_missing", interface=self._cfg.interface)
+        else:
+            level("mac_open_failed", interface=self._cfg.interface, error=str(exc))
+
+    # -- sightings and time ----------------------------------------------------------
+
+    def _on_sighting(self, sighting: Sighting) -> None:
+        event = self._presence.observe(sighting)
+        if event is not None:
+            self._emit(event)
+
+    def _emit(self, event: PresenceEvent) -> None:
+        assert self._sink is not None
+        direction = Direction.IN if event.change is Change.ARRIVED else Direction.OUT
+        self._sink(make_tap(self.name, event.token, direction))
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            self.sweep_now()
+            await self._flush()
+
+    def sweep_now(self) -> None:
+        """Look for departures now (the sweep task does this every ``sweep_interval``)."""
+        for event in self._presence.sweep():
+            self._emit(event)
+
+    # -- the table on disk -------------------------------------------------------------
+
+    async def _restore(self) -> None:
+        try:
+            devices, stays = await self._store.open()
+        except StorageError as exc:
+            raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
+        self._presence.restore(devices, stays)
+        self._log.info("mac_presence_restored", devices=len(devices), members=len(stays))
+
+    async def _flush(self) -> None:
+        changes = self._presence.take_changes()
+        try:
+            await self._store.save(changes)
+        except StorageError as exc:
+            # The in-memory table stays right; the rows are tried again at the next flush.
+            self._presence.requeue(changes)
+            self._log.warning("mac_presence_save_failed", error=str(exc))

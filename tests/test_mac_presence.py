@@ -1,0 +1,349 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from structlog.testing import capture_logs
+
+from gateway.model import Membership
+from gateway.readers.mac.packets import Sighting, Source
+from gateway.readers.mac.presence import (
+    FORGET_AFTER,
+    Change,
+    Device,
+    MemberStay,
+    Presence,
+    PresenceEvent,
+)
+
+ALICE = Membership("m-alice", "Alice")
+BOB = Membership("m-bob", "Bob")
+LAPTOP = "00:16:3e:00:00:01"
+PHONE = "00:16:3e:00:00:02"
+STRANGER = "00:16:3e:00:00:99"
+RANDOM = "da:a1:19:00:00:07"  # locally administered: a phone's private address
+AWAY = 1800.0
+# 2030-03-01 09:00 UTC
+MORNING = datetime(2030, 3, 1, 9, 0, tzinfo=UTC).timestamp()
+
+
+class FakeClock:
+    def __init__(self, wall: float = MORNING) -> None:
+        self.mono = 1000.0
+        self.wall = wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def time(self) -> float:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+class Tokens(dict[str, Membership]):
+    """The hot token cache: exact lookups, counted."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.lookups = 0
+
+    def lookup(self, token: str) -> Membership | None:
+        self.lookups += 1
+        return self.get(token)
+
+
+def make(tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: object) -> Presence:
+    return Presence(
+        reader="wifi",
+        lookup=tokens.lookup,
+        away_after=AWAY,
+        lookup_interval=60.0,
+        checkout_on_departure=checkout,
+        clock=clock,
+        tz=UTC,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def seen(mac: str, source: Source = Source.ARP, **kw: str) -> Sighting:
+    return Sighting(mac, source, **kw)
+
+
+def arrived(token: str, member: Membership, mac: str) -> PresenceEvent:
+    return PresenceEvent(Change.ARRIVED, token, member.id, mac)
+
+
+def departed(token: str, member: Membership, mac: str) -> PresenceEvent:
+    return PresenceEvent(Change.DEPARTED, token, member.id, mac)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tokens() -> Tokens:
+    return Tokens({LAPTOP: ALICE, PHONE: ALICE})
+
+
+def test_arrival_announces_once_however_much_the_device_talks(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    p = make(tokens, clock)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    for _ in range(100):
+        clock.advance(30)
+        assert p.observe(seen(LAPTOP, Source.DHCP)) is None
+    assert p.sweep() == []
+    assert p.present_members() == {ALICE.id: frozenset({LAPTOP})}
+
+
+def test_second_device_of_a_present_member_is_not_a_new_arrival(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    p = make(tokens, clock)
+    assert p.observe(seen(LAPTOP)) is not None
+    assert p.observe(seen(PHONE)) is None
+    assert p.present_members() == {ALICE.id: frozenset({LAPTOP, PHONE})}
+
+
+def test_departure_when_the_last_device_goes(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.advance(600)
+    p.observe(seen(PHONE))
+    clock.advance(AWAY - 1)  # laptop silent for AWAY+599, phone for AWAY-1
+    assert p.sweep() == []
+    assert p.present_members() == {ALICE.id: frozenset({PHONE})}
+    clock.advance(1)
+    assert p.sweep() == [departed(LAPTOP, ALICE, PHONE)]
+    assert p.present_members() == {}
+    assert p.sweep() == []  # only once
+
+
+def test_without_checkout_departure_is_silent_and_return_is_an_arrival(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    p = make(tokens, clock, checkout=False)
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    assert p.sweep() == []
+    assert p.present_members() == {}
+    clock.advance(3600)  # back after lunch: a new stay, so a new IN (the engine finds
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)  # the check-in valid)
+
+
+def test_still_here_on_a_new_day_is_announced_again(tokens: Tokens, clock: FakeClock) -> None:
+    """Yesterday's check-in expired at midnight; the member is here today as well."""
+    clock.wall = datetime(2030, 3, 1, 23, 50, tzinfo=UTC).timestamp()
+    p = make(tokens, clock)
+    assert p.observe(seen(LAPTOP)) is not None
+    clock.advance(5 * 60)
+    assert p.observe(seen(LAPTOP)) is None
+    clock.advance(5 * 60)  # 00:00
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    clock.advance(60)
+    assert p.observe(seen(LAPTOP)) is None
+
+
+def test_unknown_device_is_tracked_but_announces_nothing(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    assert p.observe(seen(STRANGER, Source.DHCP, hostname="printer", ip="10.0.0.4")) is None
+    dev = p.device(STRANGER)
+    assert dev is not None
+    assert (dev.present, dev.member_id, dev.hostname, dev.ip) == (True, None, "printer", "10.0.0.4")
+    clock.advance(AWAY)
+    assert p.sweep() == []
+    assert not p.device(STRANGER).present  # type: ignore[union-attr]
+
+
+def test_registered_while_present_checks_in_at_the_next_lookup(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    p = make(tokens, clock)
+    assert p.observe(seen(STRANGER)) is None
+    tokens[STRANGER] = BOB  # registered on the portal, say
+    clock.advance(30)
+    assert p.observe(seen(STRANGER)) is None  # not looked up again yet (interval 60)
+    clock.advance(30)
+    assert p.observe(seen(STRANGER)) == arrived(STRANGER, BOB, STRANGER)
+
+
+def test_lookups_are_rate_limited(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    for _ in range(1000):
+        p.observe(seen(STRANGER))
+    per_device = len(tokens) + 5  # the spellings of one MAC, at most 7
+    assert tokens.lookups <= per_device
+
+
+@pytest.mark.parametrize(
+    "registered",
+    [
+        "00:16:3E:00:00:55",
+        "00-16-3e-00-00-55",
+        "00-16-3E-00-00-55",
+        "00163e000055",
+        "0016.3e00.0055",
+    ],
+)
+def test_other_spellings_are_found_and_used_as_the_token(registered: str, clock: FakeClock) -> None:
+    p = make(Tokens({registered: BOB}), clock)
+    assert p.observe(seen("00:16:3e:00:00:55")) == arrived(registered, BOB, "00:16:3e:00:00:55")
+
+
+def test_ignored_devices_are_not_even_tracked(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock, ignore=[LAPTOP])
+    assert p.observe(seen(LAPTOP)) is None
+    assert p.device(LAPTOP) is None
+    assert tokens.lookups == 0
+
+
+def test_randomised_addresses_are_logged_as_such(clock: FakeClock) -> None:
+    p = make(Tokens(), clock)
+    with capture_logs() as logs:
+        assert p.observe(seen(RANDOM)) is None
+    new = [e for e in logs if e["event"] == "mac_device_new"]
+    assert new == [
+        {
+            "event": "mac_device_new",
+            "log_level": "info",
+            "mac": "***************07",
+            "source": Source.ARP,
+            "randomised": True,
+            "reader": "wifi",
+        }
+    ]
+    assert any(e["event"] == "mac_randomised_unregistered" for e in logs)
+    assert all(RANDOM not in str(e) for e in logs)
+
+
+def test_randomised_but_registered_checks_in(clock: FakeClock) -> None:
+    p = make(Tokens({RANDOM: BOB}), clock)
+    assert p.observe(seen(RANDOM)) == arrived(RANDOM, BOB, RANDOM)
+
+
+def test_token_moved_to_another_member(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    tokens[LAPTOP] = BOB
+    clock.advance(60)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, BOB, LAPTOP)
+    assert p.present_members() == {BOB.id: frozenset({LAPTOP})}
+
+
+def test_token_deleted_ends_the_stay_without_a_checkout(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    del tokens[LAPTOP]
+    clock.advance(60)
+    assert p.observe(seen(LAPTOP)) is None
+    assert p.present_members() == {}
+    clock.advance(AWAY)
+    assert p.sweep() == []
+
+
+def test_wall_clock_jump_does_not_send_everyone_home(tokens: Tokens, clock: FakeClock) -> None:
+    """NTP corrects a Pi's clock by hours after boot; silence is measured monotonically."""
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.wall += 6 * 3600
+    assert p.sweep() == []
+    clock.mono += AWAY
+    assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+
+
+def test_absent_devices_are_forgotten_after_a_month(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(STRANGER))
+    p.take_changes()
+    clock.advance(FORGET_AFTER - 1)
+    p.sweep()
+    assert p.device(STRANGER) is not None
+    clock.advance(1)
+    p.sweep()
+    assert p.device(STRANGER) is None
+    assert p.take_changes().forgotten == [STRANGER]
+
+
+def test_the_table_is_bounded(clock: FakeClock) -> None:
+    p = make(Tokens(), clock, max_devices=100)
+    with capture_logs() as logs:
+        for i in range(1000):
+            p.observe(seen(f"00:16:3e:00:{i >> 8:02x}:{i & 0xFF:02x}"))
+            clock.advance(0.001)
+    assert len(p) <= 100
+    assert p.device("00:16:3e:00:03:e7") is not None  # the newest stays
+    assert any(e["event"] == "mac_table_full" for e in logs)
+
+
+def test_changes_for_the_store(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    p.observe(seen(STRANGER))
+    changes = p.take_changes()
+    assert sorted(d.mac for d in changes.devices) == [LAPTOP, STRANGER]
+    assert [(s.member_id, s.token, s.announced) for s in changes.members] == [
+        (ALICE.id, LAPTOP, "2030-03-01")
+    ]
+    assert not p.take_changes()
+    clock.advance(AWAY)
+    p.sweep()
+    changes = p.take_changes()
+    assert changes.gone == [ALICE.id]
+    assert all(not d.present for d in changes.devices)
+
+
+def test_requeue_after_a_failed_save(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    failed = p.take_changes()
+    p.requeue(failed)
+    again = p.take_changes()
+    assert [d.mac for d in again.devices] == [LAPTOP]
+    assert [s.member_id for s in again.members] == [ALICE.id]
+
+
+def _saved(p: Presence) -> tuple[list[Device], list[MemberStay]]:
+    """What a store would hold after saving everything (copies, as if read back)."""
+    changes = p.take_changes()
+    devices = [
+        Device(**{f: getattr(d, f) for f in Device.__dataclass_fields__}) for d in changes.devices
+    ]
+    stays = [MemberStay(s.member_id, s.token, s.announced) for s in changes.members]
+    return devices, stays
+
+
+def test_restart_while_present_does_not_announce_again(tokens: Tokens, clock: FakeClock) -> None:
+    before = make(tokens, clock)
+    before.observe(seen(LAPTOP))
+    devices, stays = _saved(before)
+    clock.advance(120)  # restart
+    after = make(tokens, clock)
+    after.restore(devices, stays)
+    assert after.present_members() == {ALICE.id: frozenset({LAPTOP})}
+    assert after.observe(seen(LAPTOP)) is None
+    assert after.sweep() == []
+
+
+def test_departed_while_down_checks_out_at_the_first_sweep(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    before = make(tokens, clock)
+    before.observe(seen(LAPTOP))
+    devices, stays = _saved(before)
+    clock.advance(AWAY + 600)  # the gateway was off for longer than away_after
+    after = make(tokens, clock)
+    after.restore(devices, stays)
+    assert after.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+    assert after.present_members() == {}
+
+
+def test_restored_stay_without_present_devices_departs(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.restore([], [MemberStay(ALICE.id, LAPTOP, "2030-03-01")])
+    assert p.sweep() == [departed(LAPTOP, ALICE, "")]
