@@ -14,12 +14,14 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, LLC, Dot1Q, Ether
 from scapy.packet import Raw
 
-from gateway.readers.mac.bpf import FILTER, SNAPLEN, attach_filter
+from gateway.readers.mac.bpf import FILTER, SKF_AD_VLAN_TAG_PRESENT, SNAPLEN, attach_filter
 
 
-def run_bpf(program: tuple[tuple[int, int, int, int], ...], pkt: bytes) -> int:
+def run_bpf(
+    program: tuple[tuple[int, int, int, int], ...], pkt: bytes, *, vlan_stripped: bool = False
+) -> int:
     """Returns the number of bytes accepted (0: dropped). Out-of-bounds loads drop the
-    packet, as in the kernel."""
+    packet, as in the kernel. ``vlan_stripped``: the driver took a VLAN tag off."""
     a = x = 0
     pc = 0
 
@@ -31,7 +33,9 @@ def run_bpf(program: tuple[tuple[int, int, int, int], ...], pkt: bytes) -> int:
     while True:
         code, jt, jf, k = program[pc]
         pc += 1
-        if code in (0x28, 0x30, 0x48):  # ldh [k], ldb [k], ldh [x+k]
+        if code == 0x30 and k == SKF_AD_VLAN_TAG_PRESENT & 0xFFFFFFFF:  # ldb [vlanp]
+            a = int(vlan_stripped)
+        elif code in (0x28, 0x30, 0x48):  # ldh [k], ldb [k], ldh [x+k]
             size = 2 if code in (0x28, 0x48) else 1
             value = load(k + (x if code == 0x48 else 0), size)
             if value is None:
@@ -68,6 +72,7 @@ DROPPED = {
     "ipv6 dhcpv6": Ether() / IPv6() / UDP(sport=546, dport=547),
     "later fragment": Ether() / IP(frag=3, proto=17) / Raw(b"\x00\x44\x00\x43" + b"\x00" * 8),
     "vlan arp": Ether() / Dot1Q(vlan=2) / ARP(),
+    "qinq arp": Ether(type=0x88A8) / Dot1Q(vlan=2) / ARP(),
     "llc": Ether(dst="01:80:c2:00:00:00") / LLC() / Raw(b"\x00" * 40),
     "truncated": Ether(type=0x0800) / Raw(b"\x45\x00"),
 }
@@ -81,6 +86,11 @@ def test_accepts(name: str) -> None:
 @pytest.mark.parametrize("name", list(DROPPED))
 def test_drops(name: str) -> None:
     assert run_bpf(FILTER, bytes(DROPPED[name])) == 0
+
+
+@pytest.mark.parametrize("name", ["arp request", "dhcp discover"])
+def test_drops_frames_whose_vlan_tag_the_driver_stripped(name: str) -> None:
+    assert run_bpf(FILTER, bytes(ACCEPTED[name]), vlan_stripped=True) == 0
 
 
 def test_jumps_stay_inside_the_program() -> None:

@@ -143,7 +143,7 @@ class MacReader:
     async def _listen(self, sock: socket.socket | None) -> None:
         loop = asyncio.get_running_loop()
         backoff = Backoff(RECONNECT_FIRST, RECONNECT_CAP)
-        first_failure = True
+        first_failure = sock is not None  # else the first attempt's failure was logged
         while True:
             if sock is None:
                 self._state = ReaderState.RECONNECTING

@@ -10,15 +10,20 @@ flush, in one transaction, every few seconds. A crash loses at most that many se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import aiosqlite
+import structlog
 
 from gateway.errors import StorageError
 from gateway.readers.mac.packets import Source
 from gateway.readers.mac.presence import Changes, Device, MemberStay
+
+log = structlog.get_logger(__name__)
 
 SCHEMA_VERSION = 1
 # SQLite on an SD card can stall for seconds while the card erases a block.
@@ -70,10 +75,41 @@ class PresenceStore:
         return self._path
 
     async def open(self) -> tuple[list[Device], list[MemberStay]]:
-        """Open (creating the file and schema if new) and load the saved table."""
+        """Open (creating the file and schema if new) and load the saved table.
+
+        A file SQLite calls corrupt (an SD card's parting gift) is moved aside and the
+        table starts empty: presence rebuilds itself from the next packets, whereas a
+        reader that refused to start would check nobody in.
+        """
+        try:
+            return await self._open()
+        except StorageError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, sqlite3.DatabaseError) or cause.sqlite_errorname not in (
+                "SQLITE_NOTADB",
+                "SQLITE_CORRUPT",
+            ):
+                raise
+            aside = await asyncio.to_thread(self._move_aside)
+            log.warning(
+                "mac_presence_table_corrupt",
+                path=str(self._path),
+                moved_to=str(aside),
+                error=str(cause),
+            )
+            return await self._open()
+
+    def _move_aside(self) -> Path:
+        aside = self._path.with_name(f"{self._path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self._path}{suffix}").rename(f"{aside}{suffix}")
+        return aside
+
+    async def _open(self) -> tuple[list[Device], list[MemberStay]]:
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
-                self._path.parent.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(self._path.parent.mkdir, parents=True, exist_ok=True)
                 self._db = await aiosqlite.connect(self._path)
                 await self._db.execute("PRAGMA journal_mode=WAL")
                 await self._db.execute("PRAGMA synchronous=NORMAL")  # presence is not billing
@@ -100,22 +136,28 @@ class PresenceStore:
     async def _load(self, db: aiosqlite.Connection) -> tuple[list[Device], list[MemberStay]]:
         async with db.execute(_SELECT_DEVICES) as cur:
             rows = await cur.fetchall()
-        devices = [
-            Device(
-                mac=r[0],
-                first_seen=r[1],
-                last_seen=r[2],
-                arrived=r[3],
-                present=bool(r[4]),
-                source=Source(r[5]),
-                ip=r[6],
-                hostname=r[7],
-                client_id=r[8],
-                token=r[9],
-                member_id=r[10],
+        devices = []
+        for r in rows:
+            try:
+                source = Source(r[5])
+            except ValueError:
+                log.warning("mac_presence_row_skipped", path=str(self._path), source=r[5])
+                continue
+            devices.append(
+                Device(
+                    mac=r[0],
+                    first_seen=r[1],
+                    last_seen=r[2],
+                    arrived=r[3],
+                    present=bool(r[4]),
+                    source=source,
+                    ip=r[6],
+                    hostname=r[7],
+                    client_id=r[8],
+                    token=r[9],
+                    member_id=r[10],
+                )
             )
-            for r in rows
-        ]
         async with db.execute("SELECT member_id, token, announced FROM member_stays") as cur:
             stays = [MemberStay(r[0], r[1], r[2]) for r in await cur.fetchall()]
         return devices, stays

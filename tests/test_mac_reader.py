@@ -1,0 +1,151 @@
+"""The reader's life cycle without a network: permission, backoff, storage, stopping.
+(Packets on a real link: ``test_mac_netns.py``.)"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from gateway.config.model import MacReaderConfig
+from gateway.errors import ReaderError
+from gateway.model import Tap
+from gateway.readers import build_reader
+from gateway.readers.base import ReaderContext, ReaderState
+from gateway.readers.mac import reader as reader_module
+from gateway.readers.mac.reader import MacReader
+from gateway.readers.mac.sniff import NotEthernetError
+
+CFG = MacReaderConfig(name="wifi", interface="wlan0")
+
+
+def ctx(state_dir: Path) -> ReaderContext:
+    return ReaderContext(state_dir=state_dir, lookup=lambda _token: None)
+
+
+class Opener:
+    """Fails as told, counting attempts."""
+
+    def __init__(self, *errors: OSError) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self, interface: str) -> socket.socket:
+        assert interface == "wlan0"
+        self.calls += 1
+        raise self.errors.pop(0) if len(self.errors) > 1 else self.errors[0]
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+def enodev() -> OSError:
+    return OSError(errno.ENODEV, "No such device")
+
+
+def eperm() -> PermissionError:
+    return PermissionError(errno.EPERM, "Operation not permitted")
+
+
+def taps() -> list[Tap]:
+    return []
+
+
+def test_build_reader_makes_a_mac_reader(tmp_path: Path) -> None:
+    reader = build_reader(CFG, ctx(tmp_path))
+    assert isinstance(reader, MacReader)
+    assert reader.name == "wifi"
+    assert reader.state is ReaderState.CONNECTING
+
+
+async def test_without_cap_net_raw_run_fails_at_once_and_says_how_to_fix(tmp_path: Path) -> None:
+    sleeps = Sleeps()
+    reader = MacReader(CFG, ctx(tmp_path), opener=Opener(eperm()), sleep=sleeps)
+    got = taps()
+    with pytest.raises(ReaderError) as info:
+        await asyncio.wait_for(reader.run(got.append), 5)
+    message = str(info.value)
+    assert "CAP_NET_RAW" in message
+    assert "AmbientCapabilities=CAP_NET_RAW" in message
+    assert "CapabilityBoundingSet" in message
+    assert "wlan0" in message
+    assert isinstance(info.value.__cause__, PermissionError)
+    assert reader.state is ReaderState.FAILED
+    assert sleeps.delays == []
+    assert not (tmp_path / "presence-wifi.sqlite").exists()  # failed before touching state
+
+
+async def test_missing_interface_is_retried_with_capped_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader_module, "RECONNECT_CAP", 8.0)
+    sleeps = Sleeps()
+    opener = Opener(*[enodev()] * 7, eperm())  # the capability is dropped later, say
+    reader = MacReader(CFG, ctx(tmp_path), opener=opener, sleep=sleeps)
+    with capture_logs() as logs, pytest.raises(ReaderError):
+        await asyncio.wait_for(reader.run(taps().append), 5)
+    assert opener.calls == 8
+    nominal = [1, 2, 4, 8, 8, 8, 8]
+    assert len(sleeps.delays) == len(nominal)
+    for got, want in zip(sleeps.delays, nominal, strict=True):
+        assert want * 0.9 <= got <= min(want * 1.1, 8.0)
+    missing = [e for e in logs if e["event"] == "mac_interface_missing"]
+    assert [e["log_level"] for e in missing] == ["warning"] + ["debug"] * 6
+    assert reader.state is ReaderState.FAILED
+
+
+async def test_not_an_ethernet_interface_fails(tmp_path: Path) -> None:
+    reader = MacReader(CFG, ctx(tmp_path), opener=Opener(NotEthernetError("wlan0 is not Ethernet")))
+    with pytest.raises(ReaderError, match="not Ethernet"):
+        await reader.run(taps().append)
+    assert reader.state is ReaderState.FAILED
+
+
+async def test_unusable_state_dir_fails_the_reader(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    reader = MacReader(CFG, ctx(blocker), opener=Opener(enodev()), sleep=Sleeps())
+    with pytest.raises(ReaderError, match="cannot open the presence table"):
+        await reader.run(taps().append)
+    assert reader.state is ReaderState.FAILED
+
+
+async def test_cancel_stops_cleanly(tmp_path: Path) -> None:
+    waiting = asyncio.Event()
+
+    async def sleep(_delay: float) -> None:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    reader = MacReader(CFG, ctx(tmp_path), opener=Opener(enodev()), sleep=sleep)
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(reader.run(taps().append))
+    await asyncio.wait_for(waiting.wait(), 5)
+    assert reader.state is ReaderState.RECONNECTING
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reader.state is ReaderState.STOPPED
+    assert asyncio.all_tasks() == before  # the sweeper is gone too
+    assert (tmp_path / "presence-wifi.sqlite").exists()
+
+
+async def test_run_twice_at_once_is_a_bug(tmp_path: Path) -> None:
+    reader = MacReader(CFG, ctx(tmp_path), opener=Opener(enodev()), sleep=Sleeps())
+    first = asyncio.create_task(reader.run(taps().append))
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="already running"):
+        await reader.run(taps().append)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
