@@ -179,7 +179,7 @@ async def test_udhcpc_discover_checks_the_registered_member_in(lan: Lan, start: 
     running = await start()
     await udhcpc(lan, "alice-laptop", tries=2)
     await running.wait(lambda: running.taps, "a tap")
-    await running.wait(lambda: running.reader.counters.sightings >= 2, "both discovers")
+    await running.wait(lambda: running.reader.stats.sightings >= 2, "both discovers")
     (tap,) = running.taps
     assert (tap.reader, tap.token, tap.direction) == ("wifi", ALICE_LAPTOP, Direction.IN)
     dev = running.reader.presence.device(ALICE_LAPTOP)
@@ -197,9 +197,10 @@ async def test_udhcpc_lease_with_a_server(lan: Lan, start: Start, dhcp_server: N
         "-s", "/bin/true", "-x", "hostname:alice-laptop",
     )  # fmt: skip
     assert "lease of 10.77.0.1" in result.stderr + result.stdout, result.stderr
-    counters = running.reader.counters
-    await running.wait(lambda: counters.sightings >= 2, "discover and request")
-    await running.wait(lambda: counters.outgoing >= 2, "the server's offer and ack, skipped")
+    await running.wait(lambda: running.reader.stats.sightings >= 2, "discover and request")
+    await running.wait(
+        lambda: running.reader.stats.outgoing >= 2, "the server's offer and ack, skipped"
+    )
     assert [t.direction for t in running.taps] == [Direction.IN]  # one, though it talked
     dev = running.reader.presence.device(ALICE_LAPTOP)
     assert dev is not None
@@ -224,7 +225,7 @@ async def test_dhclient(lan: Lan, start: Start, dhcp_server: None, tmp_path: Pat
         return dev is not None and dev.hostname == "bob-desktop"
 
     await running.wait(hostname_seen, "dhclient's host-name option")
-    await running.wait(lambda: running.reader.counters.outgoing >= 1, "server reply skipped")
+    await running.wait(lambda: running.reader.stats.outgoing >= 1, "server reply skipped")
     assert [(t.token, t.direction) for t in running.taps] == [(BOB_DESKTOP, Direction.IN)]
 
 
@@ -237,7 +238,7 @@ async def test_arping(lan: Lan, start: Start) -> None:
     assert dev is not None
     assert (str(dev.source), dev.ip) == ("arp", CLIENT_IP)
     # The listener's own reply went out on the same interface: skipped, not a sighting.
-    await running.wait(lambda: running.reader.counters.outgoing >= 1, "reply skipped")
+    await running.wait(lambda: running.reader.stats.outgoing >= 1, "reply skipped")
     assert running.reader.presence.device(lan_mac(lan, lan.listener)) is None
 
 
@@ -312,10 +313,10 @@ async def test_noise_is_filtered_in_the_kernel(lan: Lan, start: Start) -> None:
     await asyncio.to_thread(
         lan.in_client, lambda: sendp(frames, iface=lan.interface, verbose=False)
     )
-    counters = running.reader.counters
-    await running.wait(lambda: counters.sightings >= 1, "the discover")
+    await running.wait(lambda: running.reader.stats.sightings >= 1, "the discover")
     await asyncio.sleep(0.2)  # anything else that got through would be counted by now
-    assert (counters.frames, counters.ignored, counters.sightings) == (2, 1, 1)
+    stats = running.reader.stats
+    assert (stats.frames, stats.ignored, stats.sightings) == (2, 1, 1)
     assert len(running.reader.presence) == 1
 
 
@@ -357,6 +358,8 @@ async def test_interface_gone_and_back(lan: Lan, start: Start) -> None:
     assert reader.state is ReaderState.RECONNECTING
     await asyncio.to_thread(lan.add_link)
     await running.wait(lambda: reader.state is ReaderState.READY, "reopened")
+    assert reader.stats.reconnects == 1
+    assert reader.stats.last_error == "lan0: no such interface"
     lan.set_client_mac(BOB_DESKTOP)
     await arping(lan)
     await running.wait(lambda: running.taps, "a tap on the new link")
@@ -370,7 +373,7 @@ async def test_restart_remembers_who_is_here(lan: Lan, start: Start) -> None:
     await first.stop()
     second = await start()
     await arping(lan)
-    await second.wait(lambda: second.reader.counters.sightings >= 1, "seen again")
+    await second.wait(lambda: second.reader.stats.sightings >= 1, "seen again")
     assert second.taps == []  # still the same stay: no second check-in
     assert second.reader.presence.present_members() == {ALICE.id: frozenset({ALICE_LAPTOP})}
 

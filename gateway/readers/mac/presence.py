@@ -148,6 +148,10 @@ class Presence:
     def present_members(self) -> dict[str, frozenset[str]]:
         return {m.member_id: frozenset(m.devices) for m in self._members.values() if m.devices}
 
+    @property
+    def present_count(self) -> int:
+        return len(self._present)
+
     def __len__(self) -> int:
         return len(self._devices)
 

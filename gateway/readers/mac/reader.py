@@ -17,6 +17,7 @@ import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import tzinfo
 
 import structlog
@@ -24,9 +25,9 @@ import structlog
 from gateway.config.model import MacReaderConfig
 from gateway.errors import ReaderError, StorageError
 from gateway.model import Direction
+from gateway.readers.backoff import Backoff
 from gateway.readers.base import ReaderContext, ReaderState, TapSink, make_tap
 from gateway.readers.mac import sniff
-from gateway.readers.mac.backoff import Backoff
 from gateway.readers.mac.packets import Sighting
 from gateway.readers.mac.presence import Change, Clock, Presence, PresenceEvent
 from gateway.readers.mac.store import PresenceStore, presence_path
@@ -45,6 +46,24 @@ _PERMISSION_HINT = (
     "[Service] section set AmbientCapabilities=CAP_NET_RAW and include CAP_NET_RAW in "
     "CapabilityBoundingSet= (or run as root). The other readers keep running."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MacReaderStats:
+    """For status output. Counters run since the reader was made, across reconnects."""
+
+    state: ReaderState
+    frames: int  # through the kernel filter (not counting our own)
+    outgoing: int  # our own frames (e.g. our DHCP server's replies): skipped
+    sightings: int  # frames that showed a client device
+    ignored: int  # through the filter but no client (server replies, malformed)
+    devices: int  # in the presence table
+    present: int  # devices heard within away_after
+    members_present: int
+    taps_in: int
+    taps_out: int
+    reconnects: int
+    last_error: str | None
 
 
 class MacReader:
@@ -78,7 +97,12 @@ class MacReader:
         self._sleep = sleep
         self._sweep_interval = sweep_interval
         self._sink: TapSink | None = None
-        self.counters = sniff.Counters()
+        self._counters = sniff.Counters()
+        self._taps = {Direction.IN: 0, Direction.OUT: 0}
+        self._reconnects = 0
+        self._was_open = False
+        self._warned = False  # the current outage has been logged at warning level
+        self._last_error: str | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +116,24 @@ class MacReader:
     def presence(self) -> Presence:
         return self._presence
 
+    @property
+    def stats(self) -> MacReaderStats:
+        c = self._counters
+        return MacReaderStats(
+            state=self._state,
+            frames=c.frames,
+            outgoing=c.outgoing,
+            sightings=c.sightings,
+            ignored=c.ignored,
+            devices=len(self._presence),
+            present=self._presence.present_count,
+            members_present=len(self._presence.present_members()),
+            taps_in=self._taps[Direction.IN],
+            taps_out=self._taps[Direction.OUT],
+            reconnects=self._reconnects,
+            last_error=self._last_error,
+        )
+
     async def run(self, sink: TapSink) -> None:
         if self._sink is not None:
             raise RuntimeError(f"reader {self.name!r} is already running")
@@ -104,8 +146,9 @@ class MacReader:
             await self._restore()
             sweeper = asyncio.create_task(self._sweep_loop(), name=f"mac-sweep-{self.name}")
             await self._listen(sock)
-        except ReaderError:
+        except ReaderError as exc:
             self._state = ReaderState.FAILED
+            self._last_error = str(exc)
             raise
         finally:
             if sweeper is not None:
@@ -137,48 +180,47 @@ class MacReader:
         try:
             return self._open()
         except OSError as exc:
-            self._log_open_failure(exc, first=True)
+            self._failed("mac_open_failed", exc)
             return None
 
     async def _listen(self, sock: socket.socket | None) -> None:
         loop = asyncio.get_running_loop()
         backoff = Backoff(RECONNECT_FIRST, RECONNECT_CAP)
-        first_failure = sock is not None  # else the first attempt's failure was logged
         while True:
             if sock is None:
                 self._state = ReaderState.RECONNECTING
-                await self._sleep(backoff.next())
+                await self._sleep(backoff.next_delay())
                 try:
                     sock = self._open()
                 except OSError as exc:
-                    self._log_open_failure(exc, first=first_failure)
-                    first_failure = False
+                    self._failed("mac_open_failed", exc)
                     continue
+                self._reconnects += self._was_open
             self._state = ReaderState.READY
+            self._was_open, self._warned = True, False
             self._log.info("mac_listening", interface=self._cfg.interface)
             opened = loop.time()
             try:
                 error = await sniff.Sniffer(
-                    sock, self._on_sighting, self.counters, reader=self.name
+                    sock, self._on_sighting, self._counters, reader=self.name
                 ).run()
             finally:
                 sock.close()
                 sock = None
             if loop.time() - opened >= HEALTHY_AFTER:
                 backoff.reset()
-                first_failure = True
-            level = self._log.warning if first_failure else self._log.debug
-            level(
-                "mac_link_lost", interface=self._cfg.interface, error=error.strerror or str(error)
-            )
-            first_failure = False
+            self._failed("mac_link_lost", error)
 
-    def _log_open_failure(self, exc: OSError, *, first: bool) -> None:
-        level = self._log.warning if first else self._log.debug
+    def _failed(self, event: str, exc: OSError) -> None:
+        """Warn on the first failure of a link, debug on the retries."""
         if exc.errno == errno.ENODEV:
-            level("mac_interface_missing", interface=self._cfg.interface)
+            event, error = "mac_interface_missing", "no such interface"
         else:
-            level("mac_open_failed", interface=self._cfg.interface, error=str(exc))
+            error = exc.strerror or str(exc)
+        self._last_error = f"{self._cfg.interface}: {error}"
+        level = self._log.debug if self._warned else self._log.warning
+        level(event, interface=self._cfg.interface, error=error)
+        self._warned = True
 
     # -- sightings and time ----------------------------------------------------------
 
@@ -190,6 +232,7 @@ class MacReader:
     def _emit(self, event: PresenceEvent) -> None:
         assert self._sink is not None
         direction = Direction.IN if event.change is Change.ARRIVED else Direction.OUT
+        self._taps[direction] += 1
         self._sink(make_tap(self.name, event.token, direction))
 
     async def _sweep_loop(self) -> None:
