@@ -15,6 +15,7 @@ the rest of the process never leaves the host namespace. (Python 3.11 has no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import itertools
@@ -150,3 +151,43 @@ def make_lan() -> Iterator[Lan]:
         yield lan
     finally:
         lan.close()
+
+
+CLIENT_IP = "10.77.0.2"
+CLIENT_TOOLS = ("udhcpc", "dhclient", "arping", "busybox")
+
+
+@contextlib.contextmanager
+def required_lan() -> Iterator[Lan]:
+    """``make_lan`` for a test that needs it: skipped locally, failed under CI, when this
+    machine cannot make namespaces or lacks the client tools."""
+    from tests.conftest import require
+
+    ok, why = available()
+    require(ok, why)
+    for tool in CLIENT_TOOLS:
+        require(shutil.which(tool) is not None, f"{tool} is not installed (make system-deps)")
+    with make_lan() as lan:
+        yield lan
+
+
+async def client(lan: Lan, *cmd: str) -> subprocess.CompletedProcess[str]:
+    """A command in the client namespace, off the event loop (the reader keeps reading)."""
+    return await asyncio.to_thread(lan.run, lan.client, *cmd)
+
+
+async def udhcpc(lan: Lan, hostname: str, tries: int = 1) -> None:
+    """DHCPDISCOVERs from busybox's client (no server needed: it gives up after them)."""
+    result = await client(
+        lan, "udhcpc", "-i", lan.interface, "-n", "-q", "-f", "-t", str(tries), "-T", "1",
+        "-A", "1", "-s", "/bin/true", "-x", f"hostname:{hostname}",
+    )  # fmt: skip
+    assert "broadcasting discover" in result.stderr + result.stdout, result.stderr
+
+
+async def arping(lan: Lan) -> None:
+    """One ARP request from the client to the listener, which answers."""
+    result = await client(
+        lan, "arping", "-c", "1", "-w", "1", "-S", CLIENT_IP, "-i", lan.interface, lan.listener_ip
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,9 +28,9 @@ from gateway.config.model import MacReaderConfig
 from gateway.model import Direction, Membership, Tap
 from gateway.readers.base import ReaderContext, ReaderState
 from gateway.readers.mac.reader import MacReader
-from gateway.readers.mac.sniff import open_packet_socket
 from tests.conftest import require
-from tests.netns import Lan, available, make_lan
+from tests.mac_helpers import FakeClock, listener_opener
+from tests.netns import CLIENT_IP, Lan, arping, client, required_lan, udhcpc
 
 pytestmark = pytest.mark.real
 
@@ -41,26 +40,7 @@ ALICE_LAPTOP = "00:16:3e:00:00:01"
 BOB_DESKTOP = "00:16:3e:00:00:02"
 STRANGER = "00:16:3e:00:00:99"
 RANDOM = "da:a1:19:00:00:07"  # locally administered, as a phone's private address
-CLIENT_IP = "10.77.0.2"
 WAIT = 15.0
-
-
-class FakeClock:
-    """Presence time, moved by the test (the socket and the loop run in real time)."""
-
-    def __init__(self) -> None:
-        self.mono = 1000.0
-        self.wall = 1_900_000_000.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 @dataclass
@@ -86,16 +66,8 @@ class Running:
 
 @pytest.fixture
 def lan() -> Iterator[Lan]:
-    ok, why = available()
-    require(ok, why)
-    for tool in ("udhcpc", "dhclient", "arping", "busybox"):
-        require(shutil.which(tool) is not None, f"{tool} is not installed (make system-deps)")
-    with make_lan() as made:
+    with required_lan() as made:
         yield made
-
-
-def listener_opener(lan: Lan) -> Callable[[str], socket.socket]:
-    return lambda interface: lan.in_listener(lambda: open_packet_socket(interface))
 
 
 class Start(Protocol):
@@ -132,26 +104,6 @@ async def start(lan: Lan, tmp_path: Path) -> AsyncIterator[Start]:
     for running in started:
         if running.task is not None and not running.task.done():
             await running.stop()
-
-
-async def client(lan: Lan, *cmd: str) -> subprocess.CompletedProcess[str]:
-    """A command in the client namespace, off the event loop (the reader keeps reading)."""
-    return await asyncio.to_thread(lan.run, lan.client, *cmd)
-
-
-async def udhcpc(lan: Lan, hostname: str, tries: int = 1) -> None:
-    result = await client(
-        lan, "udhcpc", "-i", lan.interface, "-n", "-q", "-f", "-t", str(tries), "-T", "1",
-        "-A", "1", "-s", "/bin/true", "-x", f"hostname:{hostname}",
-    )  # fmt: skip
-    assert "broadcasting discover" in result.stderr + result.stdout, result.stderr
-
-
-async def arping(lan: Lan) -> None:
-    result = await client(
-        lan, "arping", "-c", "1", "-w", "1", "-S", CLIENT_IP, "-i", lan.interface, lan.listener_ip
-    )
-    assert result.returncode == 0, result.stdout + result.stderr  # the listener answered
 
 
 @pytest.fixture

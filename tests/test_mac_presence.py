@@ -15,6 +15,7 @@ from gateway.readers.mac.presence import (
     Presence,
     PresenceEvent,
 )
+from tests.mac_helpers import FakeClock
 
 ALICE = Membership("m-alice", "Alice")
 BOB = Membership("m-bob", "Bob")
@@ -25,22 +26,6 @@ RANDOM = "da:a1:19:00:00:07"  # locally administered: a phone's private address
 AWAY = 1800.0
 # 2030-03-01 09:00 UTC
 MORNING = datetime(2030, 3, 1, 9, 0, tzinfo=UTC).timestamp()
-
-
-class FakeClock:
-    def __init__(self, wall: float = MORNING) -> None:
-        self.mono = 1000.0
-        self.wall = wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 class Tokens(dict[str, Membership]):
@@ -82,7 +67,7 @@ def departed(token: str, member: Membership, mac: str) -> PresenceEvent:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(MORNING)
 
 
 @pytest.fixture
