@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import tempfile
 import time
 import tty
 from pathlib import Path
 
-from bench.common import REPO, median, pct, rss_mib, sim_process
+from bench.common import gateway_process, median, pct, rss_mib, sim_process
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.decide import Decision
@@ -144,31 +143,11 @@ type = "command"
 command = ["true"]
 """)
             started = time.perf_counter()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway",
-                "run",
-                "--config",
-                str(cfg),
-                cwd=REPO,
-                env={**os.environ, "COBOT_ACCESS_TOKEN": ADMIN_TOKEN},
-                stderr=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-            assert proc.stderr is not None
-            seen_ready = seen_reader = False
-            while not (seen_ready and seen_reader):
-                line = await asyncio.wait_for(proc.stderr.readline(), 20)
-                seen_ready |= b'"event": "ready"' in line
-                seen_reader |= b'"serial_reader_ready"' in line
-            ready.append(time.perf_counter() - started)
-            drain = asyncio.create_task(proc.stderr.read())
-            await asyncio.sleep(3)  # idle: token sync done, reader waiting
-            rss.append(rss_mib(proc.pid))
-            proc.terminate()
-            await proc.wait()
-            await drain
+            ready_events = (b'"event": "ready"', b'"serial_reader_ready"')
+            async with gateway_process(cfg, ready_events=ready_events, token=ADMIN_TOKEN) as proc:
+                ready.append(time.perf_counter() - started)
+                await asyncio.sleep(3)  # idle: token sync done, reader waiting
+                rss.append(rss_mib(proc.pid))
         os.close(master)
         os.close(slave)
     print(

@@ -34,10 +34,12 @@ def rss_mib(pid: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def sim_process(*extra: str) -> AsyncIterator[str]:
+async def sim_process(*extra: str, prefix: Sequence[str] = ()) -> AsyncIterator[str]:
     """``python -m gateway.sim`` in its own process (so its work does not share our
-    event loop), on a free loopback port; yields the base URL."""
+    event loop), on a free loopback port; yields the base URL. ``prefix`` runs it through
+    another command, e.g. ``ip netns exec NS``."""
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         sys.executable,
         "-m",
         "gateway.sim",
@@ -58,3 +60,38 @@ async def sim_process(*extra: str) -> AsyncIterator[str]:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(
+    config: Path, *, ready_events: Sequence[bytes], token: str, prefix: Sequence[str] = ()
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m gateway run`` with a JSON-logging config, yielded once its log showed
+    every event in ``ready_events`` (e.g. ``b'"event": "ready"'``); terminated after."""
+    proc = await asyncio.create_subprocess_exec(
+        *prefix,
+        sys.executable,
+        "-m",
+        "gateway",
+        "run",
+        "--config",
+        str(config),
+        cwd=REPO,
+        env={**os.environ, "COBOT_ACCESS_TOKEN": token},
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stderr is not None
+    waiting = set(ready_events)
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        while waiting:
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            waiting = {event for event in waiting if event not in line}
+        drain = asyncio.create_task(proc.stderr.read())  # keep the pipe from filling
+        yield proc
+    finally:
+        proc.terminate()
+        await proc.wait()
+        if drain is not None:
+            await drain

@@ -1,7 +1,7 @@
 """Readers: each an async source of taps behind the ``Reader`` protocol.
 
 ``build_reader`` imports a reader's module only when it is configured, so a gateway
-without a MAC reader never pays for scapy, and one without NFC never imports nfcpy.
+pays only for the readers it has (one without NFC never imports nfcpy).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A hand-written parser over the few fixed layouts involved (Ethernet II, ARP for IPv4,
 IPv4 + UDP + BOOTP/DHCP options). It replaces scapy's dissectors here because it is
-about 50 times faster (see ``bench/bench_mac.py``) and keeps scapy's ~45 MiB of layers
+about 40 times faster (see ``bench/bench_mac.py``) and keeps scapy's ~45 MiB of layers
 out of the daemon; the tests check it against frames scapy builds.
 
 Only what a *client* says counts: ARP (request, reply, probe or announcement: its
