@@ -150,3 +150,32 @@ async def test_run_twice_at_once_is_a_bug(tmp_path: Path) -> None:
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_a_failing_sweep_is_logged_and_the_next_one_runs(tmp_path: Path) -> None:
+    waiting = asyncio.Event()
+
+    async def sleep(_delay: float) -> None:
+        await asyncio.Event().wait()  # the link stays down; the sweeper works regardless
+
+    reader = MacReader(
+        CFG, ctx(tmp_path), opener=Opener(enodev()), sleep=sleep, sweep_interval=0.01
+    )
+    calls = 0
+
+    def sweep() -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        waiting.set()
+        return []
+
+    reader.presence.sweep = sweep  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        task = asyncio.create_task(reader.run(taps().append))
+        await asyncio.wait_for(waiting.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["mac_sweep_failed"]

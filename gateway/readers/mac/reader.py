@@ -238,7 +238,10 @@ class MacReader:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self._sweep_interval)
-            self.sweep_now()
+            try:
+                self.sweep_now()
+            except Exception:  # noqa: BLE001 - a bug here must not stop departures for good
+                self._log.exception("mac_sweep_failed")
             await self._flush()
 
     def sweep_now(self) -> None:
