@@ -35,7 +35,7 @@ from gateway.readers.mac.store import PresenceStore, presence_path
 log = structlog.get_logger(__name__)
 
 RECONNECT_FIRST = 1.0
-RECONNECT_CAP = 60.0
+RECONNECT_CAP = 30.0
 HEALTHY_AFTER = 30.0  # a link that lived this long resets the backoff
 # How often departures are looked for and the table is saved; a departure is noticed
 # at most this long after ``away_after``.
