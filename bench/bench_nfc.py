@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
 import tty
 from pathlib import Path
 
-from bench.common import REPO, median, pct, rss_mib, sim_process
+from bench.common import gateway_process, median, pct, rss_mib, sim_process
 from gateway.config.model import NfcReaderConfig
 from gateway.model import Tap
 from gateway.readers.nfc.reader import NfcReader
@@ -175,36 +174,17 @@ async def _idle_rss(base_url: str, *, nfc: bool, serial: bool, field: CardField)
             cfg = _config(
                 tmp, base_url, field.device if nfc else None, os.ttyname(slave) if serial else None
             )
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway",
-                "run",
-                "--config",
-                str(cfg),
-                cwd=REPO,
-                env={**os.environ, "COBOT_ACCESS_TOKEN": ADMIN_TOKEN},
-                stderr=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-            assert proc.stderr is not None
-            wanted = {b'"event": "ready"'}
+            wanted = [b'"event": "ready"']
             if nfc:
-                wanted.add(b'"nfc_reader_ready"')
+                wanted.append(b'"nfc_reader_ready"')
             if serial:
-                wanted.add(b'"serial_reader_ready"')
-            while wanted:
-                line = await asyncio.wait_for(proc.stderr.readline(), 20)
-                wanted = {w for w in wanted if w not in line}
-            drain = asyncio.create_task(proc.stderr.read())
-            if nfc:  # a tap, so NDEF-free tap handling and logging are paid for too
-                field.present(A)
-            await asyncio.sleep(3)
-            rss = rss_mib(proc.pid)
-            field.lift()
-            proc.terminate()
-            await proc.wait()
-            await drain
+                wanted.append(b'"serial_reader_ready"')
+            async with gateway_process(cfg, ready_events=wanted, token=ADMIN_TOKEN) as proc:
+                if nfc:  # a tap, so NDEF-free tap handling and logging are paid for too
+                    field.present(A)
+                await asyncio.sleep(3)
+                rss = rss_mib(proc.pid)
+                field.lift()
             return rss
     finally:
         os.close(master)
