@@ -162,7 +162,7 @@ def _tcp(host: str, port: int, timeout: float = 2.0) -> dict[str, object]:
         return {"error": type(exc).__name__}
 
 
-def _udp(host: str, port: int, timeout: float = 0.5, tries: int = 3) -> dict[str, object]:
+def _udp(host: str, port: int, timeout: float = 0.5, tries: int = 8) -> dict[str, object]:
     # Retried like a resolver does: the very first datagram through a fresh link can be
     # lost while the gateway resolves its next hop's neighbour entry.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -141,7 +141,7 @@ async def test_held_open_alarm_is_logged_and_shown(bench: Bench) -> None:
             await until(
                 lambda: any(e["event"] == "door_held_open" for e in logs), "held-open alarm"
             )
-            assert bench.output_high(RED), "the alarm shows red"
+            await until(lambda: bench.output_high(RED), "the alarm shows red")
             bench.set_input(CONTACT, high=False)
             await until(lambda: door.is_open is False, "door seen shut again")
         events = [e["event"] for e in logs]
