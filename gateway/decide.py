@@ -24,6 +24,7 @@ from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import (
     ApiError,
     MalformedResponse,
+    NoSlot,
     RateLimited,
     Refused,
     Unauthorized,
@@ -131,8 +132,10 @@ class Decider:
             except (Unavailable, MalformedResponse) as exc:
                 self._breaker.record_failure(str(exc))
                 why_local = str(exc)
-            except (RateLimited, Unauthorized) as exc:
-                why_local = str(exc)  # API is up but will not answer us now: decide here
+            except (RateLimited, NoSlot, Unauthorized) as exc:
+                # The API is up but will not answer us now: decide here, and do not
+                # count it against the API (the breaker is for an API that is down).
+                why_local = str(exc)
             else:
                 self._breaker.record_success()
                 preview_ms = (time.monotonic() - started) * 1000

@@ -177,7 +177,9 @@ class Drainer:
         except Refused as exc:
             if entry.kind is Kind.CHECK_IN:
                 found = await self._lookup_quietly(entry, priority)
-                if found is not None:  # "already checked in": someone got there first
+                if found is not None or _already_checked_in(exc):
+                    # Someone got there first (an earlier attempt whose answer was lost,
+                    # or the member elsewhere that day): the day is billed once.
                     await self._delivered(entry, found, log_, how="already-checked-in")
                     return True
             await self._outbox.mark_failed(entry.id, exc.reason)
@@ -280,6 +282,12 @@ class Drainer:
             attempts=entry.attempts + 1,
             age_s=round((self._now() - entry.tapped_at).total_seconds(), 1),
         )
+
+
+def _already_checked_in(exc: Refused) -> bool:
+    """Cobot's 422 for a second work session on one day. The docs give no wording; the
+    simulator's is "Already checked in for that day."; the match is on its core words."""
+    return "already checked in" in exc.reason.lower()
 
 
 def _covers(check_in: CheckIn, entry: Entry, now: datetime) -> bool:

@@ -21,6 +21,7 @@ import structlog
 from gateway.cobot.errors import (
     ApiError,
     MalformedResponse,
+    NoSlot,
     NotFound,
     RateLimited,
     Refused,
@@ -311,10 +312,9 @@ class CobotClient:
                 async with asyncio.timeout(self._timeout):
                     return await self._exchange(method, path, group, params, json_body, expect)
         except TimeoutError:
-            where = "waiting for a rate-limit slot" if not sent else "waiting for an answer"
-            raise Unavailable(
-                f"{method} {path}: no answer in time ({where})", outcome_unknown=sent
-            ) from None
+            if not sent:
+                raise NoSlot(f"{method} {path}: no rate-limit slot within {deadline}s") from None
+            raise Unavailable(f"{method} {path}: no answer in time", outcome_unknown=True) from None
 
     async def _exchange(
         self,
@@ -429,6 +429,7 @@ __all__ = [
     "CheckInResult",
     "CobotClient",
     "MalformedResponse",
+    "NoSlot",
     "NotFound",
     "RateLimited",
     "Refused",

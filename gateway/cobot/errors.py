@@ -35,6 +35,11 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+class NoSlot(ApiError):
+    """Our own rate limiter had no slot within the caller's deadline (a burst of taps, or
+    a 429's Retry-After still running). Nothing was sent; the API is not at fault."""
+
+
 class Unauthorized(ApiError):
     """401/403: the access token is wrong, revoked or lacks a scope. Not retried quickly:
     a person has to fix the token."""

@@ -61,8 +61,11 @@ class SimRateLimiter:
         limits: dict[str, int] | None = None,
         default_limit: int = DEFAULT_LIMIT,
         enabled: bool = True,
+        window: float = WINDOW,
     ) -> None:
         self.clock = clock
+        # Cobot's is 60 s; tests and benchmarks shorten both sides' windows alike.
+        self.window = window
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.default_limit = default_limit
         # Off: requests are counted (statistics stay useful) but never refused.
@@ -81,16 +84,16 @@ class SimRateLimiter:
         # t > now - WINDOW, and is gone at exactly t + WINDOW. The epsilon: in floats
         # (t + 60) - 60 need not equal t, and a client that waits exactly Retry-After
         # must find the slot free.
-        while bucket.sent and bucket.sent[0] <= now - WINDOW + _EPSILON:
+        while bucket.sent and bucket.sent[0] <= now - self.window + _EPSILON:
             bucket.sent.popleft()
         if self.enabled and len(bucket.sent) >= bucket.limit:
             bucket.rejected += 1
             # The oldest counted request frees its slot at sent[0] + WINDOW; round up
             # so a client honouring the header never arrives early. At least 1 s.
             if bucket.limit <= 0:
-                wait = math.ceil(WINDOW)  # a closed endpoint: nothing will ever free
+                wait = math.ceil(self.window)  # a closed endpoint: nothing will ever free
             else:
-                free_at = bucket.sent[len(bucket.sent) - bucket.limit] + WINDOW
+                free_at = bucket.sent[len(bucket.sent) - bucket.limit] + self.window
                 wait = max(1, math.ceil(free_at - now - _EPSILON))
             return Decision(False, retry_after=wait, limit=bucket.limit)
         bucket.sent.append(now)
