@@ -266,6 +266,7 @@ class Gateway:
             "tokens": len(self.cache),
             "last_token_sync": self.sync.last_success,
             "queue_depth": self.outbox.depth,
+            "storage_error": self.decider.storage_error,
             "dropped_taps": self._dropped_taps,
             "rate_limits": [
                 {

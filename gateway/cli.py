@@ -192,6 +192,8 @@ async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
             file=out,
         )
         print(f"  tokens cached: {daemon.get('tokens')}", file=out)
+        if daemon.get("storage_error"):
+            print(f"  STORAGE FAILING: {daemon['storage_error']}", file=out)
         for g in daemon.get("rate_limits", []):  # type: ignore[attr-defined]
             blocked = f", blocked {g['blocked_for_s']}s" if g["blocked_for_s"] else ""
             print(

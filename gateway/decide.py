@@ -79,6 +79,9 @@ class Decider:
         self._deadline = deadline
         self._hooks = hooks or []
         self._background: set[asyncio.Task[object]] = set()
+        # The last time a check-in could not be stored (disk full, queue at its bound):
+        # shown by `status` until a later one is stored again.
+        self.storage_error: str | None = None
 
     async def decide(self, tap: Tap, door: Door | None) -> Decision:
         if tap.direction is Direction.OUT:
@@ -211,7 +214,7 @@ class Decider:
         """Commit the check-in/out before the door moves. A full queue or disk must not
         keep a member out: the door still follows the decision, loudly logged."""
         try:
-            return await self._outbox.add(
+            entry_id = await self._outbox.add(
                 kind,
                 token=tap.token,
                 membership_id=member.id if member else None,
@@ -219,6 +222,7 @@ class Decider:
                 tapped_at=tap.at,
             )
         except StorageError as exc:
+            self.storage_error = str(exc)
             log.error(
                 "check_in_not_queued",
                 reader=tap.reader,
@@ -227,6 +231,8 @@ class Decider:
                 error=str(exc),
             )
             return None
+        self.storage_error = None
+        return entry_id
 
     async def _unqueue(self, entry_id: int | None) -> None:
         if entry_id is None:

@@ -80,7 +80,7 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Pa
             await daemon.start()
             await daemon.wait_for("token_sync")
             space.faults.set("error", status=503)
-            for round_ in range(RESTARTS):
+            for _ in range(RESTARTS):
                 await daemon.wait_for("serial_reader_ready")
                 size = rng.randint(30, 60)
                 batch, pending = pending[:size], pending[size:]
