@@ -33,7 +33,7 @@ async def test_disk_full_keeps_deciding_doors_and_says_so(tmp_path: Path) -> Non
         # SQLite's own "database or disk is full", on the daemon's real connection.
         await db.execute(f"PRAGMA max_page_count = {pages[0]}")
         outcomes = []
-        for i in range(40):  # enough rows to need a new page
+        for _ in range(40):  # enough rows to need a new page
             await r.gateway.cache.mark_checked_out(ADA)
             outcomes.append((await r.tap(RDM_TOKEN)).outcome)
         assert set(outcomes) == {Outcome.OPENED_OFFLINE}  # the door kept working
