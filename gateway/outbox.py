@@ -18,6 +18,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from gateway.errors import StorageError
 from gateway.store import Database, is_disk_full
@@ -70,21 +71,21 @@ _COLUMNS = (
 )
 
 
-def _entry(row: tuple[object, ...]) -> Entry:
+def _entry(row: tuple[Any, ...]) -> Entry:
     (id_, kind, token, mid, reader, tapped, state, attempts, nxt, err, res, created) = row
     return Entry(
-        id=int(id_),  # type: ignore[call-overload]
+        id=int(id_),
         kind=Kind(kind),
-        token=token,  # type: ignore[arg-type]
-        membership_id=mid,  # type: ignore[arg-type]
+        token=token,
+        membership_id=mid,
         reader=str(reader),
         tapped_at=datetime.fromisoformat(str(tapped)),
         state=State(state),
-        attempts=int(attempts),  # type: ignore[call-overload]
-        next_attempt_at=float(nxt),  # type: ignore[arg-type]
-        last_error=err,  # type: ignore[arg-type]
-        result_id=res,  # type: ignore[arg-type]
-        created_at=float(created),  # type: ignore[arg-type]
+        attempts=int(attempts),
+        next_attempt_at=float(nxt),
+        last_error=err,
+        result_id=res,
+        created_at=float(created),
     )
 
 
@@ -201,9 +202,9 @@ class Outbox:
         rows = await self._db.fetchall(
             "SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state"
         )
-        counts = {str(s): int(n) for s, n, _ in rows}  # type: ignore[call-overload]
+        counts = {str(s): int(n) for s, n, _ in rows}
         oldest = min(
-            (float(t) for s, _, t in rows if s in ("pending", "sending")),  # type: ignore[arg-type]
+            (float(t) for s, _, t in rows if s in ("pending", "sending")),
             default=None,
         )
         err = await self._db.fetchone(
