@@ -82,6 +82,7 @@ class DemoConsole:
         self._commands = commands
         self._state = ReaderState.CONNECTING
         self.done = asyncio.Event()
+        self.go = asyncio.Event()  # set once the first token sync has been shown
 
     @property
     def name(self) -> str:
@@ -92,6 +93,7 @@ class DemoConsole:
         return self._state
 
     async def run(self, sink: TapSink) -> None:
+        await self.go.wait()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -224,6 +226,7 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     await gateway.ready.wait()
     await gateway.sync.sync_once()
     say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
+    console.go.set()
     done = asyncio.create_task(console.done.wait())
     await asyncio.wait([task, done], return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
