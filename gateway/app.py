@@ -77,6 +77,7 @@ class Gateway:
         self._reader_door: dict[str, str | None] = {}
         self._dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
+        self._queues: list[asyncio.Queue[Tap]] = []
         self.portal: PortalService | None = None
         self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
         self._reader_errors: dict[str, str] = {}
@@ -148,6 +149,7 @@ class Gateway:
                 tg.create_task(self._run_portal(self.portal), name="portal")
             for reader in self.readers:
                 queue: asyncio.Queue[Tap] = asyncio.Queue(TAP_QUEUE_SIZE)
+                self._queues.append(queue)
                 tg.create_task(self._run_reader(reader, queue), name=f"reader-{reader.name}")
                 tg.create_task(self._consume(reader.name, queue), name=f"decide-{reader.name}")
             self.ready.set()
@@ -195,8 +197,15 @@ class Gateway:
             tap = await queue.get()
             try:
                 await self.decider.decide(tap, door)
-            except Exception:
+            except Exception:  # one bad tap must not stop the reader
                 log.exception("decision_crashed", reader=reader)
+            finally:
+                queue.task_done()
+
+    async def settle(self) -> None:
+        """Wait until every tap read so far has been decided (callers bound the wait)."""
+        for queue in self._queues:
+            await queue.join()
 
     # --- the captive portal ----------------------------------------------------------
 

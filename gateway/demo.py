@@ -229,6 +229,10 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     console.go.set()
     done = asyncio.create_task(console.done.wait())
     await asyncio.wait([task, done], return_when=asyncio.FIRST_COMPLETED)
+    with contextlib.suppress(TimeoutError):  # show what became of the last taps
+        async with asyncio.timeout(5):
+            await gateway.settle()
+    await asyncio.sleep(0.3)  # and of their check-ins, which follow the door
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
