@@ -17,6 +17,7 @@ import pytest
 from gateway.readers.serial.frames import encode_rdm6300
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
 from gateway.store import DB_NAME
+from tests.configs import daemon_config
 from tests.daemon import Daemon
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
@@ -26,33 +27,14 @@ RESTARTS = 6
 
 
 def config(tmp_path: Path, base_url: str, port: str) -> Path:
-    cfg = tmp_path / "gateway.toml"
-    cfg.write_text(f"""
-[gateway]
-state_dir = "{tmp_path / "state"}"
-log_format = "json"
-decision_deadline = 0.5
-
-[cobot]
-base_url = "{base_url}"
-# Pacing is not under test here (test_drain.py does that): let the replay run fast.
-check_in_rpm = 10000
-default_rpm = 10000
-request_timeout = 2.0
-
-[[readers]]
-name = "front"
-type = "serial"
-port = "{port}"
-debounce = 0.0
-door = "front"
-
-[[doors]]
-name = "front"
-type = "command"
-command = ["true"]
-""")
-    return cfg
+    return daemon_config(
+        tmp_path,
+        base_url,
+        f'name = "front"\ntype = "serial"\nport = "{port}"\ndebounce = 0.0',
+        gateway="decision_deadline = 0.5",
+        # Pacing is not under test here (test_drain.py does that): let the replay run fast.
+        cobot="check_in_rpm = 10000\ndefault_rpm = 10000\nrequest_timeout = 2.0",
+    )
 
 
 async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from gateway.readers.serial.frames import encode_rdm6300
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
 from gateway.sim.seed import ADA, RDM_TOKEN
+from tests.configs import daemon_config
 from tests.daemon import Daemon
 from tests.harness import eventually
 
@@ -19,28 +20,8 @@ pytestmark = pytest.mark.real
 
 
 def write_config(tmp_path: Path, base_url: str, port: str, door_log: Path) -> Path:
-    cfg = tmp_path / "gateway.toml"
-    cfg.write_text(f"""
-[gateway]
-state_dir = "{tmp_path / "state"}"
-log_format = "json"
-
-[cobot]
-base_url = "{base_url}"
-
-[[readers]]
-name = "front"
-type = "serial"
-port = "{port}"
-protocol = "rdm6300"
-door = "front"
-
-[[doors]]
-name = "front"
-type = "command"
-command = ["sh", "-c", "echo opened >> {door_log}"]
-""")
-    return cfg
+    reader = f'name = "front"\ntype = "serial"\nport = "{port}"\nprotocol = "rdm6300"'
+    return daemon_config(tmp_path, base_url, reader, door_log=door_log)
 
 
 async def test_tap_through_pty_checks_in_and_sigterm_stops_cleanly(tmp_path: Path) -> None:

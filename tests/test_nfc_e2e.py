@@ -14,6 +14,7 @@ import pytest
 
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
 from gateway.sim.seed import GRACE, NFC_TOKEN
+from tests.configs import daemon_config
 from tests.daemon import Daemon
 from tests.fakecard import Card, CardField
 from tests.harness import eventually
@@ -22,27 +23,8 @@ pytestmark = pytest.mark.real
 
 
 def write_config(tmp_path: Path, base_url: str, device: str, door_log: Path) -> Path:
-    cfg = tmp_path / "gateway.toml"
-    cfg.write_text(f"""
-[gateway]
-state_dir = "{tmp_path / "state"}"
-log_format = "json"
-
-[cobot]
-base_url = "{base_url}"
-
-[[readers]]
-name = "front-nfc"
-type = "nfc"
-device = "{device}"
-door = "front"
-
-[[doors]]
-name = "front"
-type = "command"
-command = ["sh", "-c", "echo opened >> {door_log}"]
-""")
-    return cfg
+    reader = f'name = "front-nfc"\ntype = "nfc"\ndevice = "{device}"'
+    return daemon_config(tmp_path, base_url, reader, door_log=door_log)
 
 
 async def test_nfc_tap_checks_the_member_in(tmp_path: Path) -> None:
