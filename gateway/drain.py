@@ -144,6 +144,9 @@ class Drainer:
         entry = await self._outbox.get(entry_id)
         if entry is None or entry.state not in (State.PENDING, State.SENDING):
             return True
+        if await self._outbox.has_older_open(entry):
+            self.wake()  # the drain delivers this member's entries in order
+            return False
         return await self.deliver(entry, priority)
 
     async def deliver(self, entry: Entry, priority: Priority) -> bool:

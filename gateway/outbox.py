@@ -144,6 +144,18 @@ class Outbox:
         )
         return [_entry(r) for r in rows]
 
+    async def has_older_open(self, entry: Entry) -> bool:
+        """Whether an earlier entry of the same member still waits (it must go first:
+        a check-out must not overtake the check-in it ends)."""
+        if entry.membership_id is None:
+            return False
+        row = await self._db.fetchone(
+            "SELECT 1 FROM outbox WHERE state IN ('pending', 'sending') AND id < ? "
+            "AND membership_id = ? LIMIT 1",
+            (entry.id, entry.membership_id),
+        )
+        return row is not None
+
     async def list(self, *, include_done: bool = False, limit: int = 200) -> list[Entry]:
         where = "" if include_done else "WHERE state IN ('pending', 'sending', 'failed')"
         rows = await self._db.fetchall(

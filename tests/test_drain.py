@@ -151,3 +151,24 @@ async def test_drain_never_exceeds_the_window(tmp_path: Path) -> None:
     assert space.rate_limit.max_in_window <= 10
     assert sum(len(space.check_ins_of(m.id)) for m in members) == count
     assert took >= 2.0  # 25 at 10 per 2 s cannot be faster than two windows
+
+
+async def test_a_live_check_out_does_not_overtake_a_queued_check_in(tmp_path: Path) -> None:
+    from gateway.outbox import Kind
+
+    async with drain_rig(tmp_path, run=False) as r:
+        tapped = datetime.now(UTC) - timedelta(minutes=20)
+        check_in = await r.queue_check_in(RDM_TOKEN, ADA, tapped)
+        check_out = await r.outbox.add(
+            Kind.CHECK_OUT,
+            token=RDM_TOKEN,
+            membership_id=ADA,
+            reader="exit",
+            tapped_at=datetime.now(UTC),
+        )
+        assert not await r.drainer.deliver_id(check_out)  # waits for the check-in
+        assert r.space.check_ins_of(ADA) == []
+        assert await r.drainer.deliver_id(check_in)
+        assert await r.drainer.deliver_id(check_out)
+        (ada,) = r.space.check_ins_of(ADA)
+        assert ada.checked_out_at is not None  # in, then out: in that order
