@@ -162,3 +162,17 @@ async def test_taps_from_one_reader_do_not_wait_for_each_others_delivery(
         assert all(d.outcome is Outcome.OPENED_ONLINE for d in results)
         await eventually(lambda: r.gateway.outbox.depth == 0)
         assert not r.space.doubled()
+
+
+async def test_garbage_token_list_keeps_the_cache(tmp_path: Path) -> None:
+    async with rig(tmp_path, decision_deadline=DEADLINE) as r:
+        before = len(r.gateway.cache)
+        assert before > 0
+        r.space.faults.set("garbage", paths=["/api/check_in_tokens"])
+        delay = await r.gateway.sync.sync_once()
+        assert len(r.gateway.cache) == before  # what we knew still opens the door
+        assert r.gateway.sync.last_error is not None and "not JSON" in r.gateway.sync.last_error
+        assert 0 < delay < r.gateway.cfg.gateway.token_sync_interval  # retried sooner
+        r.space.faults.clear()
+        await r.gateway.sync.sync_once()
+        assert r.gateway.sync.last_error is None
