@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 
@@ -34,10 +35,8 @@ async def test_stop_leaves_no_tasks_or_threads(tmp_path: Path) -> None:
         await eventually(lambda: door.opened == 1)
         await eventually(lambda: len(space.check_ins_of(ADA)) == 1)
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         await asyncio.sleep(0.1)
         leftover = asyncio.all_tasks() - tasks_before - {asyncio.current_task()}
         assert not leftover, leftover
