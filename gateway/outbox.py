@@ -124,6 +124,7 @@ class Outbox:
                 "INSERT INTO outbox (kind, token, membership_id, reader, tapped_at, state, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                 (kind.value, token, membership_id, reader, tapped_at.isoformat(), now, now),
+                urgent=True,  # a person is at the door
             )
         except sqlite3.Error as exc:
             raise _storage_error("cannot queue", exc) from exc

@@ -10,7 +10,9 @@ opened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -74,37 +76,88 @@ class Written:
     lastrowid: int | None
 
 
+class Lanes:
+    """A lock whose urgent waiters go before the others.
+
+    The tap path's outbox commit is urgent: a person is at the door. Delivery
+    bookkeeping, syncs and housekeeping wait behind it rather than in front of it, so a
+    tap waits for at most the one statement already running.
+    """
+
+    __slots__ = ("_busy", "_waiting")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        queue = self._waiting[0 if urgent else 1]
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()  # handed the lock just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(fut)
+            raise
+
+    def _release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # handed over: the lock stays held
+                    return
+        self._busy = False
+
+
 class Database:
     """The one aiosqlite connection, shared by the token cache and the outbox.
 
     A connection has one transaction at a time: a multi-statement transaction (a token
     sync) must not interleave with another coroutine's statements, so every statement
-    and every transaction takes the same lock. Holding it costs microseconds.
+    and every transaction takes the same lock (with a fast lane for the tap path).
     """
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._lock = Lanes()
         self.path = path
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Written:
-        async with self._lock:
+    async def execute(
+        self, sql: str, params: Sequence[Any] = (), *, urgent: bool = False
+    ) -> Written:
+        async with self._lock.hold(urgent=urgent):
             cur = await self._conn.execute(sql, params)
             return Written(cur.rowcount, cur.lastrowid)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock, self._conn.execute(sql, params) as cur:
+        async with self._lock.hold(), self._conn.execute(sql, params) as cur:
             return [tuple(row) for row in await cur.fetchall()]
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        async with self._lock, self._conn.execute(sql, params) as cur:
+        async with self._lock.hold(), self._conn.execute(sql, params) as cur:
             row = await cur.fetchone()
         return tuple(row) if row is not None else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """``BEGIN IMMEDIATE`` .. ``COMMIT``, rolled back on any exception."""
-        async with self._lock:
+        async with self._lock.hold():
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._conn)

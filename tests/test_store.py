@@ -100,3 +100,43 @@ async def test_wal_lets_a_second_connection_read_while_writing(tmp_path: Path) -
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert other.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
     await db.close()
+
+
+async def test_lanes_let_the_urgent_go_first_and_survive_cancellation() -> None:
+    import asyncio
+
+    from gateway.store import Lanes
+
+    lanes = Lanes()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with lanes.hold():
+            await release.wait()
+
+    async def take(name: str, urgent: bool) -> None:
+        async with lanes.hold(urgent=urgent):
+            order.append(name)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    slow = [asyncio.create_task(take(f"n{i}", False)) for i in range(3)]
+    doomed = asyncio.create_task(take("cancelled", True))
+    await asyncio.sleep(0)
+    urgent = asyncio.create_task(take("urgent", True))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    release.set()
+    await asyncio.gather(first, urgent, *slow)
+    assert order == ["urgent", "n0", "n1", "n2"]
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    # Cancelled just as the lock was handed over: the lock passes on, not lost.
+    async with lanes.hold():
+        handed = asyncio.create_task(take("late", False))
+        await asyncio.sleep(0)
+    handed.cancel()
+    await asyncio.gather(handed, return_exceptions=True)
+    await asyncio.wait_for(take("after", True), 1)
+    assert order[-1] == "after"
