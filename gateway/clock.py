@@ -1,0 +1,148 @@
+"""The gateway's clocks, and whether the wall clock can be trusted yet.
+
+A Raspberry Pi has no real-time clock: until NTP syncs it runs on an old time (restored
+by fake-hwclock). A tap read then carries ``ClockQuality.UNSYNCED`` with its monotonic
+reading and the boot it happened in, so its time can be corrected once the clock is
+synchronised (``corrected_time``), and is never used to back-date a check-in before.
+
+Synchronised means: systemd-timesyncd's flag file exists
+(``/run/systemd/timesync/synchronized``, timesyncd.service(8)), or the kernel's NTP status
+(adjtimex(2), read only) has ``STA_UNSYNC`` clear, or the ``Date`` header of an API
+answer (RFC 9110 section 6.6.1, one-second resolution) agrees with our clock within
+``AGREEMENT``: a gateway without NTP but with a right clock is not held back, and one
+whose clock is hours off is not trusted until it is fixed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+STA_UNSYNC = 0x0040  # <linux/timex.h>
+TIME_ERROR = 5  # adjtimex's return value while the clock is not synchronised
+AGREEMENT = timedelta(seconds=120)  # API Date vs our clock: close enough to bill by day
+SAME = timedelta(seconds=2)  # a correction smaller than this changes nothing
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall-clock time, aware, UTC."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (CLOCK_MONOTONIC, this boot)."""
+
+    def boot_id(self) -> str:
+        """This boot's id: monotonic readings compare only within one boot."""
+
+    def synchronized(self) -> bool:
+        """Whether the wall clock is synchronised (NTP)."""
+
+
+class _Timex(ctypes.Structure):
+    # struct timex from <sys/timex.h> (glibc, 64-bit): modes, then longs; status at
+    # index 7 of the int-sized fields that follow. Only ``modes`` and ``status`` are used;
+    # the rest is padding large enough for the kernel's structure.
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("constant", ctypes.c_long),
+        ("precision", ctypes.c_long),
+        ("tolerance", ctypes.c_long),
+        ("time_sec", ctypes.c_long),
+        ("time_usec", ctypes.c_long),
+        ("tick", ctypes.c_long),
+        ("ppsfreq", ctypes.c_long),
+        ("jitter", ctypes.c_long),
+        ("shift", ctypes.c_int),
+        ("stabil", ctypes.c_long),
+        ("jitcnt", ctypes.c_long),
+        ("calcnt", ctypes.c_long),
+        ("errcnt", ctypes.c_long),
+        ("stbcnt", ctypes.c_long),
+        ("tai", ctypes.c_int),
+        ("padding", ctypes.c_int * 11),
+    ]
+
+
+def kernel_synchronized() -> bool | None:
+    """The kernel's view (adjtimex with modes = 0 only reads); None if unavailable."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        tx = _Timex()
+        state = libc.adjtimex(ctypes.byref(tx))
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return state != TIME_ERROR and not tx.status & STA_UNSYNC
+
+
+class SystemClock:
+    """The real clocks. ``synchronized`` is cached once true: a clock, once synchronised,
+    stays good enough for billing by the day."""
+
+    def __init__(self, flag: Path = TIMESYNCD_FLAG) -> None:
+        self._flag = flag
+        self._synced = False
+        self._boot: str | None = None
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def boot_id(self) -> str:
+        if self._boot is None:
+            try:
+                self._boot = BOOT_ID.read_text(encoding="ascii").strip()
+            except OSError:
+                self._boot = "unknown"
+        return self._boot
+
+    def synchronized(self) -> bool:
+        if not self._synced:
+            self._synced = self._flag.exists() or bool(kernel_synchronized())
+        return self._synced
+
+    def observe(self, reference: datetime) -> None:
+        """A trusted time (an API answer's ``Date``) was seen just now."""
+        if not self._synced and abs(reference - self.now()) <= AGREEMENT:
+            self._synced = True
+
+
+SYSTEM_CLOCK = SystemClock()
+"""The process's clock, shared by the readers (taps), the API client (``Date``
+headers) and the delivery (corrections)."""
+
+
+def corrected_time(
+    tapped_at: datetime,
+    tapped_mono: float | None,
+    tapped_boot: str | None,
+    *,
+    now: datetime,
+    monotonic: float,
+    boot_id: str,
+) -> datetime | None:
+    """A tap's true time from a synchronised reading in the same boot:
+    ``now - (monotonic - tapped_mono)``; None when it cannot be known (another boot, or
+    no monotonic reading). Within ``SAME`` of ``tapped_at`` the clock was right after
+    all and ``tapped_at`` is returned unchanged."""
+    if tapped_mono is None or tapped_boot is None or tapped_boot != boot_id:
+        return None
+    fixed = now - timedelta(seconds=monotonic - tapped_mono)
+    return tapped_at if abs(fixed - tapped_at) < SAME else fixed
