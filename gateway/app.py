@@ -97,7 +97,7 @@ class Gateway:
         self._hooks = hooks or []
         self._delivery_hooks = delivery_hooks or []
         self._on_ready = on_ready
-        self._clock = clock
+        self.clock = clock
         self.ready = asyncio.Event()
         self.readers: list[Reader] = []
         self.doors: dict[str, Door] = {}
@@ -121,7 +121,7 @@ class Gateway:
                 self._access_token,
                 self.limiter,
                 timeout=cfg.cobot.request_timeout,
-                clock=self._clock,
+                clock=self.clock,
             ) as client:
                 self.client = client
                 self._build(client)
@@ -157,7 +157,7 @@ class Gateway:
             self.attendance,
             self.breaker,
             cfg.queue,
-            clock=self._clock,
+            clock=self.clock,
             hooks=self._delivery_hooks,
         )
         self.records = CobotRecords(
@@ -265,7 +265,7 @@ class Gateway:
 
     async def _housekeeping(self) -> None:
         while True:
-            await self.attendance.prune(self._clock.now())
+            await self.attendance.prune(self.clock.now())
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
     # --- the captive portal ----------------------------------------------------------
@@ -292,7 +292,7 @@ class Gateway:
         if check_in.membership is None:
             return
         await self.cache.add(mac, check_in.membership)
-        tap = make_tap("portal", mac, Direction.IN, self._clock)
+        tap = make_tap("portal", mac, Direction.IN, self.clock)
         await self.decider.decide(tap, None, SignedInRule(check_in))
 
     def _returning_device(self, decision: Decision) -> None:
@@ -340,7 +340,7 @@ class Gateway:
                 "last_error": self.breaker.last_error,
                 "auth_failed": self.client.auth_failed,
             },
-            "clock_synchronized": self._clock.synchronized(),
+            "clock_synchronized": self.clock.synchronized(),
             "tokens": len(self.cache),
             "checked_in": len(self.attendance),
             "last_token_sync": self.sync.last_success,

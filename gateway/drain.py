@@ -122,6 +122,7 @@ class Drainer:
         if self._breaker.is_open and self._breaker.probe_due_in() > 0:
             return self._breaker.probe_due_in()
         sleep = IDLE_POLL
+        attempted = False
         waiting: set[str | None] = set()  # members whose earlier entry cannot go yet
         for entry in entries:
             key = entry.membership_id or entry.token
@@ -133,6 +134,7 @@ class Drainer:
                 waiting.add(key)  # this member's later entries wait; others go on
                 sleep = min(sleep, due_in)
                 continue
+            attempted = True
             if not await self.deliver(entry, Priority.REPLAY):
                 waiting.add(key)
                 if self._breaker.is_open:
@@ -140,6 +142,10 @@ class Drainer:
                 sleep = min(sleep, 0.1)  # re-read: it was deferred
                 continue
             sleep = 0.0
+        if self._breaker.is_open and not attempted:
+            # Nothing due could serve as the probe: probe on its own, or the breaker
+            # would keep live taps offline while every entry waits.
+            return min(sleep, await self._probe())
         return sleep
 
     async def _probe(self) -> float:
