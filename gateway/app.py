@@ -59,6 +59,7 @@ TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is d
 STATUS_FILE = "status.json"
 STATUS_INTERVAL = 5.0
 HOUSEKEEPING_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
+CLOCK_POLL = 10.0  # seconds between looks at an unsynchronised clock
 _ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
 
 
@@ -112,6 +113,7 @@ class Gateway:
         cfg = self.cfg
         self.db = await open_db(cfg.gateway.state_dir, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
         try:
+            await asyncio.to_thread(self.clock.refresh)
             await self._load()
             self.limiter = RateLimiter(
                 {Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: cfg.cobot.default_rpm}
@@ -191,6 +193,7 @@ class Gateway:
             Part("token-sync", self.sync.run),
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
+            Part("clock", self._watch_clock),
             Part("status", self._status_loop),
         ]
         if self.portal is not None:
@@ -267,6 +270,13 @@ class Gateway:
         while True:
             await self.attendance.prune(self.clock.now())
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    async def _watch_clock(self) -> None:
+        """Until the wall clock is synchronised, look every ``CLOCK_POLL`` seconds (the
+        taps read meanwhile are marked, and corrected once it is)."""
+        while not await asyncio.to_thread(self.clock.refresh):
+            await asyncio.sleep(CLOCK_POLL)
+        log.info("clock_synchronized")
 
     # --- the captive portal ----------------------------------------------------------
 

@@ -90,14 +90,22 @@ def kernel_synchronized() -> bool | None:
     return state != TIME_ERROR and not tx.status & STA_UNSYNC
 
 
-class SystemClock:
-    """The real clocks. ``synchronized`` is cached once true: a clock, once synchronised,
-    stays good enough for billing by the day."""
+def _read_boot_id() -> str:
+    try:
+        return BOOT_ID.read_text(encoding="ascii").strip()
+    except OSError:
+        return "unknown"
 
-    def __init__(self, flag: Path = TIMESYNCD_FLAG) -> None:
+
+class SystemClock:
+    """The real clocks. ``synchronized`` answers from memory (it is asked on every tap);
+    ``refresh`` reads the system's flags (blocking: call it in a thread, as the gateway's
+    clock part does). Once synchronised, a clock stays good enough to bill by the day."""
+
+    def __init__(self, flag: Path = TIMESYNCD_FLAG, boot_id: str | None = None) -> None:
         self._flag = flag
         self._synced = False
-        self._boot: str | None = None
+        self._boot = boot_id or _read_boot_id()
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -106,14 +114,13 @@ class SystemClock:
         return time.monotonic()
 
     def boot_id(self) -> str:
-        if self._boot is None:
-            try:
-                self._boot = BOOT_ID.read_text(encoding="ascii").strip()
-            except OSError:
-                self._boot = "unknown"
         return self._boot
 
     def synchronized(self) -> bool:
+        return self._synced
+
+    def refresh(self) -> bool:
+        """Read timesyncd's flag and the kernel's status; True once synchronised."""
         if not self._synced:
             self._synced = self._flag.exists() or bool(kernel_synchronized())
         return self._synced

@@ -215,7 +215,7 @@ async def open_db(state_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) ->
     """Open (creating and migrating) the database; raise StorageError naming the path."""
     path = state_dir / DB_NAME
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+        await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StorageError(f"cannot open {path}: {exc}") from exc

@@ -9,6 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import structlog
 
 from gateway.clock import SystemClock
@@ -19,6 +20,8 @@ from gateway.readers.base import make_tap
 from gateway.sim.seed import ADA, ALAN, GRACE, NFC_TOKEN, NO_PASS_TOKEN, RDM_TOKEN
 from gateway.store import DB_NAME
 from tests.harness import RecordingDoor, eventually, rig
+
+pytestmark = pytest.mark.usefixtures("no_blocking")
 
 
 class SlowFailingDoor(RecordingDoor):
@@ -39,7 +42,7 @@ class FakeClock(SystemClock):
     """Wall clock off by ``offset`` until ``sync`` sets it right; a chosen boot id."""
 
     def __init__(self, offset: timedelta, boot: str = "boot-1") -> None:
-        super().__init__()
+        super().__init__(boot_id=boot)
         self.offset = offset
         self.synced = False
         self.boot = boot
