@@ -274,9 +274,11 @@ class Gateway:
     async def _watch_clock(self) -> None:
         """Until the wall clock is synchronised, look every ``CLOCK_POLL`` seconds (the
         taps read meanwhile are marked, and corrected once it is)."""
-        while not await asyncio.to_thread(self.clock.refresh):
+        while True:
+            if await asyncio.to_thread(self.clock.refresh):
+                log.info("clock_synchronized")
+                return
             await asyncio.sleep(CLOCK_POLL)
-        log.info("clock_synchronized")
 
     # --- the captive portal ----------------------------------------------------------
 
