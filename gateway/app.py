@@ -14,12 +14,13 @@ delivery; ``Attendance`` hears who is checked in from the decision and the deliv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import json
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,12 +39,16 @@ from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
 from gateway.errors import GatewayError
-from gateway.model import CheckIn, Direction, Outcome, Tap
+from gateway.moco.keys import MocoKeys, load_moco_keys
+from gateway.moco.service import MocoService
+from gateway.model import CheckIn, Direction, Outcome, Signal, Tap
 from gateway.outbox import Outbox
 from gateway.readers import build_reader
 from gateway.readers.base import Reader, ReaderContext, make_tap
+from gateway.records.base import RecordBackend
 from gateway.records.cobot import CobotRecords
 from gateway.redact import redact
+from gateway.rules.base import DoorRule
 from gateway.rules.check_in import CheckInRule
 from gateway.rules.signed_in import SignedInRule
 from gateway.runner import Part, Runner
@@ -78,6 +83,7 @@ class Gateway:
     sync: TokenSync
     decider: Decider
     runner: Runner
+    moco: MocoService | None = None  # with a [moco] section
 
     def __init__(
         self,
@@ -90,8 +96,10 @@ class Gateway:
         delivery_hooks: list[DeliveryHook] | None = None,
         on_ready: Callable[[], None] | None = None,
         clock: SystemClock = SYSTEM_CLOCK,
+        moco_keys: MocoKeys | None = None,
     ) -> None:
         self.cfg = cfg
+        self._moco_keys = moco_keys
         self._access_token = access_token
         self._doors_override = doors
         self._readers_override = readers
@@ -115,22 +123,28 @@ class Gateway:
         try:
             await asyncio.to_thread(self.clock.refresh)
             await self._load()
-            self.limiter = RateLimiter(
-                {Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: cfg.cobot.default_rpm}
-            )
-            async with CobotClient(
-                cfg.cobot.base_url,
-                self._access_token,
-                self.limiter,
-                timeout=cfg.cobot.request_timeout,
-                clock=self.clock,
-            ) as client:
+            limits = {Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: cfg.cobot.default_rpm}
+            if cfg.moco is not None:
+                limits[Group.MOCO] = cfg.moco.rpm
+            self.limiter = RateLimiter(limits)
+            async with (
+                CobotClient(
+                    cfg.cobot.base_url,
+                    self._access_token,
+                    self.limiter,
+                    timeout=cfg.cobot.request_timeout,
+                    clock=self.clock,
+                ) as client,
+                self._open_moco(),
+            ):
                 self.client = client
                 self._build(client)
                 try:
                     await self.runner.run(on_started=self._started)
                 finally:
                     await self.records.aclose()
+                    if self.moco is not None:
+                        await self.moco.records.aclose()
                     await self.decider.aclose()
                     await self._cancel_spawned()
                     for door in self.doors.values():
@@ -138,6 +152,20 @@ class Gateway:
         finally:
             await self.db.close()
             log.info("stopped")
+
+    @contextlib.asynccontextmanager
+    async def _open_moco(self) -> AsyncIterator[None]:
+        """MOCO's client and backend, with a [moco] section (gateway/moco/service.py)."""
+        if self.cfg.moco is None:
+            yield
+            return
+        keys = self._moco_keys or load_moco_keys(self.cfg)
+        service = MocoService(
+            self.cfg.moco, keys, self.limiter, self.outbox, self.clock, self._feedback
+        )
+        async with service:
+            self.moco = service
+            yield
 
     async def _load(self) -> None:
         self.cache = TokenCache(self.db)
@@ -176,7 +204,11 @@ class Gateway:
             deadline=cfg.gateway.decision_deadline,
         )
         self.decider = Decider(
-            rule, [self.records], self.attendance, hooks=[*self._hooks, self._returning_device]
+            rule,
+            [self.records],
+            self.attendance,
+            hooks=[*self._hooks, self._returning_device],
+            reader_backends=self._reader_backends(),
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
         ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
@@ -188,6 +220,32 @@ class Gateway:
         self._reader_door = {r.name: configured.get(r.name) for r in self.readers}
         self.runner = Runner(self._parts())
 
+    def _reader_backends(self) -> dict[str, list[RecordBackend]]:
+        """Readers whose ``record`` is not just Cobot: their backends."""
+        out: dict[str, list[RecordBackend]] = {}
+        for reader in self.cfg.readers:
+            if reader.record != ("cobot",):
+                by_name: dict[str, RecordBackend | None] = {
+                    "cobot": self.records,
+                    "moco": self.moco.records if self.moco else None,
+                }
+                out[reader.name] = [b for n in reader.record if (b := by_name[n]) is not None]
+        return out
+
+    def reader_rule(self, reader: str, door: Door | None) -> DoorRule | None:
+        """A reader recording to MOCO judges staff cards itself (rules/staff.py)."""
+        record = next((c.record for c in self.cfg.readers if c.name == reader), ("cobot",))
+        if self.moco is None or "moco" not in record:
+            return None
+        return self.moco.rule(self.decider.rule_for(door) if "cobot" in record else None)
+
+    def _feedback(self, reader: str, signal: Signal) -> None:
+        """MOCO's in/out feedback, shown by the reader's door (if it has one)."""
+        door_name = next((c.door for c in self.cfg.readers if c.name == reader), None)
+        door = self.doors.get(door_name) if door_name else None
+        if door is not None:
+            self._spawn(door.signal(signal))
+
     def _parts(self) -> list[Part]:
         parts = [
             Part("token-sync", self.sync.run),
@@ -196,6 +254,8 @@ class Gateway:
             Part("clock", self._watch_clock),
             Part("status", self._status_loop),
         ]
+        if self.moco is not None:
+            parts.append(Part("moco", self.moco.records.run))
         if self.portal is not None:
             parts.append(Part("portal", self._run_portal))
         for reader in self.readers:
@@ -241,13 +301,14 @@ class Gateway:
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         door_name = self._reader_door.get(reader)
         door = self.doors.get(door_name) if door_name else None
+        rule = self.reader_rule(reader, door)
 
         async def run() -> None:
             try:
                 while True:
                     tap = await queue.get()
                     try:
-                        await self.decider.decide(tap, door)
+                        await self.decider.decide(tap, door, rule)
                     except Exception:  # one bad tap must not stop the reader
                         log.exception("decision_crashed", reader=reader)
                     finally:
@@ -360,6 +421,7 @@ class Gateway:
             "storage_error": self.decider.storage_error,
             "unsaved_records": self.records.unsaved,
             "dropped_taps": self._dropped_taps,
+            "moco": self.moco.status() if self.moco is not None else None,
             "parts": {
                 name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
                 for name, s in self.runner.states.items()

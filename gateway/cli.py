@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
@@ -97,6 +97,10 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
 def _check_config(path: Path, out: TextIO) -> int:
     cfg = load_config(path)
     load_access_token(cfg)
+    if cfg.moco is not None:
+        from gateway.moco.keys import load_moco_keys
+
+        load_moco_keys(cfg)
     print(
         f"{path}: OK ({len(cfg.readers)} reader(s), {len(cfg.doors)} door(s), "
         f"offline policy {cfg.gateway.offline_policy.value})",
@@ -201,6 +205,8 @@ async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
                 f"{blocked}, {g['waiting']} waiting",
                 file=out,
             )
+    if daemon is not None and isinstance(daemon.get("moco"), dict):
+        _print_moco(daemon["moco"], out)  # type: ignore[arg-type]
     print(
         f"queue: {queue['depth']} waiting (bound {queue['bound']}), "
         f"oldest {queue['oldest_age_s']}s, {queue['failed']} failed, "
@@ -208,6 +214,22 @@ async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
         file=out,
     )
     return EXIT_OK
+
+
+def _print_moco(moco: dict[str, Any], out: TextIO) -> None:
+    """MOCO's line and who is clocked in today (user ids; names redacted)."""
+    auth = f", key failing: {moco['auth_failed']}" if moco.get("auth_failed") else ""
+    err = f", last error: {moco['last_error']}" if moco.get("last_error") else ""
+    print(f"  moco: breaker {moco.get('breaker')}{auth}{err}", file=out)
+    staff = moco.get("clocked_in_today") or []
+    if not staff:
+        print("  clocked in today: nobody", file=out)
+    for s in staff:
+        print(
+            f"  clocked in today: user {s['user_id']} ({s.get('name') or '-'}) "
+            f"since {s.get('since') or '?'}",
+            file=out,
+        )
 
 
 async def _queue(

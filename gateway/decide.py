@@ -25,7 +25,7 @@ from gateway.attendance import Attendance
 from gateway.doors.base import Door
 from gateway.errors import DoorError
 from gateway.model import Membership, Outcome, RecordKind, Signal, Tap
-from gateway.records.base import Hold, RecordBackend
+from gateway.records.base import Hold, RecordBackend, SelectiveBackend
 from gateway.redact import redact
 from gateway.rules.base import DoorRule, Verdict
 
@@ -55,10 +55,13 @@ class Decider:
         *,
         door_rules: Mapping[str, DoorRule] | None = None,
         hooks: list[DecisionHook] | None = None,
+        reader_backends: Mapping[str, Sequence[RecordBackend]] | None = None,
     ) -> None:
         self._rule = rule
         self._door_rules = dict(door_rules or {})
         self._backends = list(backends)
+        # Readers whose ``record`` names other backends than the default (e.g. MOCO).
+        self._reader_backends = {k: list(v) for k, v in (reader_backends or {}).items()}
         self._attendance = attendance
         self._hooks = hooks or []
         self._background: set[asyncio.Task[object]] = set()
@@ -66,7 +69,12 @@ class Decider:
     @property
     def storage_error(self) -> str | None:
         """The last failure to store a record, until one is stored again."""
-        return next((b.storage_error for b in self._backends if b.storage_error), None)
+        every = [*self._backends, *(b for bs in self._reader_backends.values() for b in bs)]
+        return next((b.storage_error for b in every if b.storage_error), None)
+
+    def rule_for(self, door: Door | None) -> DoorRule:
+        """The rule a tap at ``door`` is judged by (a reader's own rule may wrap it)."""
+        return (self._door_rules.get(door.name) if door else None) or self._rule
 
     async def decide(self, tap: Tap, door: Door | None, rule: DoorRule | None = None) -> Decision:
         rule = rule or (self._door_rules.get(door.name) if door else None) or self._rule
@@ -96,9 +104,14 @@ class Decider:
 
     async def _admit(self, tap: Tap, door: Door | None, verdict: Verdict) -> Decision:
         holds: list[tuple[RecordBackend, Hold]] = []
-        if verdict.record is not None:
-            for backend in self._backends:
-                holds.append((backend, await backend.hold(verdict.record, tap, verdict.member)))
+        for backend in self._reader_backends.get(tap.reader, self._backends):
+            if isinstance(backend, SelectiveBackend):
+                if not backend.takes(verdict.record, tap):
+                    continue
+            elif verdict.record is None:
+                continue
+            kind = verdict.record or RecordKind.TOUCH
+            holds.append((backend, await backend.hold(kind, tap, verdict.member)))
         opened_at = await self._open(door, verdict.signal)
         if door is not None and opened_at is None:
             for backend, hold in holds:
@@ -107,7 +120,9 @@ class Decider:
             return self._done(tap, failed, None, verdict.preview_ms)
         for backend, hold in holds:
             await backend.release(hold, live=verdict.live)
-        await self._tell_attendance(verdict, [hold for _, hold in holds])
+        # Attendance is about check-ins: a MOCO touch not stored does not change it.
+        checks = [hold for _, hold in holds if hold.kind is not RecordKind.TOUCH]
+        await self._tell_attendance(verdict, checks)
         return self._done(tap, verdict, opened_at)
 
     async def _tell_attendance(self, verdict: Verdict, holds: list[Hold]) -> None:

@@ -30,6 +30,7 @@ class RecordKind(enum.StrEnum):
 
     CHECK_IN = "check_in"
     CHECK_OUT = "check_out"
+    TOUCH = "touch"  # a MOCO time-clock tap: opens or closes the user's presence
 
 
 class ClockQuality(enum.StrEnum):
@@ -48,6 +49,8 @@ class Signal(enum.StrEnum):
     GRANTED = "granted"
     REFUSED = "refused"
     OFFLINE = "offline"  # let in on the local cache while the API was unreachable
+    CLOCKED_IN = "clocked-in"  # a staff tap opened a MOCO presence (one beep)
+    CLOCKED_OUT = "clocked-out"  # a staff tap closed it (two beeps)
 
 
 class Outcome(enum.StrEnum):
@@ -62,6 +65,7 @@ class Outcome(enum.StrEnum):
     UNKNOWN_TOKEN = "unknown-token"  # exit reader: token not in the cache
     DOOR_FAILED = "door-failed"  # decided to open, but the door could not be driven
     CHECKED_OUT = "checked-out"
+    STAFF = "staff"  # a staff card (a MOCO user) on a reader recording to MOCO: clocked
     CHECK_OUT_QUEUED = "check-out-queued"
 
 

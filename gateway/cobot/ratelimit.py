@@ -38,6 +38,8 @@ class Priority(enum.IntEnum):
 class Group(enum.StrEnum):
     CHECK_INS = "check_ins"
     DEFAULT = "default"
+    # MOCO's API (gateway/moco/client.py): another server, its own window ([moco] rpm).
+    MOCO = "moco"
 
 
 def group_for(path: str) -> Group:

@@ -16,6 +16,7 @@ from gateway.config.model import (
     Config,
     GatewaySection,
     GpioDoorConfig,
+    MocoSection,
     PortalSection,
     QueueSection,
 )
@@ -23,7 +24,7 @@ from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
 from gateway.portal.settings import check_portal
 
-_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal")
+_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "moco")
 CREDENTIAL_NAME = "cobot-token"
 
 
@@ -81,6 +82,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         readers=_typed_tables(data, "readers", READER_TYPES, top),
         doors=_typed_tables(data, "doors", DOOR_TYPES, top),
         portal=_portal(data, top),
+        moco=_moco(data, top),
     )
     _cross_check(cfg, top)
     return cfg
@@ -95,6 +97,34 @@ def _portal(data: Mapping[str, Any], top: Where) -> PortalSection | None:
     cfg = build(PortalSection, data["portal"], where)
     check_portal(cfg, where)
     return cfg
+
+
+def _moco(data: Mapping[str, Any], top: Where) -> MocoSection | None:
+    if "moco" not in data:
+        return None
+    where = top.key("moco")
+    if not isinstance(data["moco"], dict):
+        raise where.error("expected a table ([moco])")
+    cfg = build(MocoSection, data["moco"], where)
+    _check_base_url(cfg.base_url, where.key("base_url"), "https://acme.mocoapp.com", "/api/v1/...")
+    seen: dict[str, int] = {}
+    for i, user in enumerate(cfg.users):
+        token = user.token.strip().upper()
+        at = where.key("users").index(i).key("token")
+        if not token:
+            raise at.error("expected the card's token, got an empty string")
+        if token in seen:
+            raise at.error(f"the same token is already users[{seen[token]}]")
+        seen[token] = i
+    return cfg
+
+
+def _check_base_url(value: str, where: Where, example: str, below: str) -> None:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise where.error(f"expected an http(s) URL like {example!r}, got {value!r}")
+    if url.path not in ("", "/"):
+        raise where.error(f"expected the root without a path; requests go to base_url + {below!r}")
 
 
 def _cross_check(cfg: Config, top: Where) -> None:
@@ -118,6 +148,7 @@ def _cross_check(cfg: Config, top: Where) -> None:
             _check_gpio_lines(door, top.key("doors").index(i))
     door_names = {d.name for d in cfg.doors}
     for i, reader in enumerate(cfg.readers):
+        _check_record(cfg, reader.record, top.key("readers").index(i).key("record"))
         if reader.door is not None and reader.door not in door_names:
             known = ", ".join(sorted(door_names)) or "none defined"
             raise (
@@ -126,6 +157,15 @@ def _cross_check(cfg: Config, top: Where) -> None:
                 .key("door")
                 .error(f"no door named {reader.door!r} (doors: {known})")
             )
+
+
+def _check_record(cfg: Config, record: tuple[str, ...], where: Where) -> None:
+    if not record:
+        raise where.error('expected at least one of "cobot", "moco"')
+    if len(set(record)) != len(record):
+        raise where.error(f"a backend is named twice: {list(record)}")
+    if "moco" in record and cfg.moco is None:
+        raise where.error('"moco" needs a [moco] section (base_url, users)')
 
 
 def _check_gpio_lines(door: GpioDoorConfig, where: Where) -> None:

@@ -58,6 +58,8 @@ class ReaderBase:
     direction: Direction = Direction.IN
     # The repeated frames of a held card become one event within this many seconds.
     debounce: float = field(default=2.0, metadata=_bounds(0, 3600))
+    # Where this reader's taps are recorded: Cobot check-ins, MOCO presences, or both.
+    record: tuple[Literal["cobot", "moco"], ...] = ("cobot",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +228,33 @@ class PortalSection:
     failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MocoUser:
+    """One staff card clocking one MOCO user (``[[moco.users]]``)."""
+
+    token: str  # the card, in the spelling its reader produces (compared ignoring case)
+    user_id: int = field(metadata=_bounds(1))
+    # This user's own API key; without it the account key acts for user_id
+    # (X-IMPERSONATE-USER-ID).
+    api_key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MocoSection:
+    """MOCO presences for staff (``[moco]``; gateway/moco, moco-presences.txt)."""
+
+    base_url: str  # "https://acme.mocoapp.com"; requests go to base_url + "/api/v1/..."
+    api_key_file: Path | None = None
+    # A second tap of one user sooner than this is ignored. MOCO discards a presence
+    # started and stopped within the same minute: less than 60 s is refused.
+    min_interval: float = field(default=60.0, metadata=_bounds(60, 86_400))
+    # Requests per minute the gateway allows itself at MOCO (its own limiter group).
+    # MOCO's limit is not on the presences page: a conservative default.
+    rpm: int = field(default=30, metadata=_bounds(1, 10_000))
+    request_timeout: float = field(default=10.0, metadata=_bounds(0.5, 30))
+    users: tuple[MocoUser, ...] = ()
+
+
 ReaderConfig = SerialReaderConfig | NfcReaderConfig | KeyboardReaderConfig | MacReaderConfig
 DoorConfig = CommandDoorConfig | GpioDoorConfig
 
@@ -250,6 +279,7 @@ class Config:
     readers: tuple[ReaderBase, ...] = ()
     doors: tuple[DoorBase, ...] = ()
     portal: PortalSection | None = None
+    moco: MocoSection | None = None
 
     def door(self, name: str) -> DoorBase:
         return next(d for d in self.doors if d.name == name)

@@ -24,6 +24,8 @@ class Cue(enum.StrEnum):
     REFUSED = "refused"
     OFFLINE = "offline"  # let in on the local cache: green, but visibly not the usual
     HELD_OPEN = "held-open"
+    CLOCKED_IN = "clocked-in"  # MOCO: one short beep
+    CLOCKED_OUT = "clocked-out"  # MOCO: two short beeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +48,15 @@ PATTERNS: Mapping[Cue, tuple[Step, ...]] = {
         ({G, B}, 0.15), ({G}, 0.25), (set(), 0.2), ({G}, 0.3), (set(), 0.2), ({G}, 0.4)
     ),
     Cue.HELD_OPEN: _pattern(*[({R, B}, 0.4), ({R}, 0.6)] * 3),
+    Cue.CLOCKED_IN: _pattern(({G, B}, 0.1), ({G}, 0.9)),
+    Cue.CLOCKED_OUT: _pattern(({G, B}, 0.1), ({G}, 0.15), ({G, B}, 0.1), ({G}, 0.65)),
 }
 CUE_FOR_SIGNAL: Mapping[Signal, Cue] = {
     Signal.GRANTED: Cue.GRANTED,
     Signal.REFUSED: Cue.REFUSED,
     Signal.OFFLINE: Cue.OFFLINE,
+    Signal.CLOCKED_IN: Cue.CLOCKED_IN,
+    Signal.CLOCKED_OUT: Cue.CLOCKED_OUT,
 }
 
 

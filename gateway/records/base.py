@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.model import Membership, RecordKind, Tap
 
@@ -57,3 +57,12 @@ class RecordBackend(Protocol):
 
     async def aclose(self) -> None:
         """Let in-flight deliveries finish briefly; what is not done stays queued."""
+
+
+@runtime_checkable
+class SelectiveBackend(Protocol):
+    """A backend that records only some admitted taps (MOCO: staff cards), and may record
+    one the door's rule records nothing for (``kind`` None: e.g. a member still checked
+    in today, who is also staff, clocking out). The decider asks before ``hold``."""
+
+    def takes(self, kind: RecordKind | None, tap: Tap) -> bool: ...

@@ -88,6 +88,11 @@ class CobotRecords:
 
     # --- the tap path -----------------------------------------------------------------
 
+    def takes(self, kind: RecordKind | None, tap: Tap) -> bool:
+        """Check-ins and check-outs; a MOCO ``touch`` is not Cobot's."""
+        del tap
+        return kind in (RecordKind.CHECK_IN, RecordKind.CHECK_OUT)
+
     async def hold(self, kind: RecordKind, tap: Tap, member: Membership | None) -> Hold:
         try:
             entry_id: int | None = await self._outbox.add(

@@ -16,6 +16,7 @@ ADMITTING = frozenset(
         Outcome.OPENED_MEMBER,
         Outcome.CHECKED_OUT,
         Outcome.CHECK_OUT_QUEUED,
+        Outcome.STAFF,
     }
 )
 
