@@ -24,8 +24,8 @@ from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 from gateway.sim.clock import BusinessClock
 from tests.harness import RecordingDoor
 
-STAFF = "0A1B2C3D4E"  # user 933590696, acted for by the account key
-STAFF_OWN_KEY = "0A1B2C3D4F"  # user 933590697, with a key of their own
+STAFF = "7F00000001"  # user 933590696, acted for by the account key (no Cobot member)
+STAFF_OWN_KEY = "7F0000000A"  # user 933590697, with a key of their own
 USER = 933590696
 USER_OWN = 933590697
 OWN_KEY = "moco-user-key-933590697"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -69,7 +70,7 @@ def _endpoint(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         space = request.app[SPACE]
-        record = Record(request.method, request.path, None, None, False)
+        record = Record(request.method, request.path, None, None, False, time.monotonic())
         space.requests.append(record)
         template = (
             request.match_info.route.resource.canonical
@@ -107,6 +108,7 @@ async def _serve(
         if not decision.allowed:
             response = _json({"message": "Too Many Requests"}, 429)
             response.headers["Retry-After"] = str(decision.retry_after)
+            record.retry_after = decision.retry_after
             return response
         body = await _body(request, needs_body=needs_body)
         result = handler(space, caller, request, body)

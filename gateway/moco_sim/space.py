@@ -80,6 +80,8 @@ class Record:
     status: int | None
     user_id: int | None
     impersonated: bool
+    at: float = 0.0  # the server's monotonic time at arrival
+    retry_after: int | None = None  # a 429's header
 
 
 class MocoSpace:
