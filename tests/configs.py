@@ -13,9 +13,11 @@ def daemon_config(
     door_log: Path | None = None,
     gateway: str = "",
     cobot: str = "",
+    extra: str = "",
 ) -> Path:
     """A config with one reader (``reader``: the lines of its table) on door "front",
-    JSON logs, state under ``tmp_path``. The door appends "opened" to ``door_log``."""
+    JSON logs, state under ``tmp_path``. The door appends "opened" to ``door_log``.
+    ``extra``: more top-level tables (e.g. ``[moco]``)."""
     door = f'["sh", "-c", "echo opened >> {door_log}"]' if door_log else '["true"]'
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(f"""
@@ -36,5 +38,6 @@ door = "front"
 name = "front"
 type = "command"
 command = {door}
+{extra}
 """)
     return cfg
