@@ -16,9 +16,9 @@ from gateway.app import Gateway
 from gateway.clock import SystemClock
 from gateway.config import parse_config
 from gateway.decide import Decision
-from gateway.model import Direction
 from gateway.moco.keys import MocoKeys
 from gateway.moco_sim import ACCOUNT_KEY, MocoSpace, demo_moco, run_moco_sim
+from gateway.model import Direction
 from gateway.readers.base import make_tap
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 from gateway.sim.clock import BusinessClock
@@ -82,9 +82,7 @@ class MocoRig:
     async def tap(self, token: str, reader: str = "staff") -> Decision:
         door = self.door if reader == "front" else None
         tap = make_tap(reader, token, Direction.IN, self.clock)
-        return await self.gateway.decider.decide(
-            tap, door, self.gateway.reader_rule(reader, door)
-        )
+        return await self.gateway.decider.decide(tap, door, self.gateway.reader_rule(reader, door))
 
     def moco_requests(self, method: str | None = None, suffix: str = "") -> int:
         return sum(
@@ -94,9 +92,7 @@ class MocoRig:
         )
 
 
-def moco_config(
-    state_dir: Path, cobot_url: str, moco_url: str, **moco: Any
-) -> dict[str, Any]:
+def moco_config(state_dir: Path, cobot_url: str, moco_url: str, **moco: Any) -> dict[str, Any]:
     return {
         "gateway": {"state_dir": str(state_dir)},
         "cobot": {"base_url": cobot_url},

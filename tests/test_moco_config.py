@@ -79,16 +79,28 @@ def test_the_account_key_from_the_environment_or_a_credential(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[moco]\nbase_url = "https://a.mocoapp.com"\nmin_interval = 30\n', "moco.min_interval: must be at least 60"),
+        (
+            '[moco]\nbase_url = "https://a.mocoapp.com"\nmin_interval = 30\n',
+            "moco.min_interval: must be at least 60",
+        ),
         ('[moco]\nbase_url = "https://a.mocoapp.com/api/v1"\n', "moco.base_url: expected the root"),
-        ('[moco]\nbase_url = "https://a.mocoapp.com"\nmin_intervall = 60\n', "did you mean 'min_interval'"),
+        (
+            '[moco]\nbase_url = "https://a.mocoapp.com"\nmin_intervall = 60\n',
+            "did you mean 'min_interval'",
+        ),
         (
             '[moco]\nbase_url = "https://a.mocoapp.com"\n[[moco.users]]\ntoken = "A"\nuser_id = 1\n'
             '[[moco.users]]\ntoken = "a"\nuser_id = 2\n',
             r"moco.users\[1\].token: the same token",
         ),
-        ('[[readers]]\ntype = "keyboard"\nname = "s"\nrecord = ["moco"]\n', r"readers\[0\].record: \"moco\" needs a \[moco\]"),
-        ('[[readers]]\ntype = "keyboard"\nname = "s"\nrecord = ["mocco"]\n', r"readers\[0\].record\[0\]: expected one of"),
+        (
+            '[[readers]]\ntype = "keyboard"\nname = "s"\nrecord = ["moco"]\n',
+            r"readers\[0\].record: \"moco\" needs a \[moco\]",
+        ),
+        (
+            '[[readers]]\ntype = "keyboard"\nname = "s"\nrecord = ["mocco"]\n',
+            r"readers\[0\].record\[0\]: expected one of",
+        ),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, text: str, message: str) -> None:

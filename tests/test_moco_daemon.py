@@ -76,7 +76,12 @@ user_id = {USER}
                             break
                     await asyncio.sleep(0.2)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway", "status", "--config", str(cfg),
+                sys.executable,
+                "-m",
+                "gateway",
+                "status",
+                "--config",
+                str(cfg),
                 stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await proc.communicate()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from gateway.model import Outcome, Signal
 from gateway.moco.keys import MocoKeys
 from gateway.moco_sim import demo_moco
+from gateway.model import Outcome, Signal
 from gateway.store import DB_NAME
 from tests.moco_helpers import (
     OWN_KEY,
@@ -96,7 +96,7 @@ async def test_a_423_is_final_and_the_conflict_is_told_in_words(tmp_path: Path) 
         with capture_logs() as logs:
             await r.tap(STAFF)
             await eventually(lambda: rows(r) and rows(r)[0][0] == "failed")
-        state, reason = rows(r)[0]
+        _, reason = rows(r)[0]
         assert reason is not None and "423" in reason and f"{start:%H:%M}-23:59" in reason
         assert any(e["event"] == "moco_touch_conflict" for e in logs)
         touches = r.moco.touches
@@ -201,3 +201,38 @@ async def test_own_keys_act_as_themselves_and_the_account_key_impersonates(
         status = r.gateway.status()["moco"]["clocked_in_today"]
         assert {s["user_id"] for s in status} == {USER, USER_OWN}
         assert all("Doe" not in str(s["name"]) for s in status)  # names redacted
+
+
+async def test_answers_lost_after_moco_did_the_work_are_not_written_twice(
+    tmp_path: Path,
+) -> None:
+    async with moco_rig(tmp_path) as r:
+        r.clock.to_minute_start()
+        start = hhmm(r)
+        # The touch lands, its answer is lost: the tap stays "sending", then the replay
+        # finds the presence it made and writes nothing.
+        r.moco.faults.set("error", status=502, commit=True, count=1)
+        await r.tap(STAFF)
+        await eventually(lambda: rows(r) and rows(r)[0][0] == "sending")
+        r.gateway.moco.breaker.probe_soon()  # type: ignore[union-attr]
+        r.gateway.moco.records.replayer.wake()  # type: ignore[union-attr]
+        await eventually(lambda: rows(r)[0][0] == "delivered", timeout=15)
+        assert r.moco.touches == 1
+        assert r.moco_requests("POST") == 1 and r.moco_requests("PUT") == 0
+        # Offline taps, replayed: the POST lands, its answer is lost; no second POST.
+        r.moco.faults.set("error", status=503)
+        r.clock.advance(5 * 60)
+        end = hhmm(r)
+        await r.tap(STAFF)
+        r.clock.advance(5 * 60)
+        again = hhmm(r)
+        await r.tap(STAFF)
+        r.moco.fault_methods = {"POST", "PUT"}
+        r.moco.faults.set("error", status=502, commit=True, count=2)
+        r.gateway.moco.breaker.probe_soon()  # type: ignore[union-attr]
+        r.gateway.moco.records.replayer.wake()  # type: ignore[union-attr]
+        await eventually(lambda: [s for s, _ in rows(r)] == ["delivered"] * 3, timeout=30)
+        assert r.moco.intervals(USER, today(r)) == [(start, end), (again, None)]
+        assert r.moco.touches == 1, "a replay never touches"
+        lost = [(q.method, q.status) for q in r.moco.requests if q.status == 502]
+        assert ("PUT", 502) in lost and lost.count(("POST", 502)) == 2, lost

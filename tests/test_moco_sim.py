@@ -62,7 +62,7 @@ async def test_touch_conflicting_with_a_presence_is_423(sim) -> None:  # type: i
 
 
 async def test_keys_scheme_and_impersonation(sim) -> None:  # type: ignore[no-untyped-def]
-    space, http, url = sim
+    _, http, url = sim
     q = {"from": "2026-11-30", "to": "2026-11-30"}
     assert (await call(http, "GET", url + BASE, {"Authorization": "Bearer x"}, params=q))[0] == 401
     assert (await call(http, "GET", url + BASE, auth("wrong", None), params=q))[0] == 401
@@ -94,7 +94,9 @@ async def test_list_create_update_delete_as_documented(sim) -> None:  # type: ig
     status, listed = await call(http, "GET", url + BASE, auth(), params=params)
     assert [(p["from"], p["to"]) for p in listed] == [("08:00", "14:00")]  # type: ignore[union-attr]
     # Another user's presence is not theirs to change.
-    assert (await call(http, "PUT", f"{url}{BASE}/{pid}", auth(OWN_KEY, None), json={"to": "15:00"}))[0] == 404
+    assert (
+        await call(http, "PUT", f"{url}{BASE}/{pid}", auth(OWN_KEY, None), json={"to": "15:00"})
+    )[0] == 404
     assert (await call(http, "DELETE", f"{url}{BASE}/{pid}", auth()))[0] == 204
     assert space.presences == {}
 

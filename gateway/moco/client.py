@@ -9,6 +9,7 @@ gateway/cobot/errors.py plus ``Locked`` (423). Keys are never logged.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 from collections.abc import Mapping
 from datetime import date, time
@@ -17,6 +18,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from gateway.clock import SystemClock
 from gateway.cobot.client import MAX_BODY, parse_retry_after
 from gateway.cobot.errors import (
     MalformedResponse,
@@ -47,7 +49,9 @@ class MocoClient:
         *,
         timeout: float = REQUEST_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
+        clock: SystemClock | None = None,
     ) -> None:
+        self._clock = clock  # told MOCO's Date: a right clock without NTP is trusted
         self._base = base_url.rstrip("/") + API
         self._keys = keys
         self._limiter = limiter
@@ -201,6 +205,7 @@ class MocoClient:
                 raw = await resp.content.read(MAX_BODY + 1)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
+                self._saw_date(resp.headers.get("Date"))
         except aiohttp.ClientConnectorError as exc:
             raise Unavailable(f"{what}: {exc}", outcome_unknown=False) from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -215,6 +220,16 @@ class MocoClient:
                 raise MalformedResponse(f"{what}: empty answer")
             return _json(raw, what)
         return self._fail(what, status, raw, retry_after)
+
+    def _saw_date(self, value: str | None) -> None:
+        if value is None or self._clock is None:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is not None:
+            self._clock.observe(when)
 
     def _fail(self, what: str, status: int, raw: bytes, retry_after: str | None) -> Any:
         detail = _detail(raw)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.breaker import Breaker
-from gateway.clock import Clock
+from gateway.clock import SystemClock
 from gateway.cobot.ratelimit import RateLimiter
 from gateway.config.model import MocoSection
 from gateway.moco.client import MocoClient
@@ -31,10 +31,12 @@ class MocoService:
         keys: MocoKeys,
         limiter: RateLimiter,
         outbox: Outbox,
-        clock: Clock,
+        clock: SystemClock,
         feedback: Feedback | None = None,
     ) -> None:
-        self.client = MocoClient(cfg.base_url, keys, limiter, timeout=cfg.request_timeout)
+        self.client = MocoClient(
+            cfg.base_url, keys, limiter, timeout=cfg.request_timeout, clock=clock
+        )
         self.breaker = Breaker()
         self.staff = StaffBook(cfg.users)
         self._clock = clock

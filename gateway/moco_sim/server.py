@@ -77,7 +77,12 @@ def _endpoint(
             if request.match_info.route.resource
             else request.path
         )
-        fault = space.faults.take(request.path, template)
+        methods = space.fault_methods
+        fault = (
+            space.faults.take(request.path, template)
+            if methods is None or request.method in methods
+            else None
+        )
         if fault is not None and not space.faults.commit:
             early = await _fault(request, space, fault)
             if early is not None:

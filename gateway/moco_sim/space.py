@@ -95,6 +95,7 @@ class MocoSpace:
         self.presences: dict[int, SimPresence] = {}
         self.rate_limit = SimRateLimiter(limits={}, default_limit=limit)
         self.faults = Faults()
+        self.fault_methods: set[str] | None = None  # restrict faults to these methods
         self.requests: list[Record] = []
         self.touches = 0
         self.discarded = 0  # presences touched open and shut within one minute
