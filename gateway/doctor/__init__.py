@@ -2,7 +2,8 @@
 
 Checks the config, the service user and unit, the state directory, each reader's and
 door's device and permissions (as the service user, whoever runs the doctor), the
-Cobot API's reachability, the token's validity and scopes, and the clock.
+Cobot API's reachability, the token's validity and scopes, MOCO's key and users
+(with [moco]), and the clock.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ async def run_doctor(
         check_doors(report, cfg.doors, system)
         check_capabilities(report, cfg, system)
         await check_api(report, cfg, system, env)
+        if cfg.moco is not None:
+            from gateway.doctor.moco import check_moco
+
+            await check_moco(report, cfg, env)
     verdict, how = await clock_synchronised(clock_probes)
     if verdict is None:
         report.add("clock", Status.UNKNOWN, f"synchronisation unknown: {how}")

@@ -84,14 +84,23 @@ class MocoClient:
         return parse_presence(body, "touch")
 
     async def presences(
-        self, user_id: int, start: date, end: date, *, priority: Priority = Priority.REPLAY
+        self,
+        user_id: int | None,
+        start: date,
+        end: date,
+        *,
+        priority: Priority = Priority.REPLAY,
     ) -> list[Presence]:
-        """``GET /users/presences?from=&to=&user_id=``: the user's presences of the days."""
-        params = {"from": start.isoformat(), "to": end.isoformat(), "user_id": str(user_id)}
+        """``GET /users/presences?from=&to=&user_id=``: the user's presences of the days
+        (``user_id`` None: what the account key itself sees; the doctor's cheap read)."""
+        params = {"from": start.isoformat(), "to": end.isoformat()}
+        if user_id is not None:
+            params["user_id"] = str(user_id)
         body = await self._request(
             "GET", "/users/presences", user_id, priority=priority, params=params
         )
-        return [p for p in parse_presences(body) if p.user_id in (None, user_id)]
+        found = parse_presences(body)
+        return found if user_id is None else [p for p in found if p.user_id in (None, user_id)]
 
     async def create(
         self,
@@ -155,7 +164,7 @@ class MocoClient:
         self,
         method: str,
         path: str,
-        user_id: int,
+        user_id: int | None,
         *,
         priority: Priority,
         params: Mapping[str, str] | None = None,

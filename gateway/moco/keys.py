@@ -29,8 +29,13 @@ class MocoKeys:
     def __repr__(self) -> str:  # never print a key, even in a traceback
         return f"MocoKeys(account={'set' if self.account else None}, users={sorted(self.per_user)})"
 
-    def credentials(self, user_id: int) -> tuple[str, int | None]:
-        """(key, user to impersonate or None) for acting as ``user_id``."""
+    def credentials(self, user_id: int | None) -> tuple[str, int | None]:
+        """(key, user to impersonate or None) for acting as ``user_id`` (None: the
+        account key as itself)."""
+        if user_id is None:
+            if self.account is None:
+                raise ConfigError("no MOCO account key")
+            return self.account, None
         own = self.per_user.get(user_id)
         if own is not None:
             return own, None
