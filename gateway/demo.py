@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -19,20 +20,27 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.config.model import Config
 from gateway.decide import Decision
+from gateway.moco.keys import MocoKeys
+from gateway.moco_sim import ACCOUNT_KEY, MocoSpace, demo_moco, run_moco_sim
 from gateway.model import CheckIn, Direction, Outcome, Signal
 from gateway.outbox import Entry
 from gateway.readers.base import ReaderState, TapSink, make_tap
 from gateway.redact import redact
 from gateway.sim import ADMIN_TOKEN, Plan, SimSpace, demo_space, run_sim
 
-HELP = """\
+STAFF_CARD = "5E00000001"  # MOCO user 933590696 (John Doe), no Cobot member
+STAFF_USER = 933590696
+
+_HELP = """\
 Type a card number and press Enter (try the cards above).
   out CARD   check that member out (as an exit reader would)
+  {staff} the staff card: clocks in, and (a minute later) out, at a simulated MOCO
   offline    the internet goes down: the simulated Cobot stops answering
   online     the internet is back: queued check-ins are replayed
   status     what the gateway knows right now
   help       this text;  quit (or Ctrl-D) to stop
 """
+HELP = _HELP.format(staff=f"{STAFF_CARD:<10}")
 
 REAL_SPACE = """\
 To run this against your real space:
@@ -54,11 +62,17 @@ _OUTCOME_WORDS = {
     Outcome.DOOR_FAILED: "the door could not be driven",
     Outcome.CHECKED_OUT: "checked out",
     Outcome.CHECK_OUT_QUEUED: "check-out queued until Cobot answers",
+    Outcome.OPENED_MEMBER: "a known card",
+    Outcome.STAFF: "not a member: a staff card, clocked at MOCO",
 }
 
 
 class DemoDoor:
-    """Stands in for the relay; the narrator says when it opened."""
+    """Stands in for the relay; the narrator says when it opened. MOCO's feedback (one
+    beep in, two out) is told in words."""
+
+    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+        self._say = say
 
     @property
     def name(self) -> str:
@@ -68,7 +82,12 @@ class DemoDoor:
         return None
 
     async def signal(self, signal: Signal) -> None:
-        return None
+        if self._say is None:
+            return
+        if signal is Signal.CLOCKED_IN:
+            self._say("  moco   clocked IN: a presence opened (one beep)")
+        elif signal is Signal.CLOCKED_OUT:
+            self._say("  moco   clocked OUT: the presence closed (two beeps)")
 
     async def aclose(self) -> None:
         return None
@@ -126,19 +145,31 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
 
     configure("warning", "console")
     space = demo_space()
+    moco = demo_moco()
     with tempfile.TemporaryDirectory(prefix="checkin-gateway-demo-") as tmp:
         state = state_dir or Path(tmp)
-        async with run_sim(space) as base_url:
+        async with run_sim(space) as base_url, run_moco_sim(moco) as moco_url:
             cfg = parse_config(
                 {
                     "gateway": {"state_dir": str(state), "decision_deadline": 1.5},
                     "cobot": {"base_url": base_url},
-                    "readers": [{"name": "front", "type": "keyboard", "door": "front"}],
+                    "moco": {
+                        "base_url": moco_url,
+                        "users": [{"token": STAFF_CARD, "user_id": STAFF_USER}],
+                    },
+                    "readers": [
+                        {
+                            "name": "front",
+                            "type": "keyboard",
+                            "door": "front",
+                            "record": ["cobot", "moco"],
+                        }
+                    ],
                     "doors": [{"name": "front", "type": "command", "command": ["true"]}],
                 },
                 "demo",
             )
-            return await _run(cfg, space, base_url, out)
+            return await _run(cfg, space, base_url, out, moco)
 
 
 class Narrator:
@@ -180,20 +211,25 @@ class Narrator:
             self.say(f"  cobot  {what} delivered")
 
 
-async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
+async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO, moco: MocoSpace) -> int:
     narrator = Narrator(out)
     say = narrator.say
     holder: list[Gateway] = []
 
     def offline() -> None:
         space.faults.set("hang")
-        say("  (the simulated Cobot now accepts connections but never answers)")
+        moco.faults.set("error", status=503)
+        say("  (the simulated Cobot now accepts connections but never answers; MOCO is down)")
 
     def online() -> None:
         space.faults.clear()
+        moco.faults.clear()
         holder[0].breaker.probe_soon()
         holder[0].drainer.wake()
-        say("  (the simulated Cobot answers again; queued check-ins are replayed)")
+        if holder[0].moco is not None:
+            holder[0].moco.breaker.probe_soon()
+            holder[0].moco.records.replayer.wake()
+        say("  (both answer again; queued check-ins and staff taps are replayed)")
 
     def status() -> None:
         s = holder[0].status()
@@ -208,7 +244,8 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     gateway = Gateway(
         cfg,
         ADMIN_TOKEN,
-        doors={"front": DemoDoor()},
+        doors={"front": DemoDoor(say)},
+        moco_keys=MocoKeys(ACCOUNT_KEY),
         readers=[console],
         hooks=[narrator.decision],
         delivery_hooks=[narrator.delivered],
@@ -219,6 +256,7 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     say("Cards in the demo space:")
     for line in _describe_cards(space):
         say(f"  {line}")
+    say(f"  {STAFF_CARD:<18} {'John Doe (staff)':<20} MOCO user {STAFF_USER}: a time clock")
     say()
     say(HELP)
     say(REAL_SPACE)

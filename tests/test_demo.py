@@ -30,3 +30,20 @@ def test_demo_tells_what_happened_to_each_tap() -> None:
     assert "checked out" in out
     assert "https://YOUR-SPACE.cobot.me" in out  # how to point it at a real space
     assert "0A1B2C3D4E" in out and "********4E" in out  # listed as demo data, taps redacted
+
+
+def test_the_demo_staff_card_clocks_in_at_moco() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo"],
+        input="5E00000001\nquit\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "John Doe (staff)" in out
+    assert "a staff card, clocked at MOCO" in out
+    assert "moco   clocked IN" in out
