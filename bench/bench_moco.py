@@ -215,13 +215,10 @@ def main() -> None:
     own = [t - r for t, r in zip(total, request, strict=True)]
     print(f"| MOCO tap -> feedback, {TAPS} taps (in/out), loopback sim | p50 | p99 |")
     print("|---|---|---|")
-    print(f"| tap to feedback | {pct(total, 50) * 1000:.1f} ms | {pct(total, 99) * 1000:.1f} ms |")
-    print(
-        f"| of it the touch request | {pct(request, 50) * 1000:.1f} ms | {pct(request, 99) * 1000:.1f} ms |"
-    )
-    print(
-        f"| **gateway's own time** | **{pct(own, 50) * 1000:.1f} ms** | **{pct(own, 99) * 1000:.1f} ms** |"
-    )
+    for name, values in (("tap to feedback", total), ("of it the touch request", request)):
+        print(f"| {name} | {pct(values, 50) * 1000:.1f} ms | {pct(values, 99) * 1000:.1f} ms |")
+    p50, p99 = pct(own, 50) * 1000, pct(own, 99) * 1000
+    print(f"| **gateway's own time** | **{p50:.1f} ms** | **{p99:.1f} ms** |")
     print()
     r = asyncio.run(replay())
     needed = USERS * (1 + len(DAY) // 2)  # a read and one POST per in/out pair
@@ -235,8 +232,7 @@ def main() -> None:
     print(f"| replay time | {r['took']:.1f} s |")
     print(f"| window-bound ideal ({needed} x window / limit) | {ideal:.1f} s |")
     print(f"| **ratio** | **{r['took'] / ideal:.3f}** |")
-    print(
-        f"| 429s / most requests in any window (limit {LIMIT}) | {r['rejected']:.0f} / {r['max_in_window']:.0f} |"
-    )
+    seen = f"{r['rejected']:.0f} / {r['max_in_window']:.0f}"
+    print(f"| 429s / most requests in any window (limit {LIMIT}) | {seen} |")
     print(f"| users with wrong presences / touches sent | {r['wrong']:.0f} / {r['touches']:.0f} |")
     print()
