@@ -63,7 +63,8 @@ clean:
 # --- Install on a Raspberry Pi (README: "Install on a Raspberry Pi") -----------------
 # `sudo make install` puts a virtualenv in $(PREFIX), the unit, the user, the udev rules
 # and an example config in place; it never overwrites an existing config or token.
-# WITH="mac-presence portal" adds the drop-ins granting CAP_NET_RAW / CAP_NET_ADMIN;
+# WITH="mac-presence portal" adds the drop-ins granting CAP_NET_RAW / CAP_NET_ADMIN
+# (WITH=moco: the MOCO key's credential, and an empty root-only moco-key to fill in);
 # a later `make install` without WITH removes them again. install-files honours
 # DESTDIR (the tests use it); the other steps act on this machine.
 PREFIX ?= /opt/checkin-gateway
@@ -71,7 +72,7 @@ DESTDIR ?=
 WITH ?=
 UNITDIR := /etc/systemd/system
 CONFDIR := /etc/checkin-gateway
-DROPINS := mac-presence portal
+DROPINS := mac-presence portal moco
 
 install: install-venv install-files install-activate
 
@@ -97,6 +98,8 @@ install-files:
 		install -m 0640 config/example.toml $(DESTDIR)$(CONFDIR)/config.toml
 	@test -e $(DESTDIR)$(CONFDIR)/cobot-token || \
 		install -m 0600 /dev/null $(DESTDIR)$(CONFDIR)/cobot-token
+	@case " $(WITH) " in *" moco "*) test -e $(DESTDIR)$(CONFDIR)/moco-key || \
+		install -m 0600 /dev/null $(DESTDIR)$(CONFDIR)/moco-key;; esac
 
 install-activate:
 	systemd-sysusers /etc/sysusers.d/checkin-gateway.conf

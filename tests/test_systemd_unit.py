@@ -61,7 +61,7 @@ def staged(tmp_path: Path, dropins: list[str]) -> Path:
     return unit_dir
 
 
-@pytest.mark.parametrize("dropin", ["", "mac-presence", "portal"])
+@pytest.mark.parametrize("dropin", ["", "mac-presence", "portal", "moco"])
 def test_systemd_analyze_verify(tmp_path: Path, dropin: str) -> None:
     unit_dir = staged(tmp_path, [dropin] if dropin else [])
     result = subprocess.run(
@@ -221,3 +221,17 @@ def test_udev_rules_are_well_formed() -> None:
     joined = "\n".join(active)
     assert 'ATTR{idVendor}=="072f", ATTR{idProduct}=="2200", GROUP="checkin-gateway"' in joined
     assert 'KERNEL=="gpiochip*", GROUP="gpio"' in joined
+
+
+def test_with_moco_the_key_is_a_credential_and_an_empty_root_only_file(tmp_path: Path) -> None:
+    make = shutil.which("make")
+    assert make is not None
+    subprocess.run(
+        [make, "-s", "-C", str(ROOT), "install-files", f"DESTDIR={tmp_path}", "WITH=moco"],
+        capture_output=True,
+        check=True,
+    )
+    dropin = tmp_path / "etc/systemd/system" / f"{UNIT.name}.d" / "moco.conf"
+    assert "LoadCredential=moco-api-key:/etc/checkin-gateway/moco-key" in dropin.read_text()
+    key = tmp_path / "etc/checkin-gateway/moco-key"
+    assert key.read_text() == "" and key.stat().st_mode & 0o777 == 0o600

@@ -24,6 +24,7 @@ class Presence:
     start: time  # "from"
     end: time | None  # "to"; None: still open
     user_id: int | None = None
+    user_name: str | None = None  # "firstname lastname" (for status, redacted there)
 
     @property
     def open(self) -> bool:
@@ -71,7 +72,11 @@ def parse_presence(obj: Any, what: str = "presence") -> Presence:
     end = None if raw_to in (None, "") else parse_time(raw_to, f"{what}: to")
     user = obj.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None
-    return Presence(pid, day, start, end, user_id if isinstance(user_id, int) else None)
+    name = None
+    if isinstance(user, dict):
+        parts = [user.get("firstname"), user.get("lastname")]
+        name = " ".join(p for p in parts if isinstance(p, str) and p) or None
+    return Presence(pid, day, start, end, user_id if isinstance(user_id, int) else None, name)
 
 
 def parse_presences(obj: Any, what: str = "presences") -> list[Presence]:

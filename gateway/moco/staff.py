@@ -45,13 +45,13 @@ class StaffBook:
     def state(self, user_id: int) -> Clocked | None:
         return self._state.get(user_id)
 
-    def seen(self, user_id: int, presence: Presence, name: str | None = None) -> None:
+    def seen(self, user_id: int, presence: Presence) -> None:
         known = self._state.get(user_id)
         self._state[user_id] = Clocked(
             presence.open,
             presence.date,
             presence.start if presence.open else None,
-            name or (known.name if known else None),
+            presence.user_name or (known.name if known else None),
         )
 
     def set(self, user_id: int, clocked_in: bool, at: datetime) -> None:

@@ -299,10 +299,21 @@ class MocoRecords:
                 f"its presences could not be read: {read_exc}"
             )
         else:
+            m = minute_of(tap.at)
+            clash = [
+                p
+                for p in today
+                if (p.end is not None and p.start <= m < p.end) or (p.open and p.start > m)
+            ]
+            what = (
+                "it falls inside " + ", ".join(p.describe() for p in clash)
+                if clash
+                else "it conflicts with an existing presence"
+            )
             shown = ", ".join(p.describe() for p in today) or "none"
             reason = (
-                f"MOCO refused the touch at {at}: it conflicts with an existing presence "
-                f"(423 Locked). The day's presences: {shown}. Not retried: fix it in MOCO"
+                f"MOCO refused the touch at {at} (423 Locked): {what}. The day's presences: "
+                f"{shown}. Not retried: correct the presences in MOCO"
             )
         log.warning("moco_touch_conflict", user_id=user_id, reader=tap.reader, reason=reason)
         return reason
