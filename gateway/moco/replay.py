@@ -79,6 +79,10 @@ class Replayer:
         self._on_delivered = on_delivered
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._wake = asyncio.Event()
+        # Users whose entries a live tap wrote since the round read the queue: their
+        # part of that read is stale and is read again (or a delivered tap would be
+        # planned a second time).
+        self._changed: set[int] = set()
         self._backoff = Backoff(initial=RETRY_INITIAL, maximum=RETRY_MAX)
         self.delivered = 0
         self.failed = 0
@@ -86,6 +90,10 @@ class Replayer:
     def lock(self, user_id: int) -> asyncio.Lock:
         """Held while one user's entries are being written (live touch or replay)."""
         return self._locks[user_id]
+
+    def changed(self, user_id: int) -> None:
+        """A live tap wrote this user's entries (call it holding ``lock(user_id)``)."""
+        self._changed.add(user_id)
 
     def wake(self) -> None:
         self._wake.set()
@@ -101,6 +109,7 @@ class Replayer:
     async def _round(self) -> float:
         try:
             await self._outbox.load()
+            self._changed.clear()
             entries = await self._outbox.head(HEAD, backend=NAME)
         except (StorageError, OSError) as exc:
             log.error("moco_outbox_unreadable", error=str(exc))
@@ -122,7 +131,10 @@ class Replayer:
                 sleep = min(sleep, 0.1)  # a live tap of theirs is being written
                 continue
             async with self._locks[user_id]:
-                outcomes = await self._replay(user_id, mine, Priority.REPLAY)
+                if user_id in self._changed:
+                    outcomes = await self.replay_user(user_id, Priority.REPLAY)
+                else:
+                    outcomes = await self._replay(user_id, mine, Priority.REPLAY)
             if self._breaker.is_open:
                 return max(0.1, self._breaker.probe_due_in())
             sleep = 0.0 if any(v != "waiting" for v in outcomes.values()) else min(sleep, 0.1)
@@ -147,7 +159,12 @@ class Replayer:
     async def replay_user(self, user_id: int, priority: Priority) -> Outcomes:
         """Replay the earliest day of one user's open entries now (the caller holds
         ``lock(user_id)``)."""
-        entries = [e for e in await self._outbox.head(HEAD, backend=NAME) if _user(e) == user_id]
+        try:
+            head = await self._outbox.head(HEAD, backend=NAME)
+        except StorageError as exc:
+            log.error("moco_outbox_unreadable", error=str(exc))
+            return {}
+        entries = [e for e in head if _user(e) == user_id]
         if not entries:
             return {}
         return await self._replay(user_id, entries, priority)

@@ -212,6 +212,7 @@ class MocoRecords:
             self.replayer.wake()
             return
         async with self.replayer.lock(user_id):
+            self.replayer.changed(user_id)
             try:
                 entry = await self._outbox.get(entry_id)
                 if entry is None or entry.state is not State.PENDING:
