@@ -16,14 +16,13 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.common import pct
 from gateway.app import Gateway
 from gateway.breaker import Breaker
-from gateway.clock import SystemClock
 from gateway.cobot.ratelimit import WINDOW, WINDOW_MARGIN, Group, RateLimiter
 from gateway.config import parse_config
 from gateway.config.model import MocoSection, MocoUser
@@ -32,6 +31,7 @@ from gateway.moco.keys import MocoKeys
 from gateway.moco.replay import Replayer
 from gateway.moco.staff import StaffBook
 from gateway.moco_sim import ACCOUNT_KEY, MocoSpace, run_moco_sim
+from gateway.moco_sim.clock import StepClock
 from gateway.model import Direction, RecordKind, Signal
 from gateway.outbox import Outbox
 from gateway.readers.base import make_tap
@@ -44,28 +44,6 @@ USERS = 50
 DAY = ("08:00", "12:00", "13:00", "17:00")
 LIMIT = MocoSection.__dataclass_fields__["rpm"].default  # the configured default
 SHORT_WINDOW = 6.0
-
-
-class StepClock(SystemClock):
-    def __init__(self) -> None:
-        super().__init__(boot_id="bench")
-        self._wall, self._mono, self.offset = datetime.now(UTC), time.monotonic(), 0.0
-
-    def now(self) -> datetime:
-        return self._wall + timedelta(seconds=self.monotonic() - self._mono)
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def synchronized(self) -> bool:
-        return True
-
-    def refresh(self) -> bool:
-        return True
-
-    def to_minute_start(self) -> None:
-        local = self.now()
-        self.offset += 60 - local.second - local.microsecond / 1e6 + 1 + 60
 
 
 class FeedbackDoor:
@@ -141,6 +119,7 @@ async def latency() -> dict[str, list[float]]:
             rule = gw.reader_rule("front", door)
             for _ in range(TAPS):
                 clock.to_minute_start()
+                clock.advance(60)  # and a minute more: min_interval
                 door.shown.clear()
                 tap = make_tap("front", "7F00000001", Direction.IN, clock)
                 started = time.perf_counter()

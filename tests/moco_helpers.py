@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
-from gateway.clock import SystemClock
 from gateway.config import parse_config
 from gateway.decide import Decision
 from gateway.moco.keys import MocoKeys
 from gateway.moco_sim import ACCOUNT_KEY, MocoSpace, demo_moco, run_moco_sim
+from gateway.moco_sim.clock import StepClock
 from gateway.model import Direction
 from gateway.readers.base import make_tap
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
@@ -29,45 +27,6 @@ STAFF_OWN_KEY = "7F0000000A"  # user 933590697, with a key of their own
 USER = 933590696
 USER_OWN = 933590697
 OWN_KEY = "moco-user-key-933590697"
-
-
-class StepClock(SystemClock):
-    """Real time plus an offset the test adds to (both clocks jump together)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        super().__init__(boot_id="boot-moco")
-        self._base_wall = start or datetime.now(UTC)
-        self._base_mono = time.monotonic()
-        self.offset = 0.0
-
-    def now(self) -> datetime:
-        return self._base_wall + timedelta(seconds=self.monotonic() - self._base_mono)
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def synchronized(self) -> bool:
-        return True
-
-    def refresh(self) -> bool:
-        return True
-
-    def observe(self, reference: datetime) -> None:
-        pass
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def to_minute_start(self, second: float = 1.0) -> None:
-        """Move on to ``second`` past the next minute (a touch then has the minute)."""
-        local = self.now().astimezone()
-        self.advance(60 - local.second - local.microsecond / 1e6 + second)
-
-
-def local(day: datetime, hhmm: str) -> datetime:
-    """``day``'s local date at HH:MM (aware)."""
-    h, m = map(int, hhmm.split(":"))
-    return day.astimezone().replace(hour=h, minute=m, second=1, microsecond=0)
 
 
 @dataclass

@@ -66,17 +66,7 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Pa
                 await daemon.wait_for("serial_reader_ready")
                 size = rng.randint(30, 60)
                 batch, pending = pending[:size], pending[size:]
-                for token in batch:
-                    os.write(master, encode_rdm6300(bytes.fromhex(token)))
-                    await asyncio.sleep(rng.uniform(0, 0.004))
-                # Kill once a random share of the batch was decided (so the test covers
-                # hundreds of taps however loaded the machine is), at a random instant.
-                decided = rng.randint(size // 3, size - 1)
-                async with asyncio.timeout(30):
-                    while sum(e.get("event") == "tap" for e in daemon.events) < decided:
-                        await asyncio.sleep(0.005)
-                await asyncio.sleep(rng.uniform(0, 0.05))
-                await daemon.kill()  # SIGKILL, mid-whatever
+                await _tap_then_kill(daemon, master, batch, rng)
                 admitted |= {
                     e["membership_id"]
                     for e in daemon.events
@@ -113,6 +103,22 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Pa
     assert admitted <= queued, "a tap that opened the door was not queued"
     assert queued == checked_in, "lost or extra check-ins"
     assert not space.doubled(), f"doubled: {space.doubled()}"
+
+
+async def _tap_then_kill(daemon: Daemon, master: int, batch: list[str], rng: random.Random) -> None:
+    """Send the batch's cards through the pty; SIGKILL once a random share of it was
+    decided (so the test covers many taps however loaded the machine is), at a random
+    instant."""
+    for token in batch:
+        os.write(master, encode_rdm6300(bytes.fromhex(token)))
+        await asyncio.sleep(rng.uniform(0, 0.004))
+    size = len(batch)
+    decided = rng.randint(size // 3, size - 1)
+    async with asyncio.timeout(30):
+        while sum(e.get("event") == "tap" for e in daemon.events) < decided:
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(rng.uniform(0, 0.05))
+    await daemon.kill()  # SIGKILL, mid-whatever
 
 
 def _open_rows(db_path: Path) -> int:
@@ -176,15 +182,7 @@ async def test_sigkill_during_moco_taps_and_replay_loses_and_doubles_no_presence
                 await daemon.wait_for("serial_reader_ready")
                 size = rng.randint(25, 40)
                 batch, pending = pending[:size], pending[size:]
-                for token in batch:
-                    os.write(master, encode_rdm6300(bytes.fromhex(token)))
-                    await asyncio.sleep(rng.uniform(0, 0.004))
-                decided = rng.randint(size // 3, size - 1)
-                async with asyncio.timeout(30):
-                    while sum(e.get("event") == "tap" for e in daemon.events) < decided:
-                        await asyncio.sleep(0.005)
-                await asyncio.sleep(rng.uniform(0, 0.05))
-                await daemon.kill()
+                await _tap_then_kill(daemon, master, batch, rng)
                 clocked |= {e["user_id"] for e in daemon.events if e.get("event") == "clocked_in"}
                 clocked |= {e["user_id"] for e in daemon.events if e.get("event") == "clocked_out"}
                 daemon = Daemon(cfg, env)

@@ -382,16 +382,7 @@ class CobotClient:
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
 
     def _saw_date(self, value: str | None) -> None:
-        """Tell the clock what time the API says it is (a right clock without NTP is
-        trusted this way; garbage is ignored)."""
-        if value is None or self._clock is None:
-            return
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return
-        if when.tzinfo is not None:
-            self._clock.observe(when)
+        observe_date(self._clock, value)
 
     def _auth_error(self, status: int, what: str, detail: object) -> None:
         # Loud once per episode: an operator must fix the token; repeating it every tap
@@ -414,6 +405,19 @@ class CobotClient:
     @property
     def auth_failed(self) -> bool:
         return self._auth_failed
+
+
+def observe_date(clock: SystemClock | None, value: str | None) -> None:
+    """Tell the clock what time an API's ``Date`` header says it is (a right clock
+    without NTP is trusted this way; garbage is ignored)."""
+    if value is None or clock is None:
+        return
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return
+    if when.tzinfo is not None:
+        clock.observe(when)
 
 
 def _seg(value: str) -> str:

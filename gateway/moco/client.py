@@ -9,7 +9,6 @@ gateway/cobot/errors.py plus ``Locked`` (423). Keys are never logged.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 from collections.abc import Mapping
 from datetime import date, time
@@ -19,7 +18,7 @@ import aiohttp
 import structlog
 
 from gateway.clock import SystemClock
-from gateway.cobot.client import MAX_BODY, parse_retry_after
+from gateway.cobot.client import MAX_BODY, observe_date, parse_retry_after
 from gateway.cobot.errors import (
     MalformedResponse,
     NoSlot,
@@ -214,7 +213,7 @@ class MocoClient:
                 raw = await resp.content.read(MAX_BODY + 1)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
-                self._saw_date(resp.headers.get("Date"))
+                observe_date(self._clock, resp.headers.get("Date"))
         except aiohttp.ClientConnectorError as exc:
             raise Unavailable(f"{what}: {exc}", outcome_unknown=False) from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -229,16 +228,6 @@ class MocoClient:
                 raise MalformedResponse(f"{what}: empty answer")
             return _json(raw, what)
         return self._fail(what, status, raw, retry_after)
-
-    def _saw_date(self, value: str | None) -> None:
-        if value is None or self._clock is None:
-            return
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return
-        if when.tzinfo is not None:
-            self._clock.observe(when)
 
     def _fail(self, what: str, status: int, raw: bytes, retry_after: str | None) -> Any:
         detail = _detail(raw)

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.moco_sim.space import TEMPLATE, MocoSpace, Record, SimError
+from gateway.sim.server import _until  # the same wait as the Cobot sim's faults
 
 SPACE = web.AppKey("moco_space", MocoSpace)
 STOPPING = web.AppKey("moco_stopping", asyncio.Event)
@@ -157,17 +158,6 @@ async def _fault(request: web.Request, space: MocoSpace, fault: str) -> web.Resp
     if stopping.is_set():
         raise asyncio.CancelledError  # dropped unanswered
     return None
-
-
-async def _until(stopping: asyncio.Event, work: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(work)
-    stop = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in (task, stop):
-            t.cancel()
-        await asyncio.gather(task, stop, return_exceptions=True)
 
 
 def _json(body: object, status: int) -> web.Response:
