@@ -111,7 +111,7 @@ async def moco_rig(
                 await task
 
 
-async def eventually(predicate: Any, timeout: float = 5.0) -> None:
+async def eventually(predicate: Any, timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)

@@ -12,10 +12,7 @@ written to the outbox as soon as the database takes it again, in the state it re
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -28,6 +25,7 @@ from gateway.drain import Drainer
 from gateway.errors import StorageError
 from gateway.model import CheckIn, Membership, RecordKind, Tap
 from gateway.outbox import Outbox, State
+from gateway.records.background import Background, save_loop
 from gateway.records.base import Hold
 from gateway.redact import redact
 
@@ -70,7 +68,7 @@ class CobotRecords:
         self._unsaved: list[Unsaved] = []
         self._unreleased: set[int] = set()
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._background = Background()
         self._storage_error: str | None = None
 
     @property
@@ -137,7 +135,7 @@ class CobotRecords:
             self._wake.set()
             return
         if live:
-            self._spawn(self._drainer.deliver_id(hold.entry_id, Priority.LIVE))
+            self._background.spawn(self._drainer.deliver_id(hold.entry_id, Priority.LIVE))
         else:
             self._drainer.wake()
 
@@ -167,7 +165,7 @@ class CobotRecords:
         self._unsaved.append(item)
         if live:
             item.busy = True
-            self._spawn(self._deliver_directly(item))
+            self._background.spawn(self._deliver_directly(item))
         self._wake.set()
 
     # --- delivery -------------------------------------------------------------------
@@ -178,16 +176,9 @@ class CobotRecords:
             tg.create_task(self._save_loop(), name="outbox-save")
 
     async def _save_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._unsaved or self._unreleased:
-                await self._save_once()
-                if self._unsaved or self._unreleased:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(SAVE_RETRY):
-                            await self._wake.wait()
-                    self._wake.clear()
+        await save_loop(
+            self._wake, lambda: bool(self._unsaved or self._unreleased), self._save_once, SAVE_RETRY
+        )
 
     async def _save_once(self) -> None:
         for entry_id in list(self._unreleased):
@@ -253,18 +244,8 @@ class CobotRecords:
             return await self._client.check_out(item.member.id, priority=Priority.LIVE)
         return (await self._client.check_in(token=item.tap.token, priority=Priority.LIVE)).check_in
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def aclose(self) -> None:
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=CLOSE_GRACE)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close(CLOSE_GRACE)
         if self._unsaved or self._unreleased:
             await self._save_once()  # one last try: the database may be free now
         for item in self._unsaved:

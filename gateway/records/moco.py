@@ -20,11 +20,9 @@ soon as it can be (then replayed); it is lost only if the gateway stops first (l
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import structlog
 
@@ -47,6 +45,7 @@ from gateway.moco.replay import NAME, Replayer
 from gateway.moco.staff import StaffBook
 from gateway.model import ClockQuality, Membership, RecordKind, Signal, Tap
 from gateway.outbox import Outbox, State
+from gateway.records.background import Background, save_loop
 from gateway.records.base import Hold
 from gateway.redact import redact
 
@@ -97,7 +96,7 @@ class MocoRecords:
         self._unsaved: list[_Unsaved] = []
         self._unreleased: set[int] = set()
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._background = Background()
         self._storage_error: str | None = None
 
     @property
@@ -191,7 +190,7 @@ class MocoRecords:
             self._predicted(hold.tap, user_id, "queued")
             self._wake.set()
             return
-        self._spawn(self._deliver_live(hold.entry_id, hold.tap, user_id))
+        self._background.spawn(self._deliver_live(hold.entry_id, hold.tap, user_id))
 
     async def discard(self, hold: Hold) -> None:
         user_id = self._staff.user_for(hold.tap.token)
@@ -387,16 +386,9 @@ class MocoRecords:
                 self._staff.seen(user_id, max(found, key=lambda p: (p.date, p.start)))
 
     async def _save_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._unsaved or self._unreleased:
-                await self._save_once()
-                if self._unsaved or self._unreleased:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(SAVE_RETRY):
-                            await self._wake.wait()
-                    self._wake.clear()
+        await save_loop(
+            self._wake, lambda: bool(self._unsaved or self._unreleased), self._save_once, SAVE_RETRY
+        )
 
     async def _save_once(self) -> None:
         for entry_id in list(self._unreleased):
@@ -428,18 +420,8 @@ class MocoRecords:
             log.info("moco_record_stored_late", user_id=item.user_id)
             self.replayer.wake()
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def aclose(self) -> None:
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=CLOSE_GRACE)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close(CLOSE_GRACE)
         if self._unsaved or self._unreleased:
             await self._save_once()
         for item in self._unsaved:
