@@ -11,7 +11,17 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 SENSITIVE_KEYS = frozenset(
-    {"token", "card", "uid", "mac", "password", "access_token", "authorization", "login"}
+    {
+        "token",
+        "card",
+        "uid",
+        "mac",
+        "password",
+        "access_token",
+        "authorization",
+        "login",
+        "api_key",  # MOCO's
+    }
 )
 _KEEP = 2
 
