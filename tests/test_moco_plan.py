@@ -75,7 +75,7 @@ def test_crossing_midnight_is_split_at_23_59() -> None:
     open_ = Presence(7, yesterday, t("22:00"), None)
     plan = plan_day(DAY, taps("02:00", "08:00"), [open_])
     assert plan.ops == [
-        Create(DAY, t("00:00"), t("02:00"), []),
+        Create(DAY, t("00:00"), t("02:00"), [], [1]),  # 1 is marked sending before it
         Update(7, t("23:59"), [1]),
         Create(DAY, t("08:00"), None, [2]),
     ]

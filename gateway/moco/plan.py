@@ -51,7 +51,9 @@ class Create:
     day: date
     start: time
     end: time | None
-    entries: list[int] = field(default_factory=list)
+    entries: list[int] = field(default_factory=list)  # settled by this write
+    # Marked sending before it, settled by a later write (a midnight split's first half).
+    also_sending: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -141,7 +143,7 @@ def _split(out: Plan, tap: PlannedTap, yesterday: Presence, today: list[Presence
     out.clocked_in[tap.entry_id] = False
     done = tap.sent and any(p.start == DAY_START and p.end == m for p in today)
     if not done:
-        out.ops.append(Create(tap.at.astimezone().date(), DAY_START, m))
+        out.ops.append(Create(tap.at.astimezone().date(), DAY_START, m, [], [tap.entry_id]))
     out.ops.append(Update(yesterday.id, DAY_END, [tap.entry_id]))
     out.notes.append(
         f"a presence crossed midnight: {yesterday.describe()} ends at 23:59 and "

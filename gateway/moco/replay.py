@@ -254,7 +254,8 @@ class Replayer:
                 await self._fail(op.entries, op.reason, user_id=user_id)
                 outcomes.update(dict.fromkeys(op.entries, "failed"))
                 continue
-            for entry_id in op.entries:
+            marks = [*op.entries, *(op.also_sending if isinstance(op, Create) else [])]
+            for entry_id in marks:
                 if entry_id not in sending:
                     await self._outbox.mark_sending(entry_id)
                     sending.add(entry_id)
