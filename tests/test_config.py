@@ -102,6 +102,21 @@ def test_the_issue_example_loads(tmp_path: Path) -> None:
             ('command = ["/usr/local/bin/open-door"]', 'command = "/usr/local/bin/open-door"'),
             "doors[0].command: expected a list of strings",
         ),
+        (
+            ('command = ["/usr/local/bin/open-door"]', "command = []"),
+            "doors[0].command: expected a list of at least 1 item(s), got 0",
+        ),
+        (
+            ('command = ["/usr/local/bin/open-door"]', 'command = [""]'),
+            "doors[0].command[0]: expected a non-empty string",
+        ),
+        (
+            (
+                'command = ["/usr/local/bin/open-door"]',
+                'command = ["/usr/local/bin/open-door"]\nfeedback_command = []',
+            ),
+            "doors[0].feedback_command: expected a list of at least 1 item(s), got 0",
+        ),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:

@@ -142,13 +142,27 @@ class DoorBase:
     type: str
 
 
+def _argv_item(text: str) -> str:
+    if not text:
+        raise ValueError("expected a non-empty string (argv items are not split by a shell)")
+    return text
+
+
+_ARGV = {"min_items": 1, "parse": _argv_item}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandDoorConfig(DoorBase):
+    """A door opened by a program: ``command`` is its argv (no shell), e.g.
+    ``["/usr/local/bin/relay", "on"]``. It counts as opened only when it exits 0 within
+    ``timeout``; past it, the command and every child it started are killed."""
+
     type: Literal["command"] = "command"
-    command: tuple[str, ...]
+    command: tuple[str, ...] = field(metadata=_ARGV)
     timeout: float = field(default=5.0, metadata=_bounds(0.1, 60))
-    # Optional: run with the signal name (granted, refused, offline) appended.
-    feedback_command: tuple[str, ...] | None = None
+    # Optional: run with the signal name (granted, refused, offline) appended; the same
+    # timeout applies.
+    feedback_command: tuple[str, ...] | None = field(default=None, metadata=_ARGV)
 
 
 GpioLine = int | str

@@ -1,7 +1,8 @@
 """Turning TOML tables into frozen dataclasses, with errors a person can act on.
 
 The dataclasses are the schema: a field's type says what is accepted, its default makes
-it optional, and ``field(metadata=...)`` adds bounds (``min``, ``max``), ``choices``,
+it optional, and ``field(metadata=...)`` adds bounds (``min``, ``max``, ``min_items``
+for lists), ``choices``,
 a ``pattern`` (a regular expression the whole string must match, with ``expected``
 saying in words what it wants) and ``parse`` (a normaliser that raises ``ValueError``,
 e.g. for MAC addresses; applied to each item of a list).
@@ -136,6 +137,9 @@ def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: Where) -> N
         raise where.error(
             f"expected {meta.get('expected', f'a match of {pattern!r}')}, got {value!r}"
         )
+    min_items = meta.get("min_items")
+    if min_items is not None and len(value) < min_items:
+        raise where.error(f"expected a list of at least {min_items} item(s), got {len(value)}")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise where.error(f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
