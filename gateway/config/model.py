@@ -101,7 +101,8 @@ class NfcReaderConfig(ReaderBase):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyboardReaderConfig(ReaderBase):
-    """Tokens typed on standard input, one per line (and USB 'keyboard wedge' readers)."""
+    """Tokens typed on standard input, one per line: the demo's reader, and a console.
+    A service has no stdin: USB readers that type like a keyboard are ``type = "hid"``."""
 
     type: Literal["keyboard"] = "keyboard"
 
@@ -212,6 +213,52 @@ class GpioDoorConfig(DoorBase):
         return {k: v for k in keys if (v := getattr(self, k)) is not None}
 
 
+def _wiegand_format(name: str) -> str:
+    from gateway.readers.wiegand.formats import formats_for
+
+    formats_for(name)  # raises ValueError naming the choices
+    return name.lower()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WiegandReaderConfig(ReaderBase):
+    """A Wiegand reader's D0/D1 on two GPIO lines (libgpiod v2; hardware/wiegand.md).
+    The lines are 5 V on most readers: a level shifter or divider is required."""
+
+    type: Literal["wiegand"] = "wiegand"
+    # A path, or the chip's label: "pinctrl-rp1" is the header on a Pi 5,
+    # "pinctrl-bcm2711" on a Pi 4 (gpiodetect lists them).
+    chip: str = "/dev/gpiochip0"
+    d0_line: GpioLine  # green wire
+    d1_line: GpioLine  # white wire
+    # "auto" (26, 34, 37 bits), "26", "34", "37", or HID names ("h10301", "h10306",
+    # "h10302", "h10304"), or a list of them.
+    format: str | tuple[str, ...] = field(default="auto", metadata={"parse": _wiegand_format})
+    # "facility-card" ("123,45678", as printed), "decimal" or "hex" (the whole number).
+    token_format: Literal["facility-card", "decimal", "hex"] = "facility-card"
+    # A keypad's keys make a PIN token ending with "#" ("*" clears). Off: keys ignored.
+    keypad: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HidReaderConfig(ReaderBase):
+    """A USB reader that types like a keyboard, read through evdev and grabbed
+    exclusively so its digits never reach a console or a login prompt."""
+
+    type: Literal["hid"] = "hid"
+    device: str = field(
+        metadata={
+            "pattern": r"/dev/input/\S+|[0-9a-fA-F]{4}:[0-9a-fA-F]{4}",
+            "expected": "a /dev/input/by-id/...-event-kbd path or 'vendor:product'",
+        }
+    )
+    # The layout the reader types for (the host setting it was configured with).
+    layout: Literal["us", "uk", "de", "fr"] = "us"
+    # Keys of one token arrive milliseconds apart; a partial token followed by a pause
+    # this long is dropped.
+    token_timeout: float = field(default=0.5, metadata=_bounds(0.05, 10))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortalSection:
     """The captive portal on the LAN side (``[portal]``; see gateway/portal)."""
@@ -240,7 +287,14 @@ class PortalSection:
     failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
 
 
-ReaderConfig = SerialReaderConfig | NfcReaderConfig | KeyboardReaderConfig | MacReaderConfig
+ReaderConfig = (
+    SerialReaderConfig
+    | NfcReaderConfig
+    | KeyboardReaderConfig
+    | MacReaderConfig
+    | WiegandReaderConfig
+    | HidReaderConfig
+)
 DoorConfig = CommandDoorConfig | GpioDoorConfig
 
 READER_TYPES: dict[str, type[ReaderBase]] = {
@@ -248,6 +302,8 @@ READER_TYPES: dict[str, type[ReaderBase]] = {
     "nfc": NfcReaderConfig,
     "keyboard": KeyboardReaderConfig,
     "mac": MacReaderConfig,
+    "wiegand": WiegandReaderConfig,
+    "hid": HidReaderConfig,
 }
 DOOR_TYPES: dict[str, type[DoorBase]] = {
     "command": CommandDoorConfig,
