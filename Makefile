@@ -7,7 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox iproute2 \
-	conntrack libusb-1.0-0 systemd
+	conntrack libusb-1.0-0 systemd \
+	gcc python3-dev linux-libc-dev
 APT_STAMP := $(VENV)/.apt-installed
 
 .PHONY: demo sim test bench lint venv system-deps typecheck clean \
@@ -79,7 +80,7 @@ install-venv:
 	@[ "$$(id -u)" = 0 ] || { echo "make install needs root: sudo make install"; exit 1; }
 	@test -x $(PREFIX)/venv/bin/python || $(PYTHON) -m venv $(PREFIX)/venv
 	$(PREFIX)/venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PREFIX)/venv/bin/pip install --quiet --disable-pip-version-check '.[gpio]'
+	$(PREFIX)/venv/bin/pip install --quiet --disable-pip-version-check '.[gpio,hid]'
 
 install-files:
 	@for d in $(WITH); do case " $(DROPINS) " in *" $$d "*) ;; \
