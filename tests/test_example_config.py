@@ -51,7 +51,7 @@ def tables(text: str) -> dict[str, str]:
 
 
 def keys_shown(block: str) -> set[str]:
-    return set(re.findall(r"^#? ?([a-z_]+) = ", block, re.M))
+    return set(re.findall(r"^#? ?([a-z_][a-z0-9_]*) = ", block, re.M))
 
 
 SECTIONS = {"[gateway]": GatewaySection, "[cobot]": CobotSection, "[queue]": QueueSection}

@@ -18,6 +18,7 @@ from gateway.config.model import (
     GpioDoorConfig,
     PortalSection,
     QueueSection,
+    WiegandReaderConfig,
 )
 from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
@@ -118,6 +119,8 @@ def _cross_check(cfg: Config, top: Where) -> None:
             _check_gpio_lines(door, top.key("doors").index(i))
     door_names = {d.name for d in cfg.doors}
     for i, reader in enumerate(cfg.readers):
+        if isinstance(reader, WiegandReaderConfig):
+            _check_wiegand(reader, top.key("readers").index(i))
         if reader.door is not None and reader.door not in door_names:
             known = ", ".join(sorted(door_names)) or "none defined"
             raise (
@@ -126,6 +129,21 @@ def _cross_check(cfg: Config, top: Where) -> None:
                 .key("door")
                 .error(f"no door named {reader.door!r} (doors: {known})")
             )
+
+
+def _check_wiegand(reader: WiegandReaderConfig, where: Where) -> None:
+    from gateway.readers.wiegand.formats import formats_for
+
+    try:
+        formats_for(reader.format)  # each name is checked already; here the combination
+    except ValueError as exc:
+        raise where.key("format").error(str(exc)) from None
+    for key in ("d0_line", "d1_line"):
+        line = getattr(reader, key)
+        if isinstance(line, int) and line < 0:
+            raise where.key(key).error(f"a line offset is 0 or more, got {line}")
+    if str(reader.d0_line) == str(reader.d1_line):
+        raise where.key("d1_line").error(f"D0 and D1 are the same line ({reader.d0_line!r})")
 
 
 def _check_gpio_lines(door: GpioDoorConfig, where: Where) -> None:
