@@ -13,9 +13,11 @@ from gateway.config.model import (
     CommandDoorConfig,
     DoorBase,
     GpioDoorConfig,
+    HidReaderConfig,
     KeyboardReaderConfig,
     ReaderBase,
     SerialReaderConfig,
+    WiegandReaderConfig,
 )
 from gateway.doctor.access import DEVICE_ALLOW, READ, WRITE, char_drivers, group_name, may
 from gateway.doctor.report import Report, Status
@@ -37,8 +39,20 @@ NFC_USB_IDS = {
 }
 
 
-def check_device(report: Report, name: str, path: str, system: System, missing_fix: str) -> None:
+def check_device(
+    report: Report,
+    name: str,
+    path: str,
+    system: System,
+    missing_fix: str,
+    *,
+    need: int = READ | WRITE,
+    group_fix: str | None = None,
+) -> None:
+    """``need``: READ | WRITE, or READ for a device only read (input devices);
+    ``group_fix`` replaces the generic advice when a permission is missing."""
     who = system.principal
+    verb = "read and write" if need & WRITE else "read"
     try:
         st = Path(path).stat()
     except FileNotFoundError:
@@ -53,14 +67,14 @@ def check_device(report: Report, name: str, path: str, system: System, missing_f
     if not stat.S_ISCHR(st.st_mode):
         report.add(name, Status.FIX, f"{shown}: not a character device")
         return
-    if not may(who, st, READ | WRITE):
+    if not may(who, st, need):
         group = group_name(st.st_gid)
         report.add(
             name,
             Status.FIX,
-            f"{shown}: {who.name} may not read and write it "
-            f"(mode {st.st_mode & 0o777:o}, group {group})",
-            f"give the device to group {group} with mode 0660 and the service that group, "
+            f"{shown}: {who.name} may not {verb} it (mode {st.st_mode & 0o777:o}, group {group})",
+            group_fix
+            or f"give the device to group {group} with mode 0660 and the service that group, "
             f"or add a rule to {UDEV_RULES}",
         )
         return
@@ -74,16 +88,22 @@ def check_device(report: Report, name: str, path: str, system: System, missing_f
             f"add a drop-in with [Service] DeviceAllow=char-{driver} rw",
         )
         return
-    report.add(name, Status.OK, f"{shown}: {who.name} may read and write it")
+    report.add(name, Status.OK, f"{shown}: {who.name} may {verb} it")
 
 
 def check_readers(report: Report, readers: tuple[ReaderBase, ...], system: System) -> None:
+    from gateway.doctor.wedge import check_hid, check_wiegand  # it builds on this module
+
     if not readers:
         report.add("readers", Status.WARN, "no readers configured: nobody can check in")
     for reader in readers:
         name = f"reader {reader.name}"
         if isinstance(reader, SerialReaderConfig):
             _check_port(report, name, reader.port, system)
+        elif isinstance(reader, HidReaderConfig):
+            check_hid(report, name, reader, system)
+        elif isinstance(reader, WiegandReaderConfig):
+            check_wiegand(report, name, reader, system)
         elif isinstance(reader, KeyboardReaderConfig):
             report.add(
                 name,

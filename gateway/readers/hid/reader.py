@@ -61,12 +61,14 @@ def open_evdev(spec: str) -> InputDeviceLike:
     ``vendor:product``. Raises ``FileNotFoundError`` when there is none, ``OSError``."""
     import evdev
 
+    # Read-only: we never write to the reader (no LEDs), and the unit admits input
+    # devices read-only; EVIOCGRAB works on a read-only descriptor.
     if spec.startswith("/"):
-        return evdev.InputDevice(spec)
+        return evdev.InputDevice(spec, readonly=True)
     vendor, product = (int(part, 16) for part in spec.split(":"))
     for path in evdev.list_devices():
         with contextlib.suppress(OSError):
-            device = evdev.InputDevice(path)
+            device = evdev.InputDevice(path, readonly=True)
             keys = device.capabilities().get(EV_KEY, [])
             if (device.info.vendor, device.info.product) == (vendor, product) and (
                 evdev.ecodes.KEY_ENTER in keys
