@@ -176,6 +176,7 @@ class GpioDoorConfig(DoorBase):
     exit button, LEDs and buzzer on the same chip. See hardware/relay.md for wiring."""
 
     type: Literal["gpio"] = "gpio"
+    # A path, or the chip's label ("pinctrl-rp1" on a Pi 5; gpiodetect lists them).
     chip: str = "/dev/gpiochip0"
     line: GpioLine
     # Many relay boards switch on when their input is pulled low: then set true.
