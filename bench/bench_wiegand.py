@@ -15,13 +15,11 @@ memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import os
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from bench.common import pct, rss_mib
 
@@ -123,41 +121,6 @@ async def _latency() -> list[float]:
     return latencies
 
 
-class _PipeDevice:
-    """An input device for the HID reader: evdev InputEvent objects through a pipe."""
-
-    def __init__(self) -> None:
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        self.queue: list[object] = []
-
-    @property
-    def fd(self) -> int:
-        return self._r
-
-    def push(self, events: list[object]) -> None:
-        self.queue += events
-        os.write(self._w, b"x")
-
-    def read(self) -> Iterator[object]:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._r, 4096)
-        if not self.queue:
-            raise BlockingIOError(errno.EAGAIN, "no events")
-        events, self.queue = self.queue, []
-        yield from events
-
-    def grab(self) -> None:
-        pass
-
-    def ungrab(self) -> None:
-        pass
-
-    def close(self) -> None:
-        os.close(self._r)
-        os.close(self._w)
-
-
 async def _rss() -> tuple[float, float]:
     before = rss_mib(os.getpid())
     from evdev import InputEvent, ecodes
@@ -168,13 +131,14 @@ async def _rss() -> tuple[float, float]:
     from gateway.readers.wiegand.formats import H10301, encode
     from gateway.readers.wiegand.reader import WiegandReader
     from tests.gpio_bench import FakeChip
+    from tests.input_bench import EventDevice
 
     chip = FakeChip()
     wiegand = WiegandReader(
         WiegandReaderConfig(name="w", chip=chip.chip_path, d0_line=6, d1_line=7, debounce=0),
         open_chip=chip.open_chip,
     )
-    device = _PipeDevice()
+    device = EventDevice("/dev/input/bench")
     hid = HidReader(
         HidReaderConfig(name="h", device="/dev/input/bench", debounce=0),
         open_device=lambda path: device,  # type: ignore[arg-type,return-value]
@@ -193,7 +157,7 @@ async def _rss() -> tuple[float, float]:
             chip.set_input(line, True)
         now = time.monotonic_ns()
         sec, usec = divmod(now // 1000, 1_000_000)
-        events: list[object] = []
+        events: list[InputEvent] = []
         for digit in f"{n:010d}":
             events.append(InputEvent(sec, usec, ecodes.EV_KEY, keys[int(digit)], 1))
             events.append(InputEvent(sec, usec, ecodes.EV_KEY, keys[int(digit)], 0))

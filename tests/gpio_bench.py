@@ -110,6 +110,20 @@ class KernelGpioSim:
                 folder.rmdir()
 
 
+def open_bench(kind: str, what: str) -> Bench:
+    """The bench a parametrised fixture asked for: ``"gpio-sim"`` (skipped with the
+    reason when this kernel has none; CI runs on the same kind of VM, tests/vm/ has it)
+    or ``"fake"``. ``what`` names the tests in the skip message."""
+    import pytest
+
+    if kind == "gpio-sim":
+        why_not = kernel_gpio_sim()
+        if why_not is not None:
+            pytest.skip(f"{why_not}: the {what} tests ran on the fake chip only")
+        return KernelGpioSim()
+    return FakeChip()
+
+
 # --- the fake chip -------------------------------------------------------------------
 
 

@@ -12,9 +12,7 @@ Two variants of the device under the same reader code (``HidReader``'s open/read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from gateway.readers.hid.keymap import LAYOUTS
 from gateway.readers.hid.reader import HidReader
 from gateway.readers.hid.tokens import KeyTokenizer
 from gateway.readers.relink import Relink
+from tests.input_bench import EventDevice
 
 WAIT = 5.0
 MS = 1_000_000
@@ -132,58 +131,6 @@ def test_enter_alone_unmapped_keys_and_overlong() -> None:
 # --- the reader, over a device fed with evdev's InputEvent objects ----------------------
 
 
-class EventDevice:
-    """An input device as the reader sees it: a pollable fd, ``read()`` that yields
-    ``InputEvent`` objects or raises BlockingIOError, EVIOCGRAB, unplug (ENODEV)."""
-
-    grabbed_by: dict[str, EventDevice] = {}  # noqa: RUF012 - the "kernel's" grab table
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        self._queue: list[InputEvent] = []
-        self.unplugged = False
-        self.closed = False
-
-    @property
-    def fd(self) -> int:
-        return self._r
-
-    def push(self, events: list[InputEvent]) -> None:
-        self._queue += events
-        os.write(self._w, b"x")
-
-    def unplug(self) -> None:
-        self.unplugged = True
-        os.write(self._w, b"x")
-
-    def read(self) -> Iterator[InputEvent]:
-        if self.unplugged:
-            raise OSError(errno.ENODEV, "No such device")
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._r, 4096)
-        if not self._queue:
-            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        events, self._queue = self._queue, []
-        yield from events
-
-    def grab(self) -> None:
-        if self.grabbed_by.get(self.path) not in (None, self):
-            raise OSError(errno.EBUSY, "Device or resource busy")
-        self.grabbed_by[self.path] = self
-
-    def ungrab(self) -> None:
-        self.grabbed_by.pop(self.path, None)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.ungrab()
-            os.close(self._r)
-            os.close(self._w)
-
-
 class Plug:
     """Which devices are plugged in; ``open`` is the reader's ``open_device`` seam."""
 
@@ -225,6 +172,12 @@ async def until(condition: Callable[[], bool], what: str) -> None:
     assert condition(), what
 
 
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def make(plug: Plug, **changes: object) -> HidReader:
     cfg = HidReaderConfig(**({"name": "usb", "device": PATH, "debounce": 0.0} | changes))  # type: ignore[arg-type]
     return HidReader(
@@ -248,9 +201,7 @@ async def test_reader_over_evdev_events_grabs_and_taps(plug: Plug) -> None:
         await until(lambda: len(taps) == 1, "tap")
         assert taps[0].token == "0004123456" and taps[0].reader == "usb"
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await stop(task)
     assert device.closed and PATH not in EventDevice.grabbed_by  # released on stop
 
 
@@ -267,9 +218,7 @@ async def test_partial_token_is_dropped_after_the_pause(plug: Plug) -> None:
         await until(lambda: len(taps) == 1, "tap")
         assert [t.token for t in taps] == ["456"]
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 async def test_unplug_and_replug(plug: Plug) -> None:
@@ -290,9 +239,7 @@ async def test_unplug_and_replug(plug: Plug) -> None:
         await until(lambda: len(taps) == 1, "tap after replug")
         assert [t.token for t in taps] == ["22"]  # the half token did not glue on
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 async def test_grabbed_elsewhere_is_busy_and_permission_is_final(plug: Plug) -> None:
@@ -302,9 +249,7 @@ async def test_grabbed_elsewhere_is_busy_and_permission_is_final(plug: Plug) -> 
     task = asyncio.create_task(reader.run(lambda tap: None))
     await until(lambda: reader.state is ReaderState.RECONNECTING, "busy")
     assert "grabbed by another program" in str(reader._link.last_error)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await stop(task)
     other.close()
     plug.denied = True
     denied = make(plug)

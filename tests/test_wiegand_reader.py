@@ -20,7 +20,7 @@ from gateway.readers.base import ReaderContext, ReaderState
 from gateway.readers.relink import Relink
 from gateway.readers.wiegand.formats import H10301, H10304, H10306, encode
 from gateway.readers.wiegand.reader import WiegandReader
-from tests.gpio_bench import Bench, FakeChip, KernelGpioSim, kernel_gpio_sim
+from tests.gpio_bench import Bench, FakeChip, open_bench
 
 D0, D1 = 6, 7
 WAIT = 5.0
@@ -36,14 +36,7 @@ def default_logging() -> Iterator[None]:
 
 @pytest.fixture(params=["gpio-sim", "fake"])
 def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
-    if request.param == "gpio-sim":
-        why_not = kernel_gpio_sim()
-        if why_not is not None:
-            # CI runs on this same kind of VM, whose kernel has none (tests/vm/ has it).
-            pytest.skip(f"{why_not}: the Wiegand reader tests ran on the fake chip only")
-        sim: Bench = KernelGpioSim()
-    else:
-        sim = FakeChip()
+    sim = open_bench(request.param, "Wiegand reader")
     try:
         yield sim
     finally:

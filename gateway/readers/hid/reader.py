@@ -13,7 +13,6 @@ has one (tests/test_hid_reader.py says which ran).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -26,6 +25,7 @@ import structlog
 
 from gateway.config.model import HidReaderConfig
 from gateway.readers.base import Debouncer, ReaderState, TapSink, make_tap
+from gateway.readers.fdwatch import FdWatch
 from gateway.readers.hid.keymap import LAYOUTS
 from gateway.readers.hid.tokens import KeyTokenizer
 from gateway.readers.relink import LOST, PERMISSION, LinkFault, Relink
@@ -120,49 +120,30 @@ class HidReader:
             self._sink = None
 
     async def _attempt(self) -> None:
+        """One life of the device: open and grab it, read until it fails."""
         device = self._open()
-        loop = asyncio.get_running_loop()
-        lost: asyncio.Future[LinkFault] = loop.create_future()
-        timer: list[asyncio.TimerHandle] = []
+        watch = FdWatch(device.fd, clock_ns=self._clock_ns)
 
-        def on_ready() -> None:
+        def on_readable() -> None:
             try:
                 events = list(device.read())
             except BlockingIOError:
                 return
             except OSError as exc:  # ENODEV: unplugged
-                loop.remove_reader(fd)
-                if not lost.done():
-                    lost.set_result(LinkFault(LOST, f"{self._cfg.device}: {exc.strerror or exc}"))
+                watch.lost(LinkFault(LOST, f"{self._cfg.device}: {exc.strerror or exc}"))
                 return
             self.feed(events)
-            arm()
-
-        def arm() -> None:
-            for handle in timer:
-                handle.cancel()
-            timer.clear()
-            deadline = self._tokens.deadline_ns()
-            if deadline is not None:
-                delay = max(deadline - self._clock_ns(), 0) / 1e9
-                timer.append(loop.call_later(delay, on_pause))
+            watch.wake_at(self._tokens.deadline_ns(), on_pause)
 
         def on_pause() -> None:
-            timer.clear()
             if self._tokens.expire(self._clock_ns()):
                 self._log.info("hid_partial_token_dropped")
-            else:
-                arm()
+            else:  # a key came since: wait for the new deadline
+                watch.wake_at(self._tokens.deadline_ns(), on_pause)
 
-        fd = device.fd
         try:
-            loop.add_reader(fd, on_ready)
-            self._link.up()
-            raise await lost
+            await watch.serve(on_readable, self._link.up)
         finally:
-            loop.remove_reader(fd)
-            for handle in timer:
-                handle.cancel()
             self._tokens.reset()
             with contextlib.suppress(OSError):
                 device.ungrab()

@@ -9,7 +9,6 @@ line has been silent for the gap, so a tap follows the last bit by about 25 ms.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from gateway.doors.gpio_lines import CONSUMER, ChipLike, OpenChip, RequestLike, 
 from gateway.errors import DoorError
 from gateway.gpiochip import open_chip_by_name
 from gateway.readers.base import Debouncer, ReaderState, TapSink, make_tap
+from gateway.readers.fdwatch import FdWatch
 from gateway.readers.relink import LOST, PERMISSION, LinkFault, Relink
 from gateway.readers.wiegand.formats import formats_for
 from gateway.readers.wiegand.frames import Frame, FrameSplitter
@@ -87,47 +87,27 @@ class WiegandReader:
     async def _attempt(self) -> None:
         """One life of the line request: request, read edges until the fd fails."""
         request = self._request()
-        loop = asyncio.get_running_loop()
-        lost: asyncio.Future[LinkFault] = loop.create_future()
-        timer: list[asyncio.TimerHandle] = []
+        watch = FdWatch(request.fd, clock_ns=self._clock_ns)
 
-        def on_edges() -> None:
+        def on_readable() -> None:
             try:
                 events = request.read_edge_events()
             except OSError as exc:
-                loop.remove_reader(fd)
-                if not lost.done():
-                    lost.set_result(LinkFault(LOST, f"{self._cfg.chip}: edges lost: {exc}"))
+                watch.lost(LinkFault(LOST, f"{self._cfg.chip}: edges lost: {exc}"))
                 return
             self._edges(events)
-            for handle in timer:
-                handle.cancel()
-            timer.clear()
-            deadline = self._splitter.deadline_ns()
-            if deadline is not None:
-                delay = max(deadline - self._clock_ns(), 0) / 1e9
-                timer.append(loop.call_later(delay, on_silence))
+            watch.wake_at(self._splitter.deadline_ns(), on_silence)
 
         def on_silence() -> None:
-            timer.clear()
             frame = self._splitter.flush(self._clock_ns())
             if frame is not None:
                 self._frame(frame)
-                return
-            deadline = self._splitter.deadline_ns()  # woke a little early: wait on
-            if deadline is not None:
-                delay = max(deadline - self._clock_ns(), 0) / 1e9
-                timer.append(loop.call_later(delay, on_silence))
+            else:  # woke a little early: wait on
+                watch.wake_at(self._splitter.deadline_ns(), on_silence)
 
-        fd = request.fd
         try:
-            loop.add_reader(fd, on_edges)
-            self._link.up()
-            raise await lost
+            await watch.serve(on_readable, self._link.up)
         finally:
-            loop.remove_reader(fd)
-            for handle in timer:
-                handle.cancel()
             self._splitter = FrameSplitter()  # half a frame must not glue to the next
             request.release()
 
