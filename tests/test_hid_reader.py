@@ -217,6 +217,8 @@ async def test_partial_token_is_dropped_after_the_pause(plug: Plug) -> None:
         device.push(as_events(keystrokes("456", now_ns())))
         await until(lambda: len(taps) == 1, "tap")
         assert [t.token for t in taps] == ["456"]
+        stats = reader.stats
+        assert (stats.taps, stats.tokens, stats.partial, stats.opens) == (1, 1, 1, 1)
     finally:
         await stop(task)
 

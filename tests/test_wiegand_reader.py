@@ -128,7 +128,9 @@ async def test_bad_frames_are_counted_never_tapped(bench: Bench) -> None:
         send(bench, good, 26)
         await until(lambda: bool(run.taps), "the good card")
         assert [t.token for t in run.taps] == ["005,00006"]
-        assert reader.stats.rejected == {"parity": 1, "wrong-length": 1, "noise": 1}
+        stats = reader.stats
+        assert stats.rejected == {"parity": 1, "wrong-length": 1, "noise": 1}
+        assert (stats.taps, stats.cards, stats.opens, stats.state) == (1, 1, 1, ReaderState.READY)
 
 
 async def test_swapped_lines_are_reported_with_the_fix(bench: Bench) -> None:

@@ -19,6 +19,7 @@ import fcntl
 import struct
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -78,6 +79,18 @@ def open_evdev(spec: str) -> InputDeviceLike:
     raise FileNotFoundError(errno.ENOENT, f"no input device {spec} with an Enter key", spec)
 
 
+@dataclass(frozen=True, slots=True)
+class HidReaderStats:
+    state: ReaderState
+    taps: int  # after debouncing
+    tokens: int  # Enter-terminated tokens typed
+    partial: int  # half tokens dropped after a pause
+    unmapped_keys: int  # keys the layout does not map (ignored)
+    too_long: int  # tokens over 64 characters (dropped)
+    opens: int  # times the device was opened and grabbed
+    last_error: str | None
+
+
 class HidReader:
     def __init__(
         self,
@@ -109,6 +122,21 @@ class HidReader:
     def counts(self) -> dict[str, int]:
         """Tokens read, partial tokens dropped, unmapped keys, over-long tokens."""
         return dict(self._tokens.counts)
+
+    @property
+    def stats(self) -> HidReaderStats:
+        """For ``status``: counters since start, across reopens."""
+        counts = self._tokens.counts
+        return HidReaderStats(
+            state=self.state,
+            taps=self.taps,
+            tokens=counts["tokens"],
+            partial=counts["partial"],
+            unmapped_keys=counts["unmapped"],
+            too_long=counts["too-long"],
+            opens=self._link.opens,
+            last_error=self._link.last_error,
+        )
 
     async def run(self, sink: TapSink) -> None:
         """Read taps into ``sink`` until cancelled; reopen the device when it is back.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from gateway.readers.fdwatch import FdWatch
 from gateway.readers.relink import LOST, PERMISSION, LinkFault, Relink
 from gateway.readers.wiegand.formats import formats_for
 from gateway.readers.wiegand.frames import Frame, FrameSplitter
-from gateway.readers.wiegand.session import WiegandSession, WiegandStats, WiegandTokenFormat
+from gateway.readers.wiegand.session import WiegandSession, WiegandTokenFormat
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,19 @@ log = structlog.get_logger(__name__)
 # a busy loop may fall seconds behind without losing a bit.
 EVENT_BUFFER = 1024
 PERMISSION_HINT = "permission denied on {chip}: the service user needs the gpio group"
+
+
+@dataclass(frozen=True, slots=True)
+class WiegandReaderStats:
+    state: ReaderState
+    taps: int  # after debouncing
+    cards: int  # frames decoded as cards
+    keys: int  # keypad keys
+    pins: int  # PINs submitted (keypad = true)
+    rejected: dict[str, int]  # dropped frames by reason (parity, wrong-length, overflow...)
+    swapped_suspected: bool  # D0/D1 look swapped (logged with the fix)
+    opens: int  # times the lines were requested
+    last_error: str | None
 
 
 class WiegandReader:
@@ -72,8 +86,20 @@ class WiegandReader:
         return self._link.state
 
     @property
-    def stats(self) -> WiegandStats:
-        return self._session.stats
+    def stats(self) -> WiegandReaderStats:
+        """For ``status``: counters since start, across reopens."""
+        session = self._session.stats
+        return WiegandReaderStats(
+            state=self.state,
+            taps=self.taps,
+            cards=session.cards,
+            keys=session.keys,
+            pins=session.pins,
+            rejected=session.rejected,
+            swapped_suspected=session.swapped_suspected,
+            opens=self._link.opens,
+            last_error=self._link.last_error,
+        )
 
     async def run(self, sink: TapSink) -> None:
         """Read taps into ``sink`` until cancelled; re-request the lines if the chip goes.
