@@ -1,5 +1,8 @@
-"""Tokens typed on standard input, one per line: the demo's reader, and USB readers that
-present themselves as a keyboard ("keyboard wedge") when run on a console."""
+"""Tokens typed on standard input, one per line: the demo's reader, and a console.
+
+A systemd service has no standard input (it reads /dev/null: end of file at once), so
+this reader cannot serve a USB reader that types like a keyboard under the service:
+that is ``type = "hid"`` (gateway/readers/hid), which reads the device itself."""
 
 from __future__ import annotations
 
@@ -47,7 +50,12 @@ class KeyboardReader:
                     log.warning("keyboard_line_too_long", reader=self.name)
                     continue
                 if not raw:
-                    log.info("keyboard_eof", reader=self.name)
+                    log.warning(
+                        "keyboard_eof",
+                        reader=self.name,
+                        hint="standard input is closed (a service has none); for a USB "
+                        'reader that types like a keyboard use type = "hid"',
+                    )
                     self._state = ReaderState.STOPPED
                     await asyncio.Event().wait()  # stdin closed: stay idle until stopped
                 token = raw.decode(errors="replace").strip()
