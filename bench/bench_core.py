@@ -66,7 +66,7 @@ async def latency(base_url: str) -> None:
         assert member is not None
         online: list[Decision] = []
         for _ in range(ONLINE_TAPS):
-            await gw.cache.mark_checked_out(member.id)  # force a preview every time
+            await gw.attendance.checked_out(member.id)  # force a preview every time
             online.append(await gw.decider.decide(make_tap("front", RDM_TOKEN, Direction.IN), door))
             await asyncio.sleep(0.002)  # let the background check-in go out
         cached = [

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import median, pct
+from gateway.attendance import Attendance
 from gateway.breaker import Breaker
-from gateway.cache import TokenCache
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import WINDOW, WINDOW_MARGIN, Group, Priority, RateLimiter
 from gateway.config.model import QueueSection
 from gateway.drain import Drainer
-from gateway.outbox import Kind, Outbox
+from gateway.model import RecordKind
+from gateway.outbox import Outbox
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
 from gateway.sim.seed import RDM_TOKEN
 from gateway.store import open_db
@@ -50,17 +51,17 @@ async def drain(with_live: bool) -> dict[str, object]:
         async with run_sim(space) as base_url:
             db = await open_db(Path(tmp))
             outbox = Outbox(db, 100_000)
-            cache = TokenCache(db)
+            attendance = Attendance(db)
             limiter = RateLimiter(
                 {Group.CHECK_INS: LIMIT, Group.DEFAULT: 60},
                 window=SHORT_WINDOW + WINDOW_MARGIN * scale,
             )
             client = CobotClient(base_url, ADMIN_TOKEN, limiter)
-            drainer = Drainer(outbox, client, cache, Breaker(), QueueSection())
+            drainer = Drainer(outbox, client, attendance, Breaker(), QueueSection())
             now = datetime.now(UTC)
             for i, m in enumerate(members):
                 await outbox.add(
-                    Kind.CHECK_IN,
+                    RecordKind.CHECK_IN,
                     token=f"B{i:09d}",
                     membership_id=m.id,
                     reader="front",
@@ -138,7 +139,7 @@ async def commits() -> None:
             for _ in range(COMMITS):
                 t = time.perf_counter()
                 await outbox.add(
-                    Kind.CHECK_IN,
+                    RecordKind.CHECK_IN,
                     token="0A1B2C3D4E",
                     membership_id="m",
                     reader="front",

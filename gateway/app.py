@@ -1,14 +1,19 @@
-"""The daemon's top level: builds the parts from the config and runs them in one
-TaskGroup until cancelled (SIGTERM/SIGINT in ``cli.py``).
+"""The daemon's top level: builds the parts from the config, hands them to the runner.
 
-Start-up order: database -> token cache (from disk: the door works before the first
-sync) -> readers -> ready. The first token sync runs in the background.
+Start-up order: database -> token cache and attendance (from disk: the door works before
+the first sync) -> outbox (rows left ``held`` by a stop mid-door are kept as failed) ->
+parts: token sync, delivery, housekeeping, status, portal, then per reader its decision
+queue and the reader itself -> ready. Stop runs in reverse under one deadline (runner.py):
+readers first, then their queues (taps read but not decided are logged as dropped), then
+delivery (in-flight check-ins get a moment; the rest stays queued on disk).
+
+Data flows one way: reader -> tap queue -> Decider (rule -> door -> record backends) ->
+delivery; ``Attendance`` hears who is checked in from the decision and the delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import json
@@ -21,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from gateway.attendance import Attendance
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
+from gateway.clock import SYSTEM_CLOCK, SystemClock
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.config.model import Config
@@ -30,14 +37,17 @@ from gateway.decide import Decider, Decision, DecisionHook
 from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
-from gateway.errors import GatewayError, ReaderError
-from gateway.model import CheckIn, Outcome, Tap
+from gateway.errors import GatewayError
+from gateway.model import CheckIn, Direction, Outcome, Tap
 from gateway.outbox import Outbox
 from gateway.readers import build_reader
-from gateway.readers.backoff import Backoff
-from gateway.readers.base import Reader, ReaderContext
+from gateway.readers.base import Reader, ReaderContext, make_tap
+from gateway.records.cobot import CobotRecords
 from gateway.redact import redact
-from gateway.store import open_db
+from gateway.rules.check_in import CheckInRule
+from gateway.rules.signed_in import SignedInRule
+from gateway.runner import Part, Runner
+from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_db
 from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
@@ -48,11 +58,27 @@ log = structlog.get_logger(__name__)
 TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is dropped
 STATUS_FILE = "status.json"
 STATUS_INTERVAL = 5.0
-READER_RESTART_MAX = 60.0
+HOUSEKEEPING_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
+CLOCK_POLL = 10.0  # seconds between looks at an unsynchronised clock
 _ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
 
 
 class Gateway:
+    # The collaborators, built by ``run`` before ``ready`` is set (tests and ``status``
+    # read them once the gateway is ready).
+    db: Database
+    cache: TokenCache
+    attendance: Attendance
+    outbox: Outbox
+    limiter: RateLimiter
+    client: CobotClient
+    breaker: Breaker
+    drainer: Drainer
+    records: CobotRecords
+    sync: TokenSync
+    decider: Decider
+    runner: Runner
+
     def __init__(
         self,
         cfg: Config,
@@ -63,6 +89,7 @@ class Gateway:
         hooks: list[DecisionHook] | None = None,
         delivery_hooks: list[DeliveryHook] | None = None,
         on_ready: Callable[[], None] | None = None,
+        clock: SystemClock = SYSTEM_CLOCK,
     ) -> None:
         self.cfg = cfg
         self._access_token = access_token
@@ -71,25 +98,23 @@ class Gateway:
         self._hooks = hooks or []
         self._delivery_hooks = delivery_hooks or []
         self._on_ready = on_ready
+        self.clock = clock
         self.ready = asyncio.Event()
         self.readers: list[Reader] = []
         self.doors: dict[str, Door] = {}
+        self.portal: PortalService | None = None
         self._reader_door: dict[str, str | None] = {}
+        self._queues: list[asyncio.Queue[Tap]] = []
         self._dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
-        self._queues: list[asyncio.Queue[Tap]] = []
-        self.portal: PortalService | None = None
         self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
-        self._reader_errors: dict[str, str] = {}
 
     async def run(self) -> None:
         cfg = self.cfg
-        db = await open_db(cfg.gateway.state_dir)
+        self.db = await open_db(cfg.gateway.state_dir, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
         try:
-            self.cache = cache = TokenCache(db)
-            await cache.load()
-            self.outbox = outbox = Outbox(db, cfg.queue.max_entries)
-            await outbox.load()
+            await asyncio.to_thread(self.clock.refresh)
+            await self._load()
             self.limiter = RateLimiter(
                 {Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: cfg.cobot.default_rpm}
             )
@@ -98,73 +123,105 @@ class Gateway:
                 self._access_token,
                 self.limiter,
                 timeout=cfg.cobot.request_timeout,
+                clock=self.clock,
             ) as client:
                 self.client = client
-                self.breaker = breaker = Breaker()
-                self.drainer = drainer = Drainer(
-                    outbox, client, cache, breaker, cfg.queue, hooks=self._delivery_hooks
-                )
-                self.sync = TokenSync(cache, client, breaker, cfg.gateway.token_sync_interval)
-                self.portal = self._make_portal(client)
-                self.decider = Decider(
-                    cache,
-                    client,
-                    outbox,
-                    drainer,
-                    breaker,
-                    policy=cfg.gateway.offline_policy,
-                    deadline=cfg.gateway.decision_deadline,
-                    hooks=[*self._hooks, self._returning_device],
-                )
+                self._build(client)
                 try:
-                    await self._serve()
+                    await self.runner.run(on_started=self._started)
                 finally:
-                    for task in list(self._tasks):
-                        task.cancel()
+                    await self.records.aclose()
                     await self.decider.aclose()
+                    await self._cancel_spawned()
                     for door in self.doors.values():
                         await door.aclose()
         finally:
-            await db.close()
+            await self.db.close()
             log.info("stopped")
 
-    async def _serve(self) -> None:
+    async def _load(self) -> None:
+        self.cache = TokenCache(self.db)
+        await self.cache.load()
+        self.attendance = Attendance(self.db)
+        await self.attendance.load()
+        self.outbox = Outbox(self.db, self.cfg.queue.max_entries)
+        held = await self.outbox.fail_held_at_start()
+        if held:
+            log.error("door_outcome_unknown", entries=held, kept_as="failed", fix="queue retry")
+        await self.outbox.load()
+
+    def _build(self, client: CobotClient) -> None:
         cfg = self.cfg
+        self.breaker = Breaker()
+        self.drainer = Drainer(
+            self.outbox,
+            client,
+            self.attendance,
+            self.breaker,
+            cfg.queue,
+            clock=self.clock,
+            hooks=self._delivery_hooks,
+        )
+        self.records = CobotRecords(
+            self.outbox, self.drainer, client, self.breaker, self.attendance
+        )
+        self.sync = TokenSync(self.cache, client, self.breaker, cfg.gateway.token_sync_interval)
+        self.portal = self._make_portal(client)
+        rule = CheckInRule(
+            self.cache,
+            self.attendance,
+            client,
+            self.breaker,
+            policy=cfg.gateway.offline_policy,
+            deadline=cfg.gateway.decision_deadline,
+        )
+        self.decider = Decider(
+            rule, [self.records], self.attendance, hooks=[*self._hooks, self._returning_device]
+        )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
         ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
         if self._readers_override is not None:
             self.readers = list(self._readers_override)
-            self._reader_door = {
-                r.name: next((c.door for c in cfg.readers if c.name == r.name), None)
-                for r in self.readers
-            }
         else:
             self.readers = [build_reader(c, ctx) for c in cfg.readers]
-            self._reader_door = {c.name: c.door for c in cfg.readers}
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.sync.run(), name="token-sync")
-            tg.create_task(self.drainer.run(), name="outbox-drain")
-            tg.create_task(self._status_loop(), name="status")
-            if self.portal is not None:
-                tg.create_task(self._run_portal(self.portal), name="portal")
-            for reader in self.readers:
-                queue: asyncio.Queue[Tap] = asyncio.Queue(TAP_QUEUE_SIZE)
-                self._queues.append(queue)
-                tg.create_task(self._run_reader(reader, queue), name=f"reader-{reader.name}")
-                tg.create_task(self._consume(reader.name, queue), name=f"decide-{reader.name}")
-            self.ready.set()
-            log.info(
-                "ready",
-                readers=[r.name for r in self.readers],
-                tokens=len(self.cache),
-                queued=self.outbox.depth,
-            )
-            if self._on_ready is not None:
-                self._on_ready()
+        configured = {c.name: c.door for c in cfg.readers}
+        self._reader_door = {r.name: configured.get(r.name) for r in self.readers}
+        self.runner = Runner(self._parts())
 
-    async def _run_reader(self, reader: Reader, queue: asyncio.Queue[Tap]) -> None:
-        """Run one reader; its failure never takes down the others or the door."""
+    def _parts(self) -> list[Part]:
+        parts = [
+            Part("token-sync", self.sync.run),
+            Part("delivery", self.records.run),
+            Part("housekeeping", self._housekeeping),
+            Part("clock", self._watch_clock),
+            Part("status", self._status_loop),
+        ]
+        if self.portal is not None:
+            parts.append(Part("portal", self._run_portal))
+        for reader in self.readers:
+            queue: asyncio.Queue[Tap] = asyncio.Queue(TAP_QUEUE_SIZE)
+            self._queues.append(queue)
+            parts.append(Part(f"decide-{reader.name}", self._decisions(reader.name, queue)))
+        for reader, queue in zip(self.readers, self._queues, strict=True):
+            parts.append(Part(f"reader-{reader.name}", self._reading(reader, queue)))
+        return parts
 
+    def _started(self) -> None:
+        self.ready.set()
+        log.info(
+            "ready",
+            readers=[r.name for r in self.readers],
+            tokens=len(self.cache),
+            queued=self.outbox.depth,
+        )
+        if self._on_ready is not None:
+            self._on_ready()
+
+    # --- readers and their decisions ---------------------------------------------------
+
+    def _reading(
+        self, reader: Reader, queue: asyncio.Queue[Tap]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         def sink(tap: Tap) -> None:
             try:
                 queue.put_nowait(tap)
@@ -172,40 +229,56 @@ class Gateway:
                 self._dropped_taps += 1
                 log.warning("tap_dropped", reader=reader.name, reason="decision queue full")
 
-        backoff = Backoff(initial=1.0, maximum=READER_RESTART_MAX)
-        while True:
-            try:
-                await reader.run(sink)
-            except ReaderError as exc:
-                # The reader knows its device is unusable (no permission, no capability):
-                # say how to fix it and leave the rest running.
-                self._reader_errors[reader.name] = str(exc)
-                log.error("reader_failed", reader=reader.name, error=str(exc))
-                return
-            except Exception as exc:
-                delay = backoff.next_delay()
-                self._reader_errors[reader.name] = repr(exc)
-                log.exception("reader_crashed", reader=reader.name, restart_in_s=delay)
-                await asyncio.sleep(delay)
-            else:
-                return
+        async def run() -> None:
+            # A ReaderError (a GatewayError) means the device is unusable (no permission,
+            # no capability): the runner shows its fix and leaves the rest running.
+            await reader.run(sink)
 
-    async def _consume(self, reader: str, queue: asyncio.Queue[Tap]) -> None:
+        return run
+
+    def _decisions(
+        self, reader: str, queue: asyncio.Queue[Tap]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         door_name = self._reader_door.get(reader)
         door = self.doors.get(door_name) if door_name else None
-        while True:
-            tap = await queue.get()
+
+        async def run() -> None:
             try:
-                await self.decider.decide(tap, door)
-            except Exception:  # one bad tap must not stop the reader
-                log.exception("decision_crashed", reader=reader)
-            finally:
-                queue.task_done()
+                while True:
+                    tap = await queue.get()
+                    try:
+                        await self.decider.decide(tap, door)
+                    except Exception:  # one bad tap must not stop the reader
+                        log.exception("decision_crashed", reader=reader)
+                    finally:
+                        queue.task_done()
+            except asyncio.CancelledError:
+                while not queue.empty():  # read but never decided: say so
+                    left = queue.get_nowait()
+                    queue.task_done()
+                    log.warning("tap_dropped_at_stop", reader=reader, token=redact(left.token))
+                raise
+
+        return run
 
     async def settle(self) -> None:
         """Wait until every tap read so far has been decided (callers bound the wait)."""
         for queue in self._queues:
             await queue.join()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await self.attendance.prune(self.clock.now())
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    async def _watch_clock(self) -> None:
+        """Until the wall clock is synchronised, look every ``CLOCK_POLL`` seconds (the
+        taps read meanwhile are marked, and corrected once it is)."""
+        while True:
+            if await asyncio.to_thread(self.clock.refresh):
+                log.info("clock_synchronized")
+                return
+            await asyncio.sleep(CLOCK_POLL)
 
     # --- the captive portal ----------------------------------------------------------
 
@@ -217,21 +290,22 @@ class Gateway:
 
         return PortalService(cfg, client, self.cfg.gateway.state_dir, on_signed_in=self._signed_in)
 
-    async def _run_portal(self, portal: PortalService) -> None:
+    async def _run_portal(self) -> None:
+        assert self.portal is not None
         try:
-            await portal.run()
-        except GatewayError as exc:
-            # The Wi-Fi sign-in is down; the doors must not be.
-            log.error("portal_failed", error=str(exc))
-            self.portal = None
+            await self.portal.run()
+        except GatewayError:
+            self.portal = None  # the Wi-Fi sign-in is down; the doors must not be
+            raise
 
     async def _signed_in(self, mac: str, check_in: CheckIn) -> None:
-        """A member signed in on the portal and Cobot registered the MAC: the presence
-        reader and the door know the device from now on, before the next sync."""
+        """A member signed in on the portal and Cobot registered the MAC: the device is a
+        token from now on, and the sign-in goes through the decision like any tap."""
         if check_in.membership is None:
             return
         await self.cache.add(mac, check_in.membership)
-        await self.cache.mark_checked_in(check_in.membership.id, check_in.valid_until)
+        tap = make_tap("portal", mac, Direction.IN, self.clock)
+        await self.decider.decide(tap, None, SignedInRule(check_in))
 
     def _returning_device(self, decision: Decision) -> None:
         """A registered device seen by a MAC presence reader is let out through the
@@ -240,7 +314,7 @@ class Gateway:
         if portal is None or tap.reader not in self._mac_readers:
             return
         if decision.outcome in _ADMITTED and decision.membership is not None:
-            until = self.cache.checked_in_until(decision.membership.id)
+            until = self.attendance.until(decision.membership.id)
             if until is not None:
                 self._spawn(self._authorise(portal, tap.token, until, decision.membership.id))
         elif decision.outcome in (Outcome.CHECKED_OUT, Outcome.CHECK_OUT_QUEUED):
@@ -260,6 +334,12 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _cancel_spawned(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     # --- status -------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -272,11 +352,18 @@ class Gateway:
                 "last_error": self.breaker.last_error,
                 "auth_failed": self.client.auth_failed,
             },
+            "clock_synchronized": self.clock.synchronized(),
             "tokens": len(self.cache),
+            "checked_in": len(self.attendance),
             "last_token_sync": self.sync.last_success,
             "queue_depth": self.outbox.depth,
             "storage_error": self.decider.storage_error,
+            "unsaved_records": self.records.unsaved,
             "dropped_taps": self._dropped_taps,
+            "parts": {
+                name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
+                for name, s in self.runner.states.items()
+            },
             "rate_limits": [
                 {
                     "group": g.group.value,
@@ -290,10 +377,11 @@ class Gateway:
         }
 
     def _reader_status(self, reader: Reader) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "state": reader.state.value,
-            "error": self._reader_errors.get(reader.name),
-        }
+        part = self.runner.states.get(f"reader-{reader.name}")
+        error = None
+        if part is not None:
+            error = part.stopped_because or part.last_error
+        out: dict[str, Any] = {"state": reader.state.value, "error": error}
         stats = getattr(reader, "stats", None)  # readers with counters (serial, nfc, mac)
         if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
             out["stats"] = {
@@ -305,8 +393,10 @@ class Gateway:
     async def _status_loop(self) -> None:
         path = self.cfg.gateway.state_dir / STATUS_FILE
         while True:
-            with contextlib.suppress(OSError):
+            try:
                 _write_atomic(path, json.dumps(self.status(), indent=1))
+            except OSError as exc:
+                log.debug("status_not_written", error=str(exc))
             await asyncio.sleep(STATUS_INTERVAL)
 
 

@@ -1,15 +1,15 @@
-"""The token cache and the members already checked in today.
+"""The token cache: which token belongs to which membership (``GET /api/check_in_tokens``).
 
-Both live in SQLite (so they survive restarts) with a hot in-memory mirror: the tap path
+It lives in SQLite (so it survives restarts) with a hot in-memory mirror: the tap path
 reads only the mirror (a dict lookup), never the database. Writes go to SQLite first and
-then to the mirror, so the mirror never claims what the disk does not hold.
+then to the mirror, so the mirror never claims what the disk does not hold. Who is
+checked in is not kept here but in ``gateway.attendance``.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import structlog
 
@@ -24,25 +24,16 @@ class TokenCache:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._tokens: dict[str, Membership] = {}
-        self._active: dict[str, datetime] = {}
 
     async def load(self) -> None:
         rows = await self._db.fetchall("SELECT token, membership_id, membership_name FROM tokens")
         self._tokens = {t: Membership(mid, name) for t, mid, name in rows}
-        rows = await self._db.fetchall("SELECT membership_id, valid_until FROM active")
-        self._active = {mid: datetime.fromisoformat(until) for mid, until in rows}
-        log.info("token_cache_loaded", tokens=len(self._tokens), active=len(self._active))
+        log.info("token_cache_loaded", tokens=len(self._tokens))
 
     # --- the tap path: memory only ----------------------------------------------------
 
     def lookup(self, token: str) -> Membership | None:
         return self._tokens.get(token)
-
-    def checked_in_until(self, membership_id: str, now: datetime | None = None) -> datetime | None:
-        until = self._active.get(membership_id)
-        if until is None or until <= (now or datetime.now(UTC)):
-            return None
-        return until
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -78,29 +69,3 @@ class TokenCache:
         except sqlite3.Error as exc:
             raise StorageError(f"token cache: cannot store a token: {exc}") from exc
         self._tokens[token] = membership
-
-    async def mark_checked_in(self, membership_id: str, valid_until: datetime) -> None:
-        self._active[membership_id] = valid_until
-        try:
-            await self._db.execute(
-                "INSERT OR REPLACE INTO active (membership_id, valid_until) VALUES (?, ?)",
-                (membership_id, valid_until.astimezone(UTC).isoformat()),
-            )
-        except sqlite3.Error as exc:
-            # Memory still knows; losing this row only costs one API call after a restart.
-            log.warning("active_store_failed", membership_id=membership_id, error=str(exc))
-
-    async def mark_checked_out(self, membership_id: str) -> None:
-        self._active.pop(membership_id, None)
-        try:
-            await self._db.execute("DELETE FROM active WHERE membership_id = ?", (membership_id,))
-        except sqlite3.Error as exc:
-            log.warning("active_store_failed", membership_id=membership_id, error=str(exc))
-
-    async def prune_active(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
-        self._active = {m: u for m, u in self._active.items() if u > now}
-        try:
-            await self._db.execute("DELETE FROM active WHERE valid_until <= ?", (now.isoformat(),))
-        except sqlite3.Error as exc:
-            log.warning("active_prune_failed", error=str(exc))

@@ -1,17 +1,16 @@
-"""The gateway's clocks, and how far a tap's wall-clock time can be trusted.
+"""The gateway's clocks, and whether the wall clock can be trusted yet.
 
-A Raspberry Pi has no battery-backed clock: until NTP answers it runs on whatever
-fake-hwclock saved at the last shutdown, possibly days behind. A tap read then carries a
-wrong wall time, but its monotonic time is right. Once the clock is synchronised, a tap
-of the *same boot* is corrected from the monotonic clock (``corrected_tap_time``); a tap
-of an earlier boot cannot be (the monotonic clock restarts at boot), and must never be
-back-dated from the unsynchronised wall time.
+A Raspberry Pi has no real-time clock: until NTP syncs it runs on an old time (restored
+by fake-hwclock). A tap read then carries ``ClockQuality.UNSYNCED`` with its monotonic
+reading and the boot it happened in, so its time can be corrected once the clock is
+synchronised (``corrected_time``), and is never used to back-date a check-in before.
 
-``Clock`` is the seam (tests inject one); ``SystemClock`` is the real one. Sources:
-adjtimex(2) (``STA_UNSYNC``, cleared by an NTP daemon disciplining the kernel clock;
-``TIME_ERROR`` from the call), systemd-timesyncd's flag file
-``/run/systemd/timesync/synchronized`` (sd-timesyncd(8): created once synchronised),
-and ``/proc/sys/kernel/random/boot_id`` (random(4): a new UUID every boot).
+Synchronised means: systemd-timesyncd's flag file exists
+(``/run/systemd/timesync/synchronized``, timesyncd.service(8)), or the kernel's NTP status
+(adjtimex(2), read only) has ``STA_UNSYNC`` clear, or the ``Date`` header of an API
+answer (RFC 9110 section 6.6.1, one-second resolution) agrees with our clock within
+``AGREEMENT``: a gateway without NTP but with a right clock is not held back, and one
+whose clock is hours off is not trusted until it is fixed.
 """
 
 from __future__ import annotations
@@ -19,36 +18,36 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
-STA_UNSYNC = 0x0040  # linux/timex.h: the clock is not synchronised
-TIME_ERROR = 5  # adjtimex's return value when the clock is not synchronised
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+STA_UNSYNC = 0x0040  # <linux/timex.h>
+TIME_ERROR = 5  # adjtimex's return value while the clock is not synchronised
+AGREEMENT = timedelta(seconds=120)  # API Date vs our clock: close enough to bill by day
+SAME = timedelta(seconds=2)  # a correction smaller than this changes nothing
 
 
 class Clock(Protocol):
-    """Everything the gateway asks about time; inject a fake one in tests."""
-
     def now(self) -> datetime:
-        """Wall-clock time, timezone-aware UTC."""
+        """Wall-clock time, aware, UTC."""
 
     def monotonic(self) -> float:
-        """Seconds on a clock that never jumps (``time.monotonic``); restarts at boot."""
+        """Seconds on a clock that never jumps (CLOCK_MONOTONIC, this boot)."""
 
     def boot_id(self) -> str:
-        """This boot's id (a UUID string): monotonic readings compare only within it."""
+        """This boot's id: monotonic readings compare only within one boot."""
 
     def synchronized(self) -> bool:
-        """Whether the wall clock is NTP-synchronised now (False when nobody can tell)."""
+        """Whether the wall clock is synchronised (NTP)."""
 
 
 class _Timex(ctypes.Structure):
-    # The head of struct timex (adjtimex(2)); the padding covers the rest of the kernel's
-    # struct (about 200 bytes on 64-bit). C types keep the layout right on 32- and 64-bit.
+    # struct timex from <sys/timex.h> (glibc, 64-bit): modes, then longs; status at
+    # index 7 of the int-sized fields that follow. Only ``modes`` and ``status`` are used;
+    # the rest is padding large enough for the kernel's structure.
     _fields_ = [
         ("modes", ctypes.c_uint),
         ("offset", ctypes.c_long),
@@ -56,44 +55,57 @@ class _Timex(ctypes.Structure):
         ("maxerror", ctypes.c_long),
         ("esterror", ctypes.c_long),
         ("status", ctypes.c_int),
-        ("_rest", ctypes.c_byte * 256),
+        ("constant", ctypes.c_long),
+        ("precision", ctypes.c_long),
+        ("tolerance", ctypes.c_long),
+        ("time_sec", ctypes.c_long),
+        ("time_usec", ctypes.c_long),
+        ("tick", ctypes.c_long),
+        ("ppsfreq", ctypes.c_long),
+        ("jitter", ctypes.c_long),
+        ("shift", ctypes.c_int),
+        ("stabil", ctypes.c_long),
+        ("jitcnt", ctypes.c_long),
+        ("calcnt", ctypes.c_long),
+        ("errcnt", ctypes.c_long),
+        ("stbcnt", ctypes.c_long),
+        ("tai", ctypes.c_int),
+        ("padding", ctypes.c_int * 11),
     ]
 
 
 def kernel_synchronized() -> bool | None:
-    """The kernel's word through adjtimex(2) with ``modes = 0`` (read only, needs no
-    privilege): True when ``STA_UNSYNC`` is clear; None when the call is unavailable."""
+    """The kernel's view (adjtimex with modes = 0 only reads); None if unavailable."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
         return None
     if state < 0:
         return None
-    return not (tx.status & STA_UNSYNC or state == TIME_ERROR)
+    return state != TIME_ERROR and not tx.status & STA_UNSYNC
 
 
-def timesyncd_synchronized(flag: Path = TIMESYNCD_FLAG) -> bool:
-    """systemd-timesyncd touches this file once it has synchronised (since systemd 239)."""
-    return flag.exists()
-
-
-def read_boot_id(path: Path = BOOT_ID) -> str:
-    """This boot's UUID; an empty string if the kernel does not say (then no tap is
-    ever corrected across what might be a reboot)."""
+def _read_boot_id() -> str:
     try:
-        return path.read_text(encoding="ascii").strip()
+        return BOOT_ID.read_text(encoding="ascii").strip()
     except OSError:
-        return ""
+        return "unknown"
 
 
 class SystemClock:
-    """The machine's clocks. The boot id is read once (it cannot change while we run)."""
+    """The real clocks. ``synchronized`` answers from memory (it is asked on every tap);
+    ``refresh`` reads the system's flags (blocking: call it in a thread, as the gateway's
+    clock part does). Once synchronised, a clock stays good enough to bill by the day."""
 
-    def __init__(self, *, timesyncd_flag: Path = TIMESYNCD_FLAG, boot_id: Path = BOOT_ID) -> None:
-        self._flag = timesyncd_flag
-        self._boot_id = read_boot_id(boot_id)
+    def __init__(self, flag: Path = TIMESYNCD_FLAG, boot_id: str | None = None) -> None:
+        self._flag = flag
+        self._synced = False
+        self._boot = boot_id or _read_boot_id()
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -102,43 +114,42 @@ class SystemClock:
         return time.monotonic()
 
     def boot_id(self) -> str:
-        return self._boot_id
+        return self._boot
 
     def synchronized(self) -> bool:
-        # Either source saying yes is enough: chrony and ntpd clear STA_UNSYNC but do not
-        # write timesyncd's flag; timesyncd does both.
-        return bool(kernel_synchronized()) or timesyncd_synchronized(self._flag)
+        return self._synced
+
+    def refresh(self) -> bool:
+        """Read timesyncd's flag and the kernel's status; True once synchronised."""
+        if not self._synced:
+            self._synced = self._flag.exists() or bool(kernel_synchronized())
+        return self._synced
+
+    def observe(self, reference: datetime) -> None:
+        """A trusted time (an API answer's ``Date``) was seen just now."""
+        if not self._synced and abs(reference - self.now()) <= AGREEMENT:
+            self._synced = True
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One reading of the clocks, taken together (a tap's, or a later synchronised one)."""
-
-    wall: datetime  # aware UTC
-    mono: float  # seconds, time.monotonic()
-    boot_id: str
-    synced: bool
-
-    @classmethod
-    def take(cls, clock: Clock) -> Reading:
-        return cls(clock.now(), clock.monotonic(), clock.boot_id(), clock.synchronized())
+SYSTEM_CLOCK = SystemClock()
+"""The process's clock, shared by the readers (taps), the API client (``Date``
+headers) and the delivery (corrections)."""
 
 
-def corrected_tap_time(tap: Reading, synced: Reading) -> datetime | None:
-    """The tap's true wall time, from a later synchronised reading of the same boot.
-
-    ``synced.wall - (synced.mono - tap.mono)``: the monotonic clock does not jump when NTP
-    steps the wall clock, so the elapsed monotonic time is right even when ``tap.wall``
-    was days off. A tap already read on a synchronised clock keeps its own time.
-
-    Returns None when the tap cannot be corrected: ``synced`` is not synchronised, it is
-    of another boot (or a boot id is unknown), or it is older than the tap.
-    """
-    if tap.synced:
-        return tap.wall
-    if not synced.synced or not tap.boot_id or tap.boot_id != synced.boot_id:
+def corrected_time(
+    tapped_at: datetime,
+    tapped_mono: float | None,
+    tapped_boot: str | None,
+    *,
+    now: datetime,
+    monotonic: float,
+    boot_id: str,
+) -> datetime | None:
+    """A tap's true time from a synchronised reading in the same boot:
+    ``now - (monotonic - tapped_mono)``; None when it cannot be known (another boot, or
+    no monotonic reading). Within ``SAME`` of ``tapped_at`` the clock was right after
+    all and ``tapped_at`` is returned unchanged."""
+    if tapped_mono is None or tapped_boot is None or tapped_boot != boot_id:
         return None
-    elapsed = synced.mono - tap.mono
-    if elapsed < 0:
-        return None
-    return synced.wall - timedelta(seconds=elapsed)
+    fixed = now - timedelta(seconds=monotonic - tapped_mono)
+    return tapped_at if abs(fixed - tapped_at) < SAME else fixed

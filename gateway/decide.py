@@ -1,46 +1,35 @@
-"""Where a tap becomes a door decision and a check-in.
+"""Where a tap becomes a door decision and a record: the one path every tap takes.
 
-Online, Cobot's preview gates the door: 200 opens it (the real check-in follows through
-the outbox), 422 keeps it shut with the API's reason. A member still checked in today
-re-enters with no API call. When the API cannot answer within the deadline, or the
-breaker knows it is down, the decision is local: ``known-tokens`` lets cached tokens in
-and queues their check-in durably; ``deny`` keeps everyone out.
+    tap -> the door's rule (rules/) -> verdict
+        -> refused: feedback, done
+        -> admitted: each record backend holds the record (records/), the door opens,
+           then the records are released to delivery, or discarded if the door did not
+           open, so what Cobot is told always agrees with what the door did
+        -> Attendance hears who is checked in, once the record is stored or delivered
+
+The decider owns no state of its own besides its background feedback tasks; rules decide,
+backends record, ``Attendance`` remembers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from gateway.breaker import Breaker
-from gateway.cache import TokenCache
-from gateway.cobot.client import CobotClient
-from gateway.cobot.errors import (
-    ApiError,
-    MalformedResponse,
-    NoSlot,
-    RateLimited,
-    Refused,
-    Unauthorized,
-    Unavailable,
-)
-from gateway.cobot.ratelimit import Priority
+from gateway.attendance import Attendance
 from gateway.doors.base import Door
-from gateway.drain import Drainer
-from gateway.errors import DoorError, StorageError
-from gateway.model import Direction, Membership, OfflinePolicy, Outcome, Signal, Tap
-from gateway.outbox import Kind, Outbox
+from gateway.errors import DoorError
+from gateway.model import Membership, Outcome, RecordKind, Signal, Tap
+from gateway.records.base import Hold, RecordBackend
 from gateway.redact import redact
+from gateway.rules.base import DoorRule, Verdict
 
 log = structlog.get_logger(__name__)
-
-DECISION_DEADLINE = 1.5  # seconds a person waits for the API before we decide locally
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,34 +49,33 @@ DecisionHook = Callable[[Decision], None]
 class Decider:
     def __init__(
         self,
-        cache: TokenCache,
-        client: CobotClient,
-        outbox: Outbox,
-        drainer: Drainer,
-        breaker: Breaker,
+        rule: DoorRule,
+        backends: Sequence[RecordBackend],
+        attendance: Attendance,
         *,
-        policy: OfflinePolicy,
-        deadline: float = DECISION_DEADLINE,
+        door_rules: Mapping[str, DoorRule] | None = None,
         hooks: list[DecisionHook] | None = None,
     ) -> None:
-        self._cache = cache
-        self._client = client
-        self._outbox = outbox
-        self._drainer = drainer
-        self._breaker = breaker
-        self._policy = policy
-        self._deadline = deadline
+        self._rule = rule
+        self._door_rules = dict(door_rules or {})
+        self._backends = list(backends)
+        self._attendance = attendance
         self._hooks = hooks or []
         self._background: set[asyncio.Task[object]] = set()
-        # The last time a check-in could not be stored (disk full, queue at its bound):
-        # shown by `status` until a later one is stored again.
-        self.storage_error: str | None = None
 
-    async def decide(self, tap: Tap, door: Door | None) -> Decision:
-        if tap.direction is Direction.OUT:
-            decision = await self._check_out(tap, door)
+    @property
+    def storage_error(self) -> str | None:
+        """The last failure to store a record, until one is stored again."""
+        return next((b.storage_error for b in self._backends if b.storage_error), None)
+
+    async def decide(self, tap: Tap, door: Door | None, rule: DoorRule | None = None) -> Decision:
+        rule = rule or (self._door_rules.get(door.name) if door else None) or self._rule
+        verdict = await rule.judge(tap)
+        if verdict.admits:
+            decision = await self._admit(tap, door, verdict)
         else:
-            decision = await self._check_in(tap, door)
+            await self._signal(door, Signal.REFUSED)
+            decision = self._done(tap, verdict, None)
         log.info(
             "tap",
             reader=tap.reader,
@@ -100,148 +88,38 @@ class Decider:
             preview_ms=None if decision.preview_ms is None else round(decision.preview_ms, 1),
         )
         for hook in self._hooks:
-            hook(decision)
+            try:
+                hook(decision)
+            except Exception:  # a hook's fault must not undo a decision already made
+                log.exception("decision_hook_failed", hook=getattr(hook, "__name__", repr(hook)))
         return decision
 
-    # --- in ------------------------------------------------------------------------
-
-    async def _check_in(self, tap: Tap, door: Door | None) -> Decision:
-        member = self._cache.lookup(tap.token)
-        if member is not None and self._cache.checked_in_until(member.id, tap.at):
-            opened_at = await self._open(door, Signal.GRANTED)
-            return self._done(tap, Outcome.OPENED_CACHED, member, None, opened_at)
-
-        why_local = self._breaker.last_error if self._breaker.is_open else None
-        preview_ms: float | None = None
-        if not self._breaker.is_open:
-            started = time.monotonic()
-            try:
-                result = await self._client.check_in(
-                    token=tap.token,
-                    preview=True,
-                    priority=Priority.LIVE,
-                    deadline=self._deadline,
-                )
-            except Refused as exc:
-                await self._signal(door, Signal.REFUSED)
-                return self._done(
-                    tap,
-                    Outcome.REFUSED,
-                    member,
-                    exc.reason,
-                    opened_at=None,
-                    preview_ms=(time.monotonic() - started) * 1000,
-                )
-            except (Unavailable, MalformedResponse) as exc:
-                self._breaker.record_failure(str(exc))
-                why_local = str(exc)
-            except (RateLimited, NoSlot, Unauthorized) as exc:
-                # The API is up but will not answer us now: decide here, and do not
-                # count it against the API (the breaker is for an API that is down).
-                why_local = str(exc)
-            else:
-                self._breaker.record_success()
-                preview_ms = (time.monotonic() - started) * 1000
-                member = result.check_in.membership or member
-                return await self._admit_online(
-                    tap, door, member, result.check_in.valid_until, preview_ms
-                )
-        return await self._admit_offline(tap, door, member, why_local or "API unavailable")
-
-    async def _admit_online(
-        self,
-        tap: Tap,
-        door: Door | None,
-        member: Membership | None,
-        valid_until: datetime,
-        preview_ms: float,
-    ) -> Decision:
-        entry_id = await self._queue(Kind.CHECK_IN, tap, member)
-        opened_at = await self._open(door, Signal.GRANTED)
+    async def _admit(self, tap: Tap, door: Door | None, verdict: Verdict) -> Decision:
+        holds: list[tuple[RecordBackend, Hold]] = []
+        if verdict.record is not None:
+            for backend in self._backends:
+                holds.append((backend, await backend.hold(verdict.record, tap, verdict.member)))
+        opened_at = await self._open(door, verdict.signal)
         if door is not None and opened_at is None:
-            await self._unqueue(entry_id)
-            return self._done(
-                tap, Outcome.DOOR_FAILED, member, "door did not open", None, preview_ms
-            )
-        if member is not None:
-            await self._cache.mark_checked_in(member.id, valid_until)
-        if entry_id is not None:
-            self._spawn(self._drainer.deliver_id(entry_id, Priority.LIVE))
-        return self._done(tap, Outcome.OPENED_ONLINE, member, None, opened_at, preview_ms)
+            for backend, hold in holds:
+                await backend.discard(hold)
+            failed = Verdict(Outcome.DOOR_FAILED, verdict.member, "door did not open")
+            return self._done(tap, failed, None, verdict.preview_ms)
+        for backend, hold in holds:
+            await backend.release(hold, live=verdict.live)
+        await self._tell_attendance(verdict, [hold for _, hold in holds])
+        return self._done(tap, verdict, opened_at)
 
-    async def _admit_offline(
-        self, tap: Tap, door: Door | None, member: Membership | None, why: str
-    ) -> Decision:
-        if self._policy is OfflinePolicy.DENY or member is None:
-            await self._signal(door, Signal.REFUSED)
-            reason = "offline policy is deny" if member is not None else "token not in cache"
-            return self._done(tap, Outcome.DENIED_OFFLINE, member, f"{reason} ({why})", None)
-        entry_id = await self._queue(Kind.CHECK_IN, tap, member)
-        opened_at = await self._open(door, Signal.OFFLINE)
-        if door is not None and opened_at is None:
-            await self._unqueue(entry_id)
-            return self._done(tap, Outcome.DOOR_FAILED, member, "door did not open", None)
-        # Re-entries today need neither the API nor another queued check-in.
-        await self._cache.mark_checked_in(member.id, _end_of_local_day(tap.at))
-        return self._done(tap, Outcome.OPENED_OFFLINE, member, why, opened_at)
-
-    # --- out -----------------------------------------------------------------------
-
-    async def _check_out(self, tap: Tap, door: Door | None) -> Decision:
-        member = self._cache.lookup(tap.token)
-        if member is None and not self._breaker.is_open:
-            try:
-                record = await self._client.get_token(
-                    tap.token, priority=Priority.LIVE, deadline=self._deadline
-                )
-            except ApiError:
-                record = None
-            member = record.membership if record else None
+    async def _tell_attendance(self, verdict: Verdict, holds: list[Hold]) -> None:
+        member = verdict.member
         if member is None:
-            await self._signal(door, Signal.REFUSED)
-            return self._done(tap, Outcome.UNKNOWN_TOKEN, None, "token not known", None)
-        entry_id = await self._queue(Kind.CHECK_OUT, tap, member)
-        opened_at = await self._open(door, Signal.GRANTED)
-        await self._cache.mark_checked_out(member.id)
-        if entry_id is not None and not self._breaker.is_open:
-            self._spawn(self._drainer.deliver_id(entry_id, Priority.LIVE))
-            return self._done(tap, Outcome.CHECKED_OUT, member, None, opened_at)
-        return self._done(tap, Outcome.CHECK_OUT_QUEUED, member, None, opened_at)
-
-    # --- helpers ---------------------------------------------------------------------
-
-    async def _queue(self, kind: Kind, tap: Tap, member: Membership | None) -> int | None:
-        """Commit the check-in/out before the door moves. A full queue or disk must not
-        keep a member out: the door still follows the decision, loudly logged."""
-        try:
-            entry_id = await self._outbox.add(
-                kind,
-                token=tap.token,
-                membership_id=member.id if member else None,
-                reader=tap.reader,
-                tapped_at=tap.at,
-            )
-        except StorageError as exc:
-            self.storage_error = str(exc)
-            log.error(
-                "check_in_not_queued",
-                reader=tap.reader,
-                token=redact(tap.token),
-                membership_id=member.id if member else None,
-                error=str(exc),
-            )
-            return None
-        self.storage_error = None
-        return entry_id
-
-    async def _unqueue(self, entry_id: int | None) -> None:
-        if entry_id is None:
             return
-        try:
-            await self._outbox.drop(entry_id)
-            await self._outbox.load()
-        except StorageError as exc:
-            log.error("unqueue_failed", entry=entry_id, error=str(exc))
+        if verdict.record is RecordKind.CHECK_OUT:
+            await self._attendance.checked_out(member.id)
+        elif verdict.until is not None and all(h.stored for h in holds):
+            # Only what was stored (or, for a record kept in memory, delivered: the
+            # backend tells Attendance then) counts as checked in.
+            await self._attendance.checked_in(member.id, verdict.until)
 
     async def _open(self, door: Door | None, signal: Signal) -> float | None:
         """Open the door; the moment it was commanded (for latency), or None."""
@@ -268,9 +146,7 @@ class Decider:
     def _done(
         self,
         tap: Tap,
-        outcome: Outcome,
-        member: Membership | None,
-        reason: str | None,
+        verdict: Verdict,
         opened_at: float | None,
         preview_ms: float | None = None,
     ) -> Decision:
@@ -278,27 +154,19 @@ class Decider:
         that, like remembering the check-in, does not keep anyone waiting)."""
         return Decision(
             tap=tap,
-            outcome=outcome,
-            membership=member,
-            reason=reason,
+            outcome=verdict.outcome,
+            membership=verdict.member,
+            reason=verdict.reason,
             opened=opened_at is not None,
             latency_ms=((opened_at or time.monotonic()) - tap.mono) * 1000,
-            preview_ms=preview_ms,
+            preview_ms=verdict.preview_ms if preview_ms is None else preview_ms,
         )
 
     async def aclose(self) -> None:
-        """Wait briefly for in-flight check-ins (they are queued durably anyway)."""
+        """Let door feedback finish briefly."""
         if self._background:
             await asyncio.wait(self._background, timeout=2.0)
         for task in list(self._background):
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-
-def _end_of_local_day(at: datetime) -> datetime:
-    """Offline we do not know the space's time zone; the gateway's own is the best guess
-    (a Pi in the space runs on local time)."""
-    local = at.astimezone()
-    end = local.replace(hour=23, minute=59, second=59, microsecond=0)
-    return (end if end > local else end + timedelta(days=1)).astimezone(UTC)

@@ -12,6 +12,13 @@ Each failure means something different:
 Replays of taps older than ``queue.valid_from_after`` go through
 ``POST /api/memberships/:id/work_sessions`` with ``valid_from`` = the tap time, so the
 member is billed for when they really arrived.
+
+A refusal of one request is not an outage: only an API out of reach opens the breaker,
+and an entry that cannot go now (deferred, refused a scope) does not hold up the entries
+of other members behind it; one member's entries still go in order.
+
+A tap read before the wall clock was synchronised is corrected from the monotonic clock
+once it is (same boot), and never back-dated before: see ``gateway/clock.py``.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import structlog
 
+from gateway.attendance import Attendance
 from gateway.breaker import Breaker
-from gateway.cache import TokenCache
+from gateway.clock import Clock, SystemClock, corrected_time
 from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import (
     ApiError,
@@ -38,8 +47,8 @@ from gateway.cobot.errors import (
 from gateway.cobot.ratelimit import Priority
 from gateway.config.model import QueueSection
 from gateway.errors import StorageError
-from gateway.model import CheckIn
-from gateway.outbox import Entry, Kind, Outbox, State
+from gateway.model import CheckIn, ClockQuality, RecordKind
+from gateway.outbox import Entry, Outbox, State
 from gateway.readers.backoff import Backoff
 from gateway.redact import redact
 
@@ -49,6 +58,7 @@ IDLE_POLL = 5.0  # seconds between looks at the queue when nothing wakes the dra
 AUTH_PAUSE = 300.0  # after a 401/403: a person has to fix the token
 RETRY_INITIAL = 1.0
 RETRY_MAX = 120.0
+CLOCK_WAIT = 30.0  # seconds between looks at an unsynchronised clock
 PROBE_LOGIN = "checkin-gateway-probe@invalid"  # answered with 404: proves the API is up
 
 DeliveryHook = Callable[[Entry, "CheckIn | None", str], None]
@@ -60,20 +70,23 @@ class Drainer:
         self,
         outbox: Outbox,
         client: CobotClient,
-        cache: TokenCache,
+        attendance: Attendance,
         breaker: Breaker,
         cfg: QueueSection,
         *,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock | None = None,
+        backend: str = "cobot",
         hooks: list[DeliveryHook] | None = None,
     ) -> None:
         self._hooks = hooks or []
         self._outbox = outbox
         self._client = client
-        self._cache = cache
+        self._attendance = attendance
         self._breaker = breaker
         self._cfg = cfg
-        self._now = now
+        self._clock = clock or SystemClock()
+        self._now: Callable[[], datetime] = self._clock.now
+        self._backend = backend
         self._wake = asyncio.Event()
         self._inflight: set[int] = set()
         self._backoff = Backoff(initial=RETRY_INITIAL, maximum=RETRY_MAX)
@@ -97,7 +110,7 @@ class Drainer:
         """Deliver what is due, in order; return how long to sleep before the next round."""
         try:
             await self._outbox.load()  # the CLI may have retried/dropped entries
-            entries = await self._outbox.head()
+            entries = await self._outbox.head(backend=self._backend)
         except (StorageError, OSError) as exc:
             log.error("outbox_unreadable", error=str(exc))
             return RETRY_MAX
@@ -108,16 +121,32 @@ class Drainer:
             return IDLE_POLL
         if self._breaker.is_open and self._breaker.probe_due_in() > 0:
             return self._breaker.probe_due_in()
-        now = time.time()
+        sleep = IDLE_POLL
+        attempted = False
+        waiting: set[str | None] = set()  # members whose earlier entry cannot go yet
         for entry in entries:
-            if entry.id in self._inflight:
+            key = entry.membership_id or entry.token
+            if entry.id in self._inflight or key in waiting:
+                waiting.add(key)
                 continue
-            if entry.next_attempt_at > now:
-                return entry.next_attempt_at - now  # head-of-line: keep the order
-            ok = await self.deliver(entry, Priority.REPLAY)
-            if not ok:
-                return max(0.1, self._breaker.probe_due_in())
-        return 0.0
+            due_in = entry.next_attempt_at - time.time()
+            if due_in > 0:
+                waiting.add(key)  # this member's later entries wait; others go on
+                sleep = min(sleep, due_in)
+                continue
+            attempted = True
+            if not await self.deliver(entry, Priority.REPLAY):
+                waiting.add(key)
+                if self._breaker.is_open:
+                    return max(0.1, self._breaker.probe_due_in())
+                sleep = min(sleep, 0.1)  # re-read: it was deferred
+                continue
+            sleep = 0.0
+        if self._breaker.is_open and not attempted:
+            # Nothing due could serve as the probe: probe on its own, or the breaker
+            # would keep live taps offline while every entry waits.
+            return min(sleep, await self._probe())
+        return sleep
 
     async def _probe(self) -> float:
         due = self._breaker.probe_due_in()
@@ -136,7 +165,6 @@ class Drainer:
     async def _housekeeping(self) -> None:
         try:
             await self._outbox.purge_delivered()
-            await self._cache.prune_active(self._now())
         except StorageError as exc:
             log.warning("housekeeping_failed", error=str(exc))
 
@@ -166,9 +194,13 @@ class Drainer:
     async def _attempt(
         self, entry: Entry, priority: Priority, log_: structlog.typing.FilteringBoundLogger
     ) -> bool:
+        settled = await self._settle_time(entry, log_)
+        if settled is None:
+            return False
+        entry = settled
         sent = False
         try:
-            if entry.state is State.SENDING and entry.kind is Kind.CHECK_IN:
+            if entry.state is State.SENDING and entry.kind is RecordKind.CHECK_IN:
                 # A previous attempt may have landed: look before sending again.
                 found = await self._find_existing(entry, priority)
                 if found is not None:
@@ -178,19 +210,7 @@ class Drainer:
             sent = True
             result = await self._send(entry, priority)
         except Refused as exc:
-            if entry.kind is Kind.CHECK_IN:
-                found = await self._lookup_quietly(entry, priority)
-                if found is not None or _already_checked_in(exc):
-                    # Someone got there first (an earlier attempt whose answer was lost,
-                    # or the member elsewhere that day): the day is billed once.
-                    await self._delivered(entry, found, log_, how="already-checked-in")
-                    return True
-            await self._outbox.mark_failed(entry.id, exc.reason)
-            self.failed += 1
-            for hook in self._hooks:
-                hook(entry, None, f"refused: {exc.reason}")
-            log_.warning("delivery_refused", reason=exc.reason, token=redact(entry.token))
-            return True
+            return await self._refused(entry, exc, priority, log_)
         except RateLimited as exc:
             await self._outbox.defer(
                 entry.id,
@@ -200,6 +220,7 @@ class Drainer:
             )
             return False
         except Unauthorized as exc:
+            self._breaker.record_success()  # an answer: the API is reachable
             await self._outbox.defer(
                 entry.id,
                 str(exc),
@@ -212,7 +233,8 @@ class Drainer:
                 unknown = not isinstance(exc, Unavailable) or exc.outcome_unknown
             else:  # failed while looking: whatever we knew before still holds
                 unknown = entry.state is State.SENDING
-            self._breaker.record_failure(str(exc))
+            if isinstance(exc, Unavailable):
+                self._breaker.record_failure(str(exc))
             delay = self._backoff.next_delay()
             await self._outbox.defer(entry.id, str(exc), delay, outcome_unknown=unknown)
             log_.debug("delivery_deferred", error=str(exc), retry_in_s=delay, unknown=unknown)
@@ -222,17 +244,95 @@ class Drainer:
         await self._delivered(entry, result, log_, how="sent")
         return True
 
+    async def _refused(
+        self,
+        entry: Entry,
+        exc: Refused,
+        priority: Priority,
+        log_: structlog.typing.FilteringBoundLogger,
+    ) -> bool:
+        self._breaker.record_success()  # an answer: the API is reachable
+        reason = exc.reason
+        if entry.kind is RecordKind.CHECK_IN:
+            found = await self._lookup_quietly(entry, priority)
+            if found is not None or (_already_checked_in(exc) and self._asked_for_tap_day(entry)):
+                # Someone got there first (an earlier attempt whose answer was lost, or
+                # the member elsewhere that day): the day is billed once.
+                await self._delivered(entry, found, log_, how="already-checked-in")
+                return True
+            if _already_checked_in(exc):
+                # Cobot's day is not the tap's day: this visit is not billed yet.
+                reason = f"{reason} (but not for the day of this tap: not billed)"
+        await self._outbox.mark_failed(entry.id, reason)
+        self.failed += 1
+        for hook in self._hooks:
+            hook(entry, None, f"refused: {reason}")
+        log_.warning("delivery_refused", reason=reason, token=redact(entry.token))
+        return True
+
+    async def _settle_time(
+        self, entry: Entry, log_: structlog.typing.FilteringBoundLogger
+    ) -> Entry | None:
+        """The entry with a tap time fit to bill by, or None while it must wait.
+
+        A tap read on an unsynchronised clock is corrected from the monotonic clock once
+        the clock is synchronised in the same boot; from an earlier boot its day cannot
+        be known, so it is recorded as of delivery (never back-dated)."""
+        if entry.clock is not ClockQuality.UNSYNCED:
+            return entry
+        if not self._clock.synchronized():
+            await self._outbox.defer(
+                entry.id,
+                "waiting for the clock to be synchronised before sending",
+                CLOCK_WAIT,
+                outcome_unknown=entry.state is State.SENDING,
+            )
+            return None
+        fixed = corrected_time(
+            entry.tapped_at,
+            entry.tapped_mono,
+            entry.boot_id,
+            now=self._clock.now(),
+            monotonic=self._clock.monotonic(),
+            boot_id=self._clock.boot_id(),
+        )
+        quality = ClockQuality.NOW if fixed is None else ClockQuality.CORRECTED
+        tapped_at = self._clock.now() if fixed is None else fixed
+        await self._outbox.correct_time(entry.id, tapped_at, quality)
+        log_.warning(
+            "tap_time_corrected" if fixed else "tap_day_unknown",
+            read_as=entry.tapped_at.isoformat(),
+            now_billed_at=tapped_at.isoformat(),
+            why="read before the clock was synchronised"
+            + ("" if fixed else ", in an earlier boot: recorded as of delivery"),
+        )
+        return replace(entry, tapped_at=tapped_at, clock=quality)
+
+    def _asked_for_tap_day(self, entry: Entry) -> bool:
+        """Whether the request just refused asked about the tap's own day: a replay with
+        ``valid_from`` = the tap time, or a plain check-in on the tap's local day."""
+        if entry.clock is ClockQuality.NOW:
+            return False
+        if self._with_valid_from(entry):
+            return True
+        return entry.tapped_at.astimezone().date() == self._now().astimezone().date()
+
+    def _with_valid_from(self, entry: Entry) -> bool:
+        age = (self._now() - entry.tapped_at).total_seconds()
+        return bool(
+            self._cfg.replay_with_valid_from
+            and entry.membership_id
+            and entry.clock is not ClockQuality.NOW
+            and age > self._cfg.valid_from_after
+        )
+
     async def _send(self, entry: Entry, priority: Priority) -> CheckIn | None:
-        if entry.kind is Kind.CHECK_OUT:
+        if entry.kind is RecordKind.CHECK_OUT:
             assert entry.membership_id is not None
             # 404 (not checked in) is as good as done: the member is out.
             return await self._client.check_out(entry.membership_id, priority=priority)
-        age = (self._now() - entry.tapped_at).total_seconds()
-        if (
-            self._cfg.replay_with_valid_from
-            and entry.membership_id
-            and (age > self._cfg.valid_from_after)
-        ):
+        if self._with_valid_from(entry):
+            assert entry.membership_id is not None
             return await self._client.create_work_session(
                 entry.membership_id, valid_from=entry.tapped_at, priority=priority
             )
@@ -275,8 +375,8 @@ class Drainer:
     ) -> None:
         await self._outbox.mark_delivered(entry.id, result.id if result else None)
         self.delivered += 1
-        if entry.kind is Kind.CHECK_IN and result is not None and entry.membership_id:
-            await self._cache.mark_checked_in(entry.membership_id, result.valid_until)
+        if entry.kind is RecordKind.CHECK_IN and result is not None and entry.membership_id:
+            await self._attendance.checked_in(entry.membership_id, result.valid_until)
         for hook in self._hooks:
             hook(entry, result, how)
         log_.info(
@@ -295,8 +395,15 @@ def _already_checked_in(exc: Refused) -> bool:
 
 def _covers(check_in: CheckIn, entry: Entry, now: datetime) -> bool:
     """Cobot holds a check-in that bills this tap: it is still valid at the tap time and
-    had begun by now (yesterday's check-in does not cover today's tap)."""
-    return check_in.valid_until >= entry.tapped_at and check_in.valid_from <= now
+    had begun by now (yesterday's check-in does not cover today's tap), and began on the
+    tap's day or the day before (a tap whose day is unknown is covered by nothing)."""
+    if entry.clock is ClockQuality.NOW:
+        return False
+    return (
+        check_in.valid_until >= entry.tapped_at
+        and check_in.valid_from <= now
+        and check_in.valid_from <= entry.tapped_at + timedelta(days=1)
+    )
 
 
 __all__ = ["Drainer"]

@@ -25,6 +25,23 @@ class TokenFormat(enum.StrEnum):
     WIEGAND26 = "wiegand26"  # "FFF,NNNNN": facility code and card number, as on cards
 
 
+class RecordKind(enum.StrEnum):
+    """What a tap records at a backend (an outbox entry's kind)."""
+
+    CHECK_IN = "check_in"
+    CHECK_OUT = "check_out"
+
+
+class ClockQuality(enum.StrEnum):
+    """How far a tap's wall-clock time can be trusted (a Pi has no real-time clock and
+    boots with an old time until NTP syncs)."""
+
+    SYNCED = "synced"  # read on a synchronised clock
+    UNSYNCED = "unsynced"  # read before the clock was synchronised: may be any day
+    CORRECTED = "corrected"  # re-computed from the monotonic clock after the sync
+    NOW = "now"  # its day cannot be known: recorded as of delivery, never back-dated
+
+
 class Signal(enum.StrEnum):
     """Feedback a door shows the person at the reader."""
 
@@ -39,6 +56,7 @@ class Outcome(enum.StrEnum):
     OPENED_CACHED = "opened-cached"  # still checked in today: no API call
     OPENED_ONLINE = "opened-online"  # preview accepted
     OPENED_OFFLINE = "opened-offline"  # API unreachable, token known locally
+    OPENED_MEMBER = "opened-member"  # a door open to any known member: nothing recorded
     REFUSED = "refused"  # the API said no (its reason is logged)
     DENIED_OFFLINE = "denied-offline"  # API unreachable and policy/caches say no
     UNKNOWN_TOKEN = "unknown-token"  # exit reader: token not in the cache
@@ -52,7 +70,8 @@ class Tap:
     """One token read by one reader.
 
     ``at`` is wall-clock UTC (what Cobot is told); ``mono`` is ``time.monotonic()`` at
-    the read, used for latency and debouncing.
+    the read, used for latency and debouncing, and with ``boot_id`` to correct ``at``
+    once the clock is synchronised when ``clock`` says it was not.
     """
 
     reader: str
@@ -60,6 +79,8 @@ class Tap:
     direction: Direction
     at: datetime
     mono: float
+    clock: ClockQuality = ClockQuality.SYNCED
+    boot_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

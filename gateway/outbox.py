@@ -1,10 +1,16 @@
 """The durable outbox: check-ins and check-outs waiting for the API.
 
 A row is committed before the door opens (``synchronous=FULL``), so a power cut right
-after the door opened loses nothing. States::
+after the door opened loses nothing. It is committed ``held``: the drainer does not see
+it until the door has opened (``release``), so a door that fails, however slowly, bills
+nobody (``drop``). States::
 
-    pending --send--> sending --answer--> delivered | failed (final, with the API's reason)
-                         \\--timeout--> sending (outcome unknown: look before resending)
+    held --door opened--> pending --send--> sending --answer--> delivered | failed
+      \\--door failed--> (deleted)           \\--timeout--> sending (outcome unknown)
+
+A ``held`` row found at start means the gateway stopped while its door was moving: the
+door's outcome is unknown, so it is kept as ``failed`` with that reason for a person to
+retry, never billed on a guess.
 
 ``sending`` is written *before* the request goes out; finding a row in ``sending`` after
 a crash or a timeout means "maybe delivered", and the drainer checks Cobot before it
@@ -21,22 +27,21 @@ from datetime import datetime
 from typing import Any
 
 from gateway.errors import StorageError
+from gateway.model import ClockQuality, RecordKind
 from gateway.store import Database, is_disk_full
 
-
-class Kind(enum.StrEnum):
-    CHECK_IN = "check_in"
-    CHECK_OUT = "check_out"
+HELD_AT_START = "the gateway stopped while the door was opening: door outcome unknown"
 
 
 class State(enum.StrEnum):
+    HELD = "held"  # committed, waiting for the door's outcome; invisible to the drainer
     PENDING = "pending"
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
 
 
-OPEN_STATES = (State.PENDING, State.SENDING)
+OPEN_STATES = (State.HELD, State.PENDING, State.SENDING)
 # Delivered rows are kept this long for `queue list` and debugging, then deleted.
 KEEP_DELIVERED = 7 * 24 * 3600.0
 
@@ -52,7 +57,7 @@ class DiskFull(StorageError):
 @dataclass(frozen=True, slots=True)
 class Entry:
     id: int
-    kind: Kind
+    kind: RecordKind
     token: str | None
     membership_id: str | None
     reader: str
@@ -63,19 +68,24 @@ class Entry:
     last_error: str | None
     result_id: str | None
     created_at: float
+    backend: str = "cobot"
+    clock: ClockQuality = ClockQuality.SYNCED
+    boot_id: str | None = None
+    tapped_mono: float | None = None
 
 
 _COLUMNS = (
     "id, kind, token, membership_id, reader, tapped_at, state, attempts, next_attempt_at, "
-    "last_error, result_id, created_at"
+    "last_error, result_id, created_at, backend, clock, boot_id, tapped_mono"
 )
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
-    (id_, kind, token, mid, reader, tapped, state, attempts, nxt, err, res, created) = row
+    (id_, kind, token, mid, reader, tapped, state, attempts, nxt, err, res, created) = row[:12]
+    backend, clock, boot_id, mono = row[12:]
     return Entry(
         id=int(id_),
-        kind=Kind(kind),
+        kind=RecordKind(kind),
         token=token,
         membership_id=mid,
         reader=str(reader),
@@ -86,6 +96,10 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         last_error=err,
         result_id=res,
         created_at=float(created),
+        backend=str(backend),
+        clock=ClockQuality(clock),
+        boot_id=boot_id,
+        tapped_mono=None if mono is None else float(mono),
     )
 
 
@@ -97,7 +111,7 @@ class Outbox:
 
     async def load(self) -> None:
         row = await self._db.fetchone(
-            "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')"
+            "SELECT COUNT(*) FROM outbox WHERE state IN ('held', 'pending', 'sending')"
         )
         self._open = int(row[0]) if row else 0
 
@@ -107,41 +121,103 @@ class Outbox:
 
     async def add(
         self,
-        kind: Kind,
+        kind: RecordKind,
         *,
         token: str | None,
         membership_id: str | None,
         reader: str,
         tapped_at: datetime,
+        state: State = State.PENDING,
+        backend: str = "cobot",
+        clock: ClockQuality = ClockQuality.SYNCED,
+        boot_id: str | None = None,
+        tapped_mono: float | None = None,
+        result_id: str | None = None,
+        last_error: str | None = None,
+        budget: float | None = None,
     ) -> int:
-        """Store an entry durably; raise OutboxFull at the bound, DiskFull when SQLite
-        cannot write. Either way nothing already queued is touched."""
-        if self._open >= self._max:
+        """Store an entry durably (``HELD`` until ``release`` when a door must open
+        first; a later state when memory kept it while the database was busy); raise
+        OutboxFull at the bound, DiskFull when SQLite cannot write, StorageError when the
+        database stays locked past ``budget`` seconds. Either way nothing already
+        queued is touched."""
+        opens = state in OPEN_STATES
+        if opens and self._open >= self._max:
             raise OutboxFull(f"outbox holds {self._open} entries (queue.max_entries)")
         now = time.time()
         try:
             written = await self._db.execute(
                 "INSERT INTO outbox (kind, token, membership_id, reader, tapped_at, state, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (kind.value, token, membership_id, reader, tapped_at.isoformat(), now, now),
+                "created_at, updated_at, backend, clock, boot_id, tapped_mono, result_id, "
+                "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind.value,
+                    token,
+                    membership_id,
+                    reader,
+                    tapped_at.isoformat(),
+                    state.value,
+                    now,
+                    now,
+                    backend,
+                    clock.value,
+                    boot_id,
+                    tapped_mono,
+                    result_id,
+                    last_error,
+                ),
                 urgent=True,  # a person is at the door
+                budget=budget,
             )
         except sqlite3.Error as exc:
             raise _storage_error("cannot queue", exc) from exc
-        self._open += 1
+        except TimeoutError as exc:
+            raise StorageError(f"outbox: cannot queue: database busy for {budget} s") from exc
+        self._open += opens
         assert written.lastrowid is not None
         return written.lastrowid
+
+    async def release(self, entry_id: int) -> None:
+        """The door opened: the held entry may be delivered now."""
+        await self._update(
+            "UPDATE outbox SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'held'",
+            (time.time(), entry_id),
+        )
+
+    async def discard_held(self, entry_id: int) -> None:
+        """The door did not open: the held entry never happened."""
+        changed = await self._update(
+            "DELETE FROM outbox WHERE id = ? AND state = 'held'", (entry_id,)
+        )
+        self._open = max(0, self._open - changed)
+
+    async def fail_held_at_start(self) -> int:
+        """Rows left ``held`` by a stop while a door was moving: kept, not billed."""
+        changed = await self._update(
+            "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? "
+            "WHERE state = 'held'",
+            (HELD_AT_START, time.time()),
+        )
+        return changed
+
+    async def correct_time(self, entry_id: int, tapped_at: datetime, clock: ClockQuality) -> None:
+        """The tap's time, corrected once the clock was synchronised (or marked
+        ``NOW``: deliver as of the delivery, the tap's own day being unknown)."""
+        await self._update(
+            "UPDATE outbox SET tapped_at = ?, clock = ?, updated_at = ? WHERE id = ?",
+            (tapped_at.isoformat(), clock.value, time.time(), entry_id),
+        )
 
     async def get(self, entry_id: int) -> Entry | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (entry_id,))
         return _entry(row) if row else None
 
-    async def head(self, limit: int = 50) -> list[Entry]:
-        """The oldest open entries, in order."""
+    async def head(self, limit: int = 50, *, backend: str = "cobot") -> list[Entry]:
+        """The oldest open entries of one backend, in order."""
         rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM outbox WHERE state IN ('pending', 'sending') "
-            "ORDER BY id LIMIT ?",
-            (limit,),
+            "AND backend = ? ORDER BY id LIMIT ?",
+            (backend, limit),
         )
         return [_entry(r) for r in rows]
 
@@ -152,8 +228,8 @@ class Outbox:
             return False
         row = await self._db.fetchone(
             "SELECT 1 FROM outbox WHERE state IN ('pending', 'sending') AND id < ? "
-            "AND membership_id = ? LIMIT 1",
-            (entry.id, entry.membership_id),
+            "AND membership_id = ? AND backend = ? LIMIT 1",
+            (entry.id, entry.membership_id, entry.backend),
         )
         return row is not None
 

@@ -27,7 +27,13 @@ from gateway.errors import StorageError
 log = structlog.get_logger(__name__)
 
 DB_NAME = "gateway.sqlite"
-BUSY_TIMEOUT_MS = 5000  # the CLI and the daemon share the file; wait rather than fail
+# How long one statement waits for another process's write lock (the `queue` command, a
+# backup, the sqlite3 shell). The daemon waits little: a person may be at the door, and
+# every writer of its own retries (the drainer, the sync) or keeps the change in memory
+# (the decision, see records/cobot.py). The CLI, which a person runs, waits longer.
+DAEMON_BUSY_TIMEOUT_MS = 200
+CLI_BUSY_TIMEOUT_MS = 5000
+BUSY_TIMEOUT_MS = CLI_BUSY_TIMEOUT_MS
 
 _SCHEMA = [
     # version 1
@@ -58,6 +64,13 @@ _SCHEMA = [
     );
     CREATE INDEX outbox_open ON outbox (state, id) WHERE state IN ('pending', 'sending');
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """,
+    # version 2: which backend an entry belongs to, and how far its tap time is trusted
+    """
+    ALTER TABLE outbox ADD COLUMN backend TEXT NOT NULL DEFAULT 'cobot';
+    ALTER TABLE outbox ADD COLUMN clock TEXT NOT NULL DEFAULT 'synced';
+    ALTER TABLE outbox ADD COLUMN boot_id TEXT;
+    ALTER TABLE outbox ADD COLUMN tapped_mono REAL;
     """,
 ]
 
@@ -91,8 +104,12 @@ class Lanes:
         self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
 
     @asynccontextmanager
-    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
-        await self._acquire(urgent)
+    async def hold(
+        self, *, urgent: bool = False, budget: float | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the lock; ``budget`` bounds the wait for it (TimeoutError)."""
+        async with asyncio.timeout(budget):
+            await self._acquire(urgent)
         try:
             yield
         finally:
@@ -139,9 +156,17 @@ class Database:
         self.path = path
 
     async def execute(
-        self, sql: str, params: Sequence[Any] = (), *, urgent: bool = False
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        urgent: bool = False,
+        budget: float | None = None,
     ) -> Written:
-        async with self._lock.hold(urgent=urgent):
+        """One statement. ``budget`` bounds the wait for our own lock (TimeoutError); the
+        wait for another process's lock is bounded by the busy timeout (sqlite3.Error:
+        "database is locked")."""
+        async with self._lock.hold(urgent=urgent, budget=budget):
             cur = await self._conn.execute(sql, params)
             return Written(cur.rowcount, cur.lastrowid)
 
@@ -186,19 +211,20 @@ class Transaction:
         await self._conn.executemany(sql, rows)
 
 
-async def open_db(state_dir: Path) -> Database:
+async def open_db(state_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open (creating and migrating) the database; raise StorageError naming the path."""
     path = state_dir / DB_NAME
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+        await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StorageError(f"cannot open {path}: {exc}") from exc
     try:
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await db.execute(f"PRAGMA busy_timeout = {CLI_BUSY_TIMEOUT_MS}")  # start-up may wait
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await _migrate(db)
+        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     except sqlite3.DatabaseError as exc:
         await db.close()
         raise StorageError(f"{path} is not a usable gateway database: {exc}") from exc

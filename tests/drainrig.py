@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.attendance import Attendance
 from gateway.breaker import Breaker
-from gateway.cache import TokenCache
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import WINDOW_MARGIN, Group, RateLimiter
 from gateway.config.model import QueueSection
 from gateway.drain import Drainer
-from gateway.outbox import Kind, Outbox
+from gateway.model import RecordKind
+from gateway.outbox import Outbox
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 from gateway.store import Database, open_db
 
@@ -26,7 +27,7 @@ class DrainRig:
     space: SimSpace
     db: Database
     outbox: Outbox
-    cache: TokenCache
+    attendance: Attendance
     client: CobotClient
     breaker: Breaker
     drainer: Drainer
@@ -35,7 +36,7 @@ class DrainRig:
         self, token: str, membership_id: str | None, at: datetime | None = None
     ) -> int:
         return await self.outbox.add(
-            Kind.CHECK_IN,
+            RecordKind.CHECK_IN,
             token=token,
             membership_id=membership_id,
             reader="front",
@@ -69,15 +70,15 @@ async def drain_rig(
     async with run_sim(space) as base_url:
         db = await open_db(tmp_path)
         outbox = Outbox(db, 100_000)
-        cache = TokenCache(db)
-        await cache.load()
+        attendance = Attendance(db)
+        await attendance.load()
         limiter = RateLimiter(
             {Group.CHECK_INS: limits[0], Group.DEFAULT: limits[1]}, window=window + WINDOW_MARGIN
         )
         client = CobotClient(base_url, token, limiter, timeout=2.0)
         breaker = Breaker(initial=0.1, maximum=0.5)
-        drainer = Drainer(outbox, client, cache, breaker, queue or QueueSection())
-        rig = DrainRig(space, db, outbox, cache, client, breaker, drainer)
+        drainer = Drainer(outbox, client, attendance, breaker, queue or QueueSection())
+        rig = DrainRig(space, db, outbox, attendance, client, breaker, drainer)
         task = asyncio.create_task(drainer.run()) if run else None
         try:
             yield rig

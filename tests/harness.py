@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
+from gateway.clock import SYSTEM_CLOCK, SystemClock
 from gateway.config import parse_config
 from gateway.decide import Decision
 from gateway.model import Direction, Signal, Tap
@@ -46,7 +47,7 @@ class Rig:
     decisions: list[Decision] = field(default_factory=list)
 
     async def tap(self, token: str, direction: Direction = Direction.IN) -> Decision:
-        tap: Tap = make_tap("front", token, direction)
+        tap: Tap = make_tap("front", token, direction, self.gateway.clock)
         return await self.gateway.decider.decide(tap, self.door)
 
     def api_calls(self, path_prefix: str = "/api") -> int:
@@ -63,14 +64,22 @@ def gateway_config(state_dir: Path, base_url: str, **gateway: Any) -> dict[str, 
 
 @contextlib.asynccontextmanager
 async def rig(
-    tmp_path: Path, space: SimSpace | None = None, token: str = ADMIN_TOKEN, **gateway: Any
+    tmp_path: Path,
+    space: SimSpace | None = None,
+    token: str = ADMIN_TOKEN,
+    *,
+    door: Any = None,
+    clock: SystemClock = SYSTEM_CLOCK,
+    **gateway: Any,
 ) -> AsyncIterator[Rig]:
     space = space or demo_space()
     async with run_sim(space) as base_url:
         cfg = parse_config(gateway_config(tmp_path / "state", base_url, **gateway), "test")
-        door = RecordingDoor()
+        door = door or RecordingDoor()
         decisions: list[Decision] = []
-        gw = Gateway(cfg, token, doors={"front": door}, readers=[], hooks=[decisions.append])
+        gw = Gateway(
+            cfg, token, doors={"front": door}, readers=[], hooks=[decisions.append], clock=clock
+        )
         task = asyncio.create_task(gw.run())
         await asyncio.wait_for(gw.ready.wait(), 5)
         await gw.sync.sync_once()

@@ -39,7 +39,7 @@ async def test_returning_device_is_let_out_and_shut_out_on_check_out(tmp_path: P
         await eventually(lambda: len(portal.authorised) == 1)
         mac, until, member = portal.authorised[0]
         assert (mac, member) == (MAC_TOKEN, MARGARET)
-        assert until == r.gateway.cache.checked_in_until(MARGARET)
+        assert until == r.gateway.attendance.until(MARGARET)
         await r.tap(MAC_TOKEN, Direction.OUT)
         await eventually(lambda: portal.revoked == [MAC_TOKEN])
 
@@ -62,7 +62,7 @@ async def test_portal_sign_in_feeds_the_cache(tmp_path: Path) -> None:
         check_in = CheckIn(id="c1", valid_from=until, valid_until=until, membership=member)
         await r.gateway._signed_in("aa:bb:cc:00:00:99", check_in)
         assert r.gateway.cache.lookup("aa:bb:cc:00:00:99") == member
-        assert r.gateway.cache.checked_in_until("m-new") == until
+        assert r.gateway.attendance.until("m-new") == until
 
 
 async def test_configured_portal_runs_inside_the_gateway(tmp_path: Path) -> None:

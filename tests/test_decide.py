@@ -139,7 +139,7 @@ async def test_exit_reader_checks_out(tmp_path: Path) -> None:
         d = await r.tap(RDM_TOKEN, Direction.OUT)
         assert d.outcome is Outcome.CHECKED_OUT and d.opened
         await eventually(lambda: r.space.active_check_in(ADA) is None)
-        assert r.gateway.cache.checked_in_until(ADA) is None
+        assert r.gateway.attendance.until(ADA) is None
 
 
 async def test_token_removed_upstream_stops_opening_after_sync(tmp_path: Path) -> None:

@@ -154,13 +154,13 @@ async def test_drain_never_exceeds_the_window(tmp_path: Path) -> None:
 
 
 async def test_a_live_check_out_does_not_overtake_a_queued_check_in(tmp_path: Path) -> None:
-    from gateway.outbox import Kind
+    from gateway.model import RecordKind
 
     async with drain_rig(tmp_path, run=False) as r:
         tapped = datetime.now(UTC) - timedelta(minutes=20)
         check_in = await r.queue_check_in(RDM_TOKEN, ADA, tapped)
         check_out = await r.outbox.add(
-            Kind.CHECK_OUT,
+            RecordKind.CHECK_OUT,
             token=RDM_TOKEN,
             membership_id=ADA,
             reader="exit",

@@ -34,7 +34,7 @@ async def test_disk_full_keeps_deciding_doors_and_says_so(tmp_path: Path) -> Non
         await db.execute(f"PRAGMA max_page_count = {pages[0]}")
         outcomes = []
         for _ in range(40):  # enough rows to need a new page
-            await r.gateway.cache.mark_checked_out(ADA)
+            await r.gateway.attendance.checked_out(ADA)
             outcomes.append((await r.tap(RDM_TOKEN)).outcome)
         assert set(outcomes) == {Outcome.OPENED_OFFLINE}  # the door kept working
         assert r.gateway.decider.storage_error is not None
@@ -42,7 +42,7 @@ async def test_disk_full_keeps_deciding_doors_and_says_so(tmp_path: Path) -> Non
         assert "full" in json.dumps(r.gateway.status())
         # Space again: the next tap is queued and the error clears.
         await db.execute("PRAGMA max_page_count = 1073741823")
-        await r.gateway.cache.mark_checked_out(ADA)
+        await r.gateway.attendance.checked_out(ADA)
         await r.tap(RDM_TOKEN)
         assert r.gateway.decider.storage_error is None
         row = await db.fetchone("PRAGMA integrity_check")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.attendance import Attendance
 from gateway.cache import TokenCache
 from gateway.errors import StorageError
-from gateway.model import Membership, TokenRecord
-from gateway.outbox import Kind, Outbox, OutboxFull, State
+from gateway.model import Membership, RecordKind, TokenRecord
+from gateway.outbox import Outbox, OutboxFull, State
 from gateway.store import DB_NAME, open_db
 
 ADA = Membership("m-ada", "Ada")
@@ -24,20 +25,23 @@ async def test_cache_survives_restart_and_sync_replaces(tmp_path: Path) -> None:
     cache = TokenCache(db)
     await cache.load()
     assert await cache.replace_all([TokenRecord("A1", ADA), TokenRecord("B1", BOB)]) == (2, 0)
-    await cache.mark_checked_in(ADA.id, T0 + timedelta(hours=16))
+    attendance = Attendance(db)
+    await attendance.checked_in(ADA.id, T0 + timedelta(hours=16))
     await db.close()
 
     db = await open_db(tmp_path)
     cache = TokenCache(db)
     await cache.load()
+    attendance = Attendance(db)
+    await attendance.load()
     assert cache.lookup("A1") == ADA and cache.lookup("B1") == BOB
-    assert cache.checked_in_until(ADA.id, T0) == T0 + timedelta(hours=16)
-    assert cache.checked_in_until(ADA.id, T0 + timedelta(hours=17)) is None
+    assert attendance.until(ADA.id, T0) == T0 + timedelta(hours=16)
+    assert attendance.until(ADA.id, T0 + timedelta(hours=17)) is None
     # Bob's token removed upstream: it stops working after the sync.
     assert await cache.replace_all([TokenRecord("A1", ADA)]) == (0, 1)
     assert cache.lookup("B1") is None
-    await cache.mark_checked_out(ADA.id)
-    assert cache.checked_in_until(ADA.id, T0) is None
+    await attendance.checked_out(ADA.id)
+    assert attendance.until(ADA.id, T0) is None
     await db.close()
 
 
@@ -46,10 +50,10 @@ async def test_outbox_lifecycle(tmp_path: Path) -> None:
     outbox = Outbox(db, max_entries=3)
     await outbox.load()
     a = await outbox.add(
-        Kind.CHECK_IN, token="A1", membership_id=ADA.id, reader="front", tapped_at=T0
+        RecordKind.CHECK_IN, token="A1", membership_id=ADA.id, reader="front", tapped_at=T0
     )
     b = await outbox.add(
-        Kind.CHECK_OUT, token="B1", membership_id=BOB.id, reader="exit", tapped_at=T0
+        RecordKind.CHECK_OUT, token="B1", membership_id=BOB.id, reader="exit", tapped_at=T0
     )
     assert outbox.depth == 2
     head = await outbox.head()
@@ -79,9 +83,13 @@ async def test_outbox_bound(tmp_path: Path) -> None:
     outbox = Outbox(db, max_entries=2)
     await outbox.load()
     for _ in range(2):
-        await outbox.add(Kind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
+        await outbox.add(
+            RecordKind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0
+        )
     with pytest.raises(OutboxFull):
-        await outbox.add(Kind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
+        await outbox.add(
+            RecordKind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0
+        )
     assert len(await outbox.head()) == 2  # nothing queued was touched
     await db.close()
 
@@ -95,7 +103,7 @@ async def test_garbage_database_is_a_clear_error(tmp_path: Path) -> None:
 async def test_wal_lets_a_second_connection_read_while_writing(tmp_path: Path) -> None:
     db = await open_db(tmp_path)
     outbox = Outbox(db, max_entries=10)
-    await outbox.add(Kind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
+    await outbox.add(RecordKind.CHECK_IN, token="A1", membership_id=None, reader="r", tapped_at=T0)
     with sqlite3.connect(tmp_path / DB_NAME) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert other.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 
+from gateway.clock import SystemClock
 from gateway.cobot.errors import (
     ApiError,
     MalformedResponse,
@@ -80,7 +81,9 @@ class CobotClient:
         *,
         timeout: float = REQUEST_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
+        clock: SystemClock | None = None,
     ) -> None:
+        self._clock = clock
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
         self._limiter = limiter
@@ -337,6 +340,7 @@ class CobotClient:
                 raw = await resp.content.read(MAX_BODY + 1)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
+                self._saw_date(resp.headers.get("Date"))
         except aiohttp.ClientConnectorError as exc:
             # Never connected: the request certainly did not reach Cobot.
             raise Unavailable(f"{method} {path}: {exc}", outcome_unknown=False) from exc
@@ -376,6 +380,18 @@ class CobotClient:
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
         detail = str(_json_or_text(raw))[:200]
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
+
+    def _saw_date(self, value: str | None) -> None:
+        """Tell the clock what time the API says it is (a right clock without NTP is
+        trusted this way; garbage is ignored)."""
+        if value is None or self._clock is None:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is not None:
+            self._clock.observe(when)
 
     def _auth_error(self, status: int, what: str, detail: object) -> None:
         # Loud once per episode: an operator must fix the token; repeating it every tap

@@ -6,11 +6,11 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from gateway.model import Direction, Membership, Tap
+from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.model import ClockQuality, Direction, Membership, Tap
 
 TapSink = Callable[[Tap], None]
 """Where a reader hands its taps; must not block (the gateway queues them)."""
@@ -73,11 +73,13 @@ class Debouncer:
         return last is None or now - last >= self._hold
 
 
-def make_tap(reader: str, token: str, direction: Direction) -> Tap:
+def make_tap(reader: str, token: str, direction: Direction, clock: Clock = SYSTEM_CLOCK) -> Tap:
     return Tap(
         reader=reader,
         token=token,
         direction=direction,
-        at=datetime.now(UTC),
-        mono=time.monotonic(),
+        at=clock.now(),
+        mono=clock.monotonic(),
+        clock=ClockQuality.SYNCED if clock.synchronized() else ClockQuality.UNSYNCED,
+        boot_id=clock.boot_id(),
     )
