@@ -171,3 +171,25 @@ def test_no_fd_leak_after_many_runs() -> None:
     before = len(list(Path("/proc/self/fd").iterdir()))
     asyncio.run(many())
     assert len(list(Path("/proc/self/fd").iterdir())) <= before + 2
+
+
+async def test_a_hanging_door_script_bills_nobody_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    # The whole path with a real script: the tap waits the door's timeout (not the 30 s
+    # of the grandchild), is door-failed, and Cobot is told nothing.
+    from gateway.model import Outcome
+    from gateway.sim.seed import ADA, RDM_TOKEN
+    from tests.harness import rig
+
+    script, pidfile = hanging_script(tmp_path)
+    door = CommandDoor(CommandDoorConfig(name="front", command=(str(script),), timeout=1.0))
+    async with rig(tmp_path, door=door) as r:
+        started = time.monotonic()
+        decision = await r.tap(RDM_TOKEN)
+        assert time.monotonic() - started < 3.0
+        assert decision.outcome is Outcome.DOOR_FAILED and not decision.opened
+        assert await gone(int(pidfile.read_text()))
+        await asyncio.sleep(0.5)
+        assert r.space.check_ins_of(ADA) == []
+        assert r.gateway.outbox.depth == 0
