@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ async def test_without_cap_net_raw_run_fails_at_once_and_says_how_to_fix(tmp_pat
 async def test_missing_interface_is_retried_with_capped_backoff(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reader_module, "RECONNECT_CAP", 8.0)
+    monkeypatch.setattr(reader_module, "LINK_POLICY", replace(reader_module.LINK_POLICY, cap=8.0))
     sleeps = Sleeps()
     opener = Opener(*[enodev()] * 7, eperm())  # the capability is dropped later, say
     reader = MacReader(CFG, ctx(tmp_path), opener=opener, sleep=sleeps)
@@ -96,7 +97,8 @@ async def test_missing_interface_is_retried_with_capped_backoff(
         await asyncio.wait_for(reader.run(taps().append), 5)
     assert opener.calls == 8
     assert sleeps.delays == [1, 2, 4, 8, 8, 8, 8]
-    missing = [e for e in logs if e["event"] == "mac_interface_missing"]
+    missing = [e for e in logs if e["event"] == "mac_reader_unavailable"]
+    assert {e["problem"] for e in missing} == {"no-interface"}
     assert [e["log_level"] for e in missing] == ["warning"] + ["debug"] * 6
     assert reader.state is ReaderState.FAILED
     stats = reader.stats
