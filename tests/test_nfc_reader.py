@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import ndef
@@ -27,7 +28,7 @@ from gateway.model import Direction, Tap, TokenFormat
 from gateway.readers.base import ReaderState
 from gateway.readers.nfc.faults import FaultKind
 from gateway.readers.nfc.reader import STOP_DEADLINE, NfcReader
-from gateway.readers.nfc.worker import Timing
+from gateway.readers.nfc.worker import LINK_POLICY, Timing
 from tests.fakecard import Card, CardField, random_uid, type2_memory
 
 pytestmark = pytest.mark.real
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.real
 UID4 = bytes.fromhex("0a1b2c3d")
 UID7 = bytes.fromhex("04a1b2c3d4e5f6")
 UID10 = bytes.fromhex("04a1b2c3d4e5f6078899")
-FAST = Timing(sense_interval=0.05, retry_initial=0.05, retry_max=0.2)
+FAST = Timing(sense_interval=0.05, link=replace(LINK_POLICY, first_delay=0.05, cap=0.2))
 
 
 @pytest.fixture
@@ -298,7 +299,7 @@ async def test_unplugged_reader_reconnects_and_reads_again(field: CardField) -> 
 async def test_stop_during_reconnect_backoff_is_immediate(field: CardField) -> None:
     clf = Unpluggable()
     clf.plugged = False
-    slow = Timing(retry_initial=30.0, retry_max=30.0)
+    slow = Timing(link=replace(LINK_POLICY, first_delay=30.0, cap=30.0))
     reader = NfcReader(
         NfcReaderConfig(name="n", device=field.device), timing=slow, frontend_factory=lambda: clf
     )
@@ -376,7 +377,7 @@ async def test_lasting_permission_problem_fails_with_the_fix() -> None:
     with pytest.raises(ReaderError, match=r"60-checkin-gateway\.rules.*group checkin-gateway"):
         await asyncio.wait_for(reader.run(lambda tap: None), 10)
     assert reader.state is ReaderState.FAILED
-    assert clf.attempts == Timing().permission_attempts
+    assert clf.attempts == LINK_POLICY.permission_attempts == 3
     assert nfc_threads() == []
 
 
