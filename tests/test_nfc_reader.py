@@ -21,6 +21,7 @@ from typing import Any
 import ndef
 import nfc
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.config.model import NfcReaderConfig
 from gateway.errors import ReaderError
@@ -411,3 +412,58 @@ async def test_unresponsive_usb_reader_gets_a_usb_reset() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert set(resets) == {"usb:072f:2200"}
+
+
+async def test_backoff_starts_over_only_after_the_reader_stayed_open(field: CardField) -> None:
+    """Absent at start, plugged in, open for stable_after, pulled: the next wait is the
+    first delay again; pulled again at once (a loose cable): the backoff goes on."""
+    clf = Unpluggable()
+    clf.plugged = False
+    now = [0.0]
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:  # the timer fires at once; the clock follows
+        delays.append(delay)
+        now[0] += delay
+        if len(delays) >= 3:
+            clf.plugged = True
+        await asyncio.sleep(0)
+
+    reader = NfcReader(
+        NfcReaderConfig(name="n", device=field.device),
+        timing=Timing(sense_interval=0.05),  # the gateway's own link policy
+        frontend_factory=lambda: clf,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    with capture_logs() as logs:
+        task = asyncio.create_task(reader.run(lambda tap: None))
+        try:
+            await until(lambda: reader.state is ReaderState.READY)
+            assert delays == [0.5, 1.0, 2.0]
+            now[0] += LINK_POLICY.stable_after
+            clf.unplug()
+            await until(lambda: reader.stats.reconnects == 1)
+            assert delays[3:] == [0.5]
+            await until(lambda: reader.state is ReaderState.READY)
+            clf.unplug()
+            await until(lambda: reader.stats.reconnects == 2)
+            assert delays[4:] == [1.0]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert nfc_threads() == []
+    lines = [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("nfc_reader_")]
+    assert lines == [
+        ("nfc_reader_unavailable", "warning"),
+        ("nfc_reader_unavailable", "debug"),
+        ("nfc_reader_unavailable", "debug"),
+        ("nfc_reader_ready", "info"),
+        ("nfc_reader_lost", "warning"),
+        ("nfc_reader_back", "info"),
+        ("nfc_reader_lost", "debug"),
+        ("nfc_reader_back", "debug"),
+    ]
+    stats = reader.stats
+    assert (stats.opens, stats.failures, stats.state) == (3, 5, ReaderState.STOPPED)

@@ -231,7 +231,6 @@ class LinkSupervisor:
             while not self._stop.is_set():
                 try:
                     await self._until_stopped(attempt())
-                    return
                 except LinkFault as fault:
                     delay = self.down(fault)
                     if delay is None:
@@ -242,6 +241,8 @@ class LinkSupervisor:
                     self._state = LinkState.FAILED
                     self._log.error(f"{self._events}_failed", problem="reader", error=str(exc))
                     raise
+                else:
+                    return  # the attempt ended on its own: the link was closed on purpose
                 await self._until_stopped(self._sleep(delay))
         finally:
             self._running = False

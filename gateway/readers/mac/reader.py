@@ -184,7 +184,9 @@ class MacReader:
         try:
             await self._start_table()
             self._link.up()
-            error = await sniff.Sniffer(sock, self._on_sighting, self._counters, reader=self.name).run()
+            error = await sniff.Sniffer(
+                sock, self._on_sighting, self._counters, reader=self.name
+            ).run()
         finally:
             sock.close()
         raise _fault(self._cfg.interface, error) from error

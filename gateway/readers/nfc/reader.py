@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from gateway.config.model import NfcReaderConfig
 from gateway.errors import ReaderError
 from gateway.model import Tap
 from gateway.readers.base import ReaderState, TapSink
-from gateway.readers.link import LinkFault, LinkSupervisor, Sleep
+from gateway.readers.link import Clock, LinkFault, LinkSupervisor, Sleep
 from gateway.readers.nfc.faults import Fault
 from gateway.readers.nfc.worker import (
     CardRead,
@@ -64,13 +65,19 @@ class NfcReader:
         frontend_factory: FrontendFactory | None = None,
         usb_reset: Callable[[str], int] | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._cfg = cfg
         self._timing = timing or Timing()
         self._factory = frontend_factory
         self._usb_reset = usb_reset
         self._link = LinkSupervisor(
-            self._timing.link, events="nfc_reader", sleep=sleep, reader=cfg.name, device=cfg.device
+            self._timing.link,
+            events="nfc_reader",
+            clock=clock,
+            sleep=sleep,
+            reader=cfg.name,
+            device=cfg.device,
         )
         self._fault: Fault | None = None
         self._taps = self._ndef_taps = 0

@@ -135,9 +135,9 @@ class NfcWorker:
                 fault = self._sense_rounds(frontend, clf)
             finally:
                 frontend.close_reader(clf)
-        if fault is not None and fault.kind is FaultKind.UNRESPONSIVE:
-            if self._device.startswith("usb") and not self._stop.is_set():
-                self._try_reset(self._usb_reset or frontend.reset_acr122u)
+        unresponsive = fault is not None and fault.kind is FaultKind.UNRESPONSIVE
+        if unresponsive and self._device.startswith("usb") and not self._stop.is_set():
+            self._try_reset(self._usb_reset or frontend.reset_acr122u)
         return fault
 
     def _sense_rounds(self, frontend: ModuleType, clf: Frontend) -> Fault | None:
