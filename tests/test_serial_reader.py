@@ -74,6 +74,9 @@ def pty() -> Iterator[Pty]:
 
 
 def config(port: str, **kw: Any) -> SerialReaderConfig:
+    # Most tests here write a card's frame once; the confirmation rule (a second read
+    # before a tap, on by default for rdm6300) has its own tests below.
+    kw.setdefault("confirm_reads", 1)
     return SerialReaderConfig(name="front", port=port, **kw)
 
 

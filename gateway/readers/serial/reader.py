@@ -32,6 +32,7 @@ from gateway.readers.link import (
     Sleep,
 )
 from gateway.readers.serial.decode import Decoder, make_decoder
+from gateway.readers.serial.session import Confirmer, GarbageWatch
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,8 @@ class SerialReaderStats:
     last_error: str | None
     opens: int = 0  # times the port was opened
     failures: int = 0  # failed opens and losses
+    unconfirmed: int = 0  # reads of a card never confirmed by a repeat (phantom IDs)
+    warning: str | None = None  # only garbage so far: what is probably misconfigured
 
 
 class _PortProtocol(asyncio.Protocol):
@@ -100,6 +103,8 @@ class SerialReader:
         self._serial_factory = serial_factory
         self._decoder: Decoder = make_decoder(cfg.protocol, cfg.token_format)
         self._debounce = Debouncer(cfg.debounce)
+        self._confirm = Confirmer(cfg.reads_to_confirm, cfg.confirm_window, clock)
+        self._watch = GarbageWatch(cfg.protocol, cfg.baudrate, cfg.token_format)
         self._link = LinkSupervisor(
             policy or LINK_POLICY,
             events="serial_reader",
@@ -135,6 +140,8 @@ class SerialReader:
             last_error=link.last_error,
             opens=link.opens,
             failures=link.failures,
+            unconfirmed=self._confirm.dropped,
+            warning=self._watch.warning,
         )
 
     async def run(self, sink: TapSink) -> None:
@@ -208,8 +215,14 @@ class SerialReader:
         # Runs inside the transport's read callback: nothing may raise out of here, or
         # the transport would be torn down over a bug elsewhere.
         try:
-            for token in self._decoder.feed(data):
-                if not self._debounce.accept(token):
+            tokens = self._decoder.feed(data)
+            if self._watch.watching:
+                counts = self._decoder.counts()
+                warning = self._watch.feed(data, counts.ok, counts.garbage_bytes)
+                if warning is not None:
+                    self._log.warning("serial_reader_garbage", problem=warning)
+            for token in tokens:
+                if not self._confirm.accept(token) or not self._debounce.accept(token):
                     continue
                 self._taps += 1
                 self._log.debug("serial_tap", token=redact(token))
