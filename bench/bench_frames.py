@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.model import TokenFormat
 from gateway.readers.serial.decode import make_decoder
-from gateway.readers.serial.frames import LineParser, Em4100Parser, encode_rdm6300
+from gateway.readers.serial.frames import Em4100Parser, LineParser, encode_rdm6300
 
 FRAMES = 20_000
 REPEATS = 5

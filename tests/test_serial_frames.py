@@ -13,10 +13,13 @@ from gateway.model import TokenFormat
 from gateway.readers.serial.decode import make_decoder
 from gateway.readers.serial.frames import (
     FRAME_LEN,
+    ID12LA,
     MAX_LINE,
+    RDM6300,
     CardFrame,
-    LineParser,
     Em4100Parser,
+    LineParser,
+    encode_em4100,
     encode_rdm6300,
 )
 
@@ -352,3 +355,80 @@ def test_line_decoder_passes_tokens_verbatim() -> None:
     decoder = make_decoder("line", TokenFormat.DECIMAL)
     assert decoder.feed(b"abc-123\n\x01\n") == ["abc-123"]
     assert decoder.counts().bad == 1
+
+
+# --- ID-12LA / ID-20LA: CR LF before ETX ------------------------------------------------
+
+# The issue's bytes, written out: STX "1F00C0FFEE" "CE" CR LF ETX; 1F^00^C0^FF^EE = CE.
+ID12_FRAME = bytes.fromhex("02 31 46 30 30 43 30 46 46 45 45 43 45 0D 0A 03")
+ID12_CARD = bytes.fromhex("1F00C0FFEE")
+
+
+def id12_accounted(parser: Em4100Parser) -> int:
+    s = parser.stats
+    return ID12LA.frame_len * (s.frames_ok + s.bad_checksum + s.ghost_ids) + s.garbage_bytes
+
+
+def test_id12la_frame_whole() -> None:
+    assert ID12LA.frame_len == len(ID12_FRAME) == 16
+    assert encode_em4100(ID12_CARD, ID12LA) == ID12_FRAME
+    parser = Em4100Parser(ID12LA)
+    (frame,) = parser.feed(ID12_FRAME)
+    assert frame.raw == ID12_CARD
+    assert parser.stats.frames_ok == 1 and parser.pending == 0
+    decoder = make_decoder("id12la", TokenFormat.HEX)
+    assert decoder.feed(ID12_FRAME) == ["1F00C0FFEE"]
+
+
+def test_id12la_byte_by_byte() -> None:
+    parser = Em4100Parser(ID12LA)
+    frames = []
+    for i, b in enumerate(bytewise(ID12_FRAME)):
+        frames += parser.feed(b)
+        # Held back as a frame in progress until ETX, through the CR and the LF.
+        assert parser.pending == (i + 1) % 16
+    assert [f.raw for f in frames] == [ID12_CARD]
+    assert parser.stats.garbage_bytes == 0
+
+
+def test_id12la_wrapped_in_garbage_and_several_per_chunk() -> None:
+    other = encode_em4100(CARD_B, ID12LA)
+    stream = b"\xff\x00noise\x02" + ID12_FRAME + b"\r\n\x03" + other + ID12_FRAME + b"xx"
+    parser = Em4100Parser(ID12LA)
+    assert [f.raw for f in parser.feed(stream)] == [ID12_CARD, CARD_B, ID12_CARD]
+    assert parser.stats.garbage_bytes == 8 + 3 + 2
+    assert id12_accounted(parser) + parser.pending == len(stream)
+
+
+@given(st.lists(st.integers(0, 80), max_size=12))
+def test_id12la_any_split_yields_the_same_frames(cuts: list[int]) -> None:
+    stream = b"\x03junk" + ID12_FRAME + encode_em4100(CARD_A, ID12LA, lowercase=True) + b"\x02"
+    parser = Em4100Parser(ID12LA)
+    frames = [
+        f.raw
+        for chunk in split_at(stream, [c % len(stream) for c in cuts])
+        for f in parser.feed(chunk)
+    ]
+    assert frames == [ID12_CARD, CARD_A]
+    assert id12_accounted(parser) + parser.pending == len(stream)
+
+
+def test_each_layout_drops_the_other_as_garbage() -> None:
+    # What the issue saw: the rdm6300 parser drops ID-12LA frames (and the other way
+    # round); the garbage watch uses this to name the right protocol.
+    rdm = Em4100Parser(RDM6300)
+    assert rdm.feed(ID12_FRAME) == []
+    assert rdm.stats.garbage_bytes == 16
+    id12 = Em4100Parser(ID12LA)
+    assert id12.feed(FRAME_A) == []
+    assert id12.stats.garbage_bytes == 14
+
+
+def test_id12la_bad_checksum_and_broken_trailer_are_not_frames() -> None:
+    parser = Em4100Parser(ID12LA)
+    bad = bytearray(ID12_FRAME)
+    bad[12] = ord("F")  # checksum CF instead of CE
+    no_lf = ID12_FRAME[:14] + b"\r\x03"
+    assert parser.feed(bytes(bad) + no_lf + ID12_FRAME) == [CardFrame(ID12_CARD)]
+    assert (parser.stats.frames_ok, parser.stats.bad_checksum) == (1, 1)
+    assert parser.stats.garbage_bytes == len(no_lf)

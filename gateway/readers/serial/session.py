@@ -113,7 +113,6 @@ class GarbageWatch:
                 "modules send at 9600) or wrong protocol (rdm6300, id12la or line)"
             )
         self.warning = (
-            f"{garbage_bytes} bytes of garbage and not one valid {self._protocol!r} "
-            f"frame: {cause}"
+            f"{garbage_bytes} bytes of garbage and not one valid {self._protocol!r} frame: {cause}"
         )
         return self.warning
