@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config.loader import parse_config
+from gateway.config.model import SerialReaderConfig
+from gateway.errors import ConfigError
 from gateway.model import TokenFormat
 from gateway.readers.serial.frames import ID12LA, encode_em4100, encode_rdm6300
 from gateway.readers.serial.session import GARBAGE_RUN, Confirmer, GarbageWatch
@@ -95,3 +98,26 @@ def test_garbage_watch_stops_at_the_first_good_frame() -> None:
     assert not watch.watching
     assert watch.feed(b"\xff" * 500, ok=1, garbage_bytes=510) is None
     assert watch.warning is None
+
+
+def _serial(**table: object) -> SerialReaderConfig:
+    data = {
+        "gateway": {"state_dir": "/tmp/x"},
+        "cobot": {"base_url": "https://example.cobot.me"},
+        "readers": [{"name": "front", "type": "serial", "port": "/dev/ttyS0", **table}],
+    }
+    reader = parse_config(data, "gateway.toml").readers[0]
+    assert isinstance(reader, SerialReaderConfig)
+    return reader
+
+
+def test_confirmation_defaults_per_protocol_and_config_errors() -> None:
+    assert _serial().reads_to_confirm == 2  # rdm6300
+    assert _serial(protocol="id12la").reads_to_confirm == 1
+    assert _serial(protocol="line").reads_to_confirm == 1
+    assert _serial(confirm_reads=1).reads_to_confirm == 1
+    assert _serial(protocol="id12la", confirm_reads=3, confirm_window=0.2).reads_to_confirm == 3
+    with pytest.raises(ConfigError, match=r"gateway.toml: readers\[0\].confirm_reads"):
+        _serial(confirm_reads=0)
+    with pytest.raises(ConfigError, match=r"readers\[0\].protocol"):
+        _serial(protocol="id12")
