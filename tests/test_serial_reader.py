@@ -522,15 +522,6 @@ async def test_a_quick_real_tap_of_two_frames_is_a_tap(pty: Pty) -> None:
         assert reader.stats.unconfirmed == 0
 
 
-async def test_confirmation_can_be_switched_off(pty: Pty) -> None:
-    taps: asyncio.Queue[Tap] = asyncio.Queue()
-    reader = SerialReader(config(pty.path, confirm_reads=1))
-    async with running(reader, taps.put_nowait):
-        await wait_until(lambda: reader.state is ReaderState.READY, "READY")
-        pty.write(encode_rdm6300(CARD_A))
-        assert (await next_tap(taps)).token == "0A1B2C3D4E"
-
-
 async def test_only_garbage_warns_once_naming_the_right_protocol(pty: Pty) -> None:
     reader = SerialReader(config(pty.path))  # rdm6300, but an ID-12LA is attached
     with capture_logs() as logs:
