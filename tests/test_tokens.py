@@ -65,3 +65,14 @@ def test_redaction_keeps_only_the_tail() -> None:
 )
 def test_text_tokens_are_normalised_one_way(line: str, token: str | None) -> None:
     assert normalize_text_token(line) == token
+
+
+def test_ndef_text_tokens_follow_the_same_rule() -> None:
+    import ndef
+
+    from gateway.readers.nfc.ndeftext import text_token
+
+    # A phone app that writes a byte order mark and a trailing zero-width space.
+    assert text_token([ndef.TextRecord("\ufeffmember-42\u200b ")]) == "member-42"
+    assert text_token([ndef.TextRecord("\x1b[A"), ndef.TextRecord(" ok-7 ")]) == "ok-7"
+    assert text_token([ndef.UriRecord("https://example.org")]) is None
