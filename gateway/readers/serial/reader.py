@@ -1,9 +1,10 @@
 """A serial RFID reader: owns the port, turns frames into taps, reopens a pulled reader.
 
 The port is read by pyserial-asyncio-fast's transport (``add_reader`` on the tty, no
-thread); each chunk goes through the pure parser, the debouncer and the sink inside the
-transport's callback. Opening and closing the port run in the default executor under a
-deadline.
+thread); each chunk goes through the pure parser (``decode``), the confirmation rule and
+the garbage watch (``session``), the debouncer and the sink inside the transport's
+callback. Opening and closing the port run in the default executor under a deadline;
+reopening after a loss is the link supervisor's (``gateway.readers.link``).
 """
 
 from __future__ import annotations
