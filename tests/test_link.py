@@ -295,3 +295,36 @@ def test_policy_backoff_serves_a_task_that_is_no_device() -> None:
 def test_policy_rejects_nonsense(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LinkPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_task_that_is_no_device_restarted_under_a_policy() -> None:
+    """How the app can restart a crashed reader: its run is the attempt, up while it
+    runs; a crash becomes a LinkFault; a ReaderError is final."""
+    time = FakeTime()
+    runs: list[str] = []
+    outcomes = [RuntimeError("bug"), RuntimeError("bug"), 61.0, RuntimeError("bug"), None]
+
+    async def reader_run() -> None:
+        outcome = outcomes.pop(0)
+        runs.append(type(outcome).__name__)
+        if isinstance(outcome, float):
+            time.now += outcome  # ran a minute, then crashed
+            raise RuntimeError("late bug")
+        if isinstance(outcome, Exception):
+            raise outcome
+        raise ReaderError("no permission")
+
+    policy = LinkPolicy(first_delay=1.0, cap=300.0, stable_after=60.0)
+    link = LinkSupervisor(policy, events="reader", clock=time.clock, sleep=time.sleep)
+
+    async def attempt() -> None:
+        link.up()  # a running task is "up": a long run resets the backoff
+        try:
+            await reader_run()
+        except RuntimeError as exc:
+            raise LinkFault("crashed", repr(exc)) from exc
+
+    with pytest.raises(ReaderError, match="no permission"):
+        await link.run(attempt)
+    assert time.delays == [1.0, 2.0, 1.0, 2.0]
+    assert link.state is LinkState.FAILED
