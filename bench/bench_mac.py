@@ -282,7 +282,7 @@ name = "wifi"
 type = "mac"
 interface = "{lan.interface}"
 """)
-                ready = (b'"event": "ready"', b'"mac_listening"')
+                ready = (b'"event": "ready"', b'"mac_reader_ready"')
                 async with gateway_process(
                     cfg, ready_events=ready, token=ADMIN_TOKEN, prefix=prefix
                 ) as proc:

@@ -352,7 +352,8 @@ def test_without_cap_net_raw_the_reader_fails_with_the_fix(lan: Lan, tmp_path: P
         try:
             asyncio.run(reader.run(lambda tap: None))
         except ReaderError as exc:
-            print(f"{{reader.state.value}} {{time.monotonic() - start:.3f}}")
+            # After the reader's own log lines (on stdout too): the result.
+            print(f"RESULT {{reader.state.value}} {{time.monotonic() - start:.3f}}")
             print(exc)
             sys.exit(0)
         sys.exit(f"no ReaderError; state {{reader.state}}")
@@ -364,7 +365,7 @@ def test_without_cap_net_raw_the_reader_fails_with_the_fix(lan: Lan, tmp_path: P
         cwd=Path(__file__).parent.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    status, message = result.stdout.split("\n", 1)
+    status, message = result.stdout.split("RESULT ", 1)[1].split("\n", 1)
     state, elapsed = status.split()
     assert state == "failed"
     assert float(elapsed) < 1.0  # at once, no retrying
