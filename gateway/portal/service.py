@@ -14,7 +14,6 @@ import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,10 +23,10 @@ from aiohttp import web
 from gateway.config.model import PortalSection
 from gateway.errors import GatewayError
 from gateway.model import CheckIn
-from gateway.portal import signin
 from gateway.portal.firewall import Firewall, NftFirewall, NoFirewall, Ruleset
 from gateway.portal.neighbours import KernelNeighbours, NeighbourTable, canonical_mac
-from gateway.portal.signin import CheckInApi, Outcome, SignIn
+from gateway.portal.signin import Attempt, CheckInApi, ClientState, Outcome, SignIn
+from gateway.portal.signin import sign_in as ask_cobot
 from gateway.portal.store import Authorisation, DeviceStore
 from gateway.portal.throttle import Throttle, keys_for
 from gateway.redact import redact
@@ -62,24 +61,6 @@ async def _attempt(work: Awaitable[object]) -> str | None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientState:
-    ip: str
-    mac: str | None
-    until: datetime | None  # let out until then; None: captive
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What became of one sign-in, for the page."""
-
-    outcome: Outcome
-    sign_in: SignIn | None = None
-    until: datetime | None = None
-    retry_after: float = 0.0
-    firewall_failed: bool = False
 
 
 class PortalService:
@@ -279,9 +260,9 @@ class PortalService:
                 async with asyncio.timeout(SIGN_IN_SLOT_DEADLINE):
                     await self._slots.acquire()
             except TimeoutError:
-                return Attempt(Outcome.UNAVAILABLE)
+                return Attempt(Outcome.BUSY)
             try:
-                result = await signin.sign_in(
+                result = await ask_cobot(
                     self._client, login=login, password=password, mac=client.mac
                 )
             finally:
