@@ -6,6 +6,15 @@ expired) or DEPARTED (their last device has been silent for ``away_after``). Eve
 is in memory and synchronous; ``store.py`` persists the table so that a restart neither
 checks everyone in again nor forgets who was here.
 
+Silence alone is not departure: with a ``Confirmer`` (``confirm.py``), a registered
+device silent for ``away_after`` is first asked once (a unicast ARP request to its last
+IPv4 address) and stays present until ``CONFIRM_WAIT`` has passed without an answer.
+
+A member checked out by departure who comes back the same local day is not checked in
+again by their devices: Cobot counts one check-in per member per day ("already checked
+in for that day") and a second one would use a second time pass. It is logged; a card
+or the portal checks them in again on purpose.
+
 Durations use the monotonic clock (a Pi without a real-time clock jumps hours when NTP
 syncs after boot, and that must not send everyone home); wall-clock times are kept for
 people reading the table and for restoring it after a restart.
@@ -34,6 +43,16 @@ log = structlog.get_logger(__name__)
 FORGET_AFTER = 30 * 86400.0
 # The in-memory table's bound; past it the absent devices seen longest ago go first.
 MAX_DEVICES = 20_000
+# Seconds a probed device has to answer before it counts as gone. Sleeping phones answer
+# in well under a second; the sweep runs every few seconds anyway.
+CONFIRM_WAIT = 5.0
+
+
+class Confirmer(Protocol):
+    def probe(self, mac: str, ip: str) -> bool:
+        """Ask ``mac`` at ``ip`` whether it is still here; False if it cannot be asked.
+        The answer comes back as an ordinary sighting through ``Presence.observe``."""
+        ...
 
 
 class Clock(Protocol):
@@ -78,6 +97,7 @@ class Device:
     # In memory only:
     last_mono: float = 0.0
     next_lookup: float = 0.0
+    probed: float | None = None  # monotonic time of an unanswered departure probe
 
     @property
     def randomised(self) -> bool:
@@ -120,6 +140,8 @@ class Presence:
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         max_devices: int = MAX_DEVICES,
+        confirm: Confirmer | None = None,
+        confirm_wait: float = CONFIRM_WAIT,
     ) -> None:
         self._log = log.bind(reader=reader)
         self._lookup = lookup
@@ -139,6 +161,12 @@ class Presence:
         self._members_gone: set[str] = set()
         self._day_end = 0.0
         self._today = ""
+        self._confirm = confirm
+        self._confirm_wait = confirm_wait
+        # member id -> local date of a departure that checked them out (in memory only)
+        self._checked_out: dict[str, str] = {}
+        self.probes_answered = 0  # departures averted: the device answered
+        self.probes_unanswered = 0  # departures confirmed by silence after a probe
 
     # -- queries -------------------------------------------------------------------
 
@@ -167,6 +195,10 @@ class Presence:
         dev = self._devices.get(mac)
         if dev is None:
             dev = self._new_device(s, wall)
+        if dev.probed is not None:
+            dev.probed = None
+            self.probes_answered += 1
+            self._log.info("mac_device_answered_probe", mac=redact(mac))
         dev.last_seen, dev.last_mono, dev.source = wall, now, s.source
         if s.ip is not None:
             dev.ip = s.ip
@@ -248,6 +280,16 @@ class Presence:
         today = self._day(wall)
         if stay.announced == today:
             return None
+        if self._checked_out.get(stay.member_id) == today:
+            stay.announced = today
+            self._members_dirty.add(stay.member_id)
+            self._log.info(
+                "mac_member_returned_after_checkout",
+                member=stay.member_id,
+                mac=redact(dev.mac),
+                action="not checked in again today (a second check-in uses a second pass)",
+            )
+            return None
         stay.announced, stay.token = today, dev.token or stay.token
         self._members_dirty.add(stay.member_id)
         self._log.info(
@@ -281,6 +323,8 @@ class Presence:
         events: list[PresenceEvent] = []
         for mac in [m for m in self._present if now - self._devices[m].last_mono >= self._away]:
             dev = self._devices[mac]
+            if self._still_asking(dev, now):
+                continue
             dev.present = False
             self._present.discard(mac)
             self._dirty.add(mac)
@@ -304,11 +348,31 @@ class Presence:
             self._forget(mac)
         return events
 
+    def _still_asking(self, dev: Device, now: float) -> bool:
+        """Whether a silent device is given its chance to answer a probe first."""
+        if dev.probed is not None:
+            if now - dev.probed < self._confirm_wait:
+                return True
+            dev.probed = None
+            self.probes_unanswered += 1
+            self._log.info("mac_device_did_not_answer", mac=redact(dev.mac))
+            return False
+        if self._confirm is None or dev.member_id is None or dev.ip is None:
+            return False  # only a registered device's departure means anything
+        if not self._confirm.probe(dev.mac, dev.ip):
+            return False
+        dev.probed = now
+        return True
+
     def _depart(self, stay: MemberStay, mac: str) -> list[PresenceEvent]:
         self._end_stay(stay)
         self._log.info("mac_member_departed", member=stay.member_id, checkout=self._checkout)
         if not self._checkout or stay.announced is None:
             return []
+        today = self._day(self._clock.time())
+        if self._checked_out.get(stay.member_id) == today:
+            return []  # came back after today's check-out and was not checked in again
+        self._checked_out[stay.member_id] = today
         return [PresenceEvent(Change.DEPARTED, stay.token, stay.member_id, mac)]
 
     def _end_stay(self, stay: MemberStay) -> None:

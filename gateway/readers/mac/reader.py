@@ -28,6 +28,7 @@ from gateway.model import Direction
 from gateway.readers.backoff import Backoff
 from gateway.readers.base import ReaderContext, ReaderState, TapSink, make_tap
 from gateway.readers.mac import sniff
+from gateway.readers.mac.confirm import ArpConfirmer, LinkOpener
 from gateway.readers.mac.packets import Sighting
 from gateway.readers.mac.presence import Change, Clock, Presence, PresenceEvent
 from gateway.readers.mac.store import PresenceStore, presence_path
@@ -75,12 +76,18 @@ class MacReader:
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         opener: sniff.Opener | None = None,
+        probe_opener: LinkOpener | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._cfg = cfg
         self._log = log.bind(reader=cfg.name)
         self._state = ReaderState.CONNECTING
+        self._confirm = (
+            ArpConfirmer(cfg.interface, opener=probe_opener, reader=cfg.name)
+            if cfg.confirm_departure
+            else None
+        )
         self._presence = Presence(
             reader=cfg.name,
             lookup=ctx.lookup,
@@ -90,6 +97,7 @@ class MacReader:
             checkout_on_departure=cfg.checkout_on_departure,
             clock=clock,
             tz=tz,
+            confirm=self._confirm,
         )
         self._store = PresenceStore(presence_path(ctx.state_dir, cfg.name))
         # Looked up at call time so that tests can open the socket in their namespace.
