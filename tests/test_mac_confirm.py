@@ -8,9 +8,8 @@ import pytest
 from scapy.layers.l2 import ARP, Ether
 from structlog.testing import capture_logs
 
-from gateway.readers.mac.confirm import ArpConfirmer, arp_request
+from gateway.readers.mac.confirm import CONFIRM_WAIT, ArpConfirmer, arp_request
 from gateway.readers.mac.packets import Source
-from gateway.readers.mac.presence import CONFIRM_WAIT
 from tests.mac_helpers import FakeClock
 from tests.test_mac_presence import (
     ALICE,
@@ -103,7 +102,7 @@ def test_a_silent_device_that_answers_stays(tokens: Tokens, clock: FakeClock) ->
     clock.advance(CONFIRM_WAIT)
     assert p.sweep() == []
     assert p.present_members() == {ALICE.id: frozenset({PHONE})}
-    assert (p.probes_answered, p.probes_unanswered) == (1, 0)
+    assert (p.asking.answered, p.asking.unanswered) == (1, 0)
 
 
 def test_a_silent_device_that_does_not_answer_leaves(tokens: Tokens, clock: FakeClock) -> None:
@@ -117,7 +116,7 @@ def test_a_silent_device_that_does_not_answer_leaves(tokens: Tokens, clock: Fake
     clock.advance(0.1)
     assert p.sweep() == [departed(PHONE, ALICE, PHONE)]
     assert len(asked.probes) == 1
-    assert (p.probes_answered, p.probes_unanswered) == (0, 1)
+    assert (p.asking.answered, p.asking.unanswered) == (0, 1)
 
 
 def test_without_an_address_or_a_way_to_ask_silence_decides(

@@ -27,8 +27,7 @@ from structlog.testing import capture_logs
 from gateway.config.model import MacReaderConfig
 from gateway.model import Direction, Membership, Tap
 from gateway.readers.base import ReaderContext, ReaderState
-from gateway.readers.mac.confirm import open_link
-from gateway.readers.mac.presence import CONFIRM_WAIT
+from gateway.readers.mac.confirm import CONFIRM_WAIT, open_link
 from gateway.readers.mac.reader import MacReader
 from tests.conftest import require
 from tests.mac_helpers import FakeClock, listener_opener
@@ -402,7 +401,7 @@ async def test_silent_device_answers_the_arp_probe_and_stays(lan: Lan, start: St
     presence = running.reader.presence
     frames_before = running.reader.stats.frames
     running.clock.advance(1800)  # silent for away_after: asleep, or gone?
-    await running.wait(lambda: presence.probes_answered == 1, "the probe answered")
+    await running.wait(lambda: presence.asking.answered == 1, "the probe answered")
     # The answer was a real ARP reply from the client's kernel, heard by the reader.
     assert running.reader.stats.frames > frames_before
     dev = presence.device(ALICE_LAPTOP)
@@ -435,7 +434,9 @@ async def test_silent_device_that_does_not_answer_is_checked_out_once_a_day(
         (ALICE_LAPTOP, Direction.IN),
         (ALICE_LAPTOP, Direction.OUT),
     ]
-    assert (presence.probes_answered, presence.probes_unanswered) == (0, 1)
+    assert (presence.asking.answered, presence.asking.unanswered) == (0, 1)
+    stats = running.reader.stats
+    assert (stats.probes_answered, stats.probes_unanswered, stats.probes_failed) == (0, 1, 0)
     # Back the same day: no second check-in (a second time pass), logged instead.
     with capture_logs() as logs:
         await arping(lan)

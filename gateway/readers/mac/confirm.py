@@ -34,6 +34,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -47,6 +48,60 @@ _SIOCGIFADDR = 0x8915
 _NO_IP = b"\x00\x00\x00\x00"
 _ZERO_MAC = b"\x00" * 6
 _MIN_FRAME = 60  # Ethernet minimum without the FCS: the kernel pads short frames anyway
+# Seconds an asked device has to answer before it counts as gone. Sleeping phones answer
+# in well under a second; the sweep runs every few seconds anyway.
+CONFIRM_WAIT = 5.0
+
+
+class Confirmer(Protocol):
+    def probe(self, mac: str, ip: str) -> bool:
+        """Ask ``mac`` at ``ip`` whether it is still here; False if it cannot be asked.
+        The answer comes back as an ordinary sighting (``Presence.observe``)."""
+        ...
+
+
+class Asking:
+    """Which silent devices have been asked, since when (monotonic seconds), and how it
+    went. Pure: sending is the ``Confirmer``'s; hearing the answer is the sniffer's."""
+
+    def __init__(
+        self, confirmer: Confirmer | None, *, wait: float = CONFIRM_WAIT, reader: str = ""
+    ) -> None:
+        self._confirmer = confirmer
+        self._wait = wait
+        self._asked: dict[str, float] = {}
+        self._log = log.bind(reader=reader)
+        self.answered = 0  # departures averted: the device answered
+        self.unanswered = 0  # departures confirmed: asked, and no answer within ``wait``
+
+    def heard(self, mac: str) -> None:
+        """``mac`` spoke: if it was being asked, that was its answer."""
+        if self._asked.pop(mac, None) is not None:
+            self.answered += 1
+            self._log.info("mac_device_answered_probe", mac=redact(mac))
+
+    def still_asking(self, mac: str, ip: str | None, now: float) -> bool:
+        """For a device silent for ``away_after``: True while it is given its chance to
+        answer (asked now, or less than ``wait`` ago); False when it counts as gone (no
+        answer in time, no address to ask, or the request could not be sent)."""
+        asked = self._asked.get(mac)
+        if asked is not None:
+            if now - asked < self._wait:
+                return True
+            del self._asked[mac]
+            self.unanswered += 1
+            self._log.info("mac_device_did_not_answer", mac=redact(mac))
+            return False
+        if self._confirmer is None or ip is None or not self._confirmer.probe(mac, ip):
+            return False
+        self._asked[mac] = now
+        return True
+
+    def forget(self, mac: str) -> None:
+        self._asked.pop(mac, None)
+
+    def __len__(self) -> int:
+        return len(self._asked)
 
 
 def arp_request(
@@ -103,7 +158,7 @@ def _interface_ipv4(interface: str) -> bytes:
 
 
 class ArpConfirmer:
-    """``presence.Confirmer`` over a real interface: ``probe`` sends one request now."""
+    """``Confirmer`` over a real interface: ``probe`` sends one request now."""
 
     def __init__(
         self, interface: str, *, opener: LinkOpener | None = None, reader: str = ""

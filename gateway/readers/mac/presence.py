@@ -8,7 +8,8 @@ checks everyone in again nor forgets who was here.
 
 Silence alone is not departure: with a ``Confirmer`` (``confirm.py``), a registered
 device silent for ``away_after`` is first asked once (a unicast ARP request to its last
-IPv4 address) and stays present until ``CONFIRM_WAIT`` has passed without an answer.
+IPv4 address) and stays present until ``confirm.CONFIRM_WAIT`` has passed without an
+answer.
 
 A member checked out by departure who comes back the same local day is not checked in
 again by their devices: Cobot counts one check-in per member per day ("already checked
@@ -33,6 +34,7 @@ import structlog
 
 from gateway.model import Membership
 from gateway.readers.mac.address import is_locally_administered, token_spellings
+from gateway.readers.mac.confirm import CONFIRM_WAIT, Asking, Confirmer
 from gateway.readers.mac.packets import Sighting, Source
 from gateway.redact import redact
 
@@ -43,16 +45,6 @@ log = structlog.get_logger(__name__)
 FORGET_AFTER = 30 * 86400.0
 # The in-memory table's bound; past it the absent devices seen longest ago go first.
 MAX_DEVICES = 20_000
-# Seconds a probed device has to answer before it counts as gone. Sleeping phones answer
-# in well under a second; the sweep runs every few seconds anyway.
-CONFIRM_WAIT = 5.0
-
-
-class Confirmer(Protocol):
-    def probe(self, mac: str, ip: str) -> bool:
-        """Ask ``mac`` at ``ip`` whether it is still here; False if it cannot be asked.
-        The answer comes back as an ordinary sighting through ``Presence.observe``."""
-        ...
 
 
 class Clock(Protocol):
@@ -97,7 +89,6 @@ class Device:
     # In memory only:
     last_mono: float = 0.0
     next_lookup: float = 0.0
-    probed: float | None = None  # monotonic time of an unanswered departure probe
 
     @property
     def randomised(self) -> bool:
@@ -161,12 +152,9 @@ class Presence:
         self._members_gone: set[str] = set()
         self._day_end = 0.0
         self._today = ""
-        self._confirm = confirm
-        self._confirm_wait = confirm_wait
+        self.asking = Asking(confirm, wait=confirm_wait, reader=reader)
         # member id -> local date of a departure that checked them out (in memory only)
         self._checked_out: dict[str, str] = {}
-        self.probes_answered = 0  # departures averted: the device answered
-        self.probes_unanswered = 0  # departures confirmed by silence after a probe
 
     # -- queries -------------------------------------------------------------------
 
@@ -195,10 +183,7 @@ class Presence:
         dev = self._devices.get(mac)
         if dev is None:
             dev = self._new_device(s, wall)
-        if dev.probed is not None:
-            dev.probed = None
-            self.probes_answered += 1
-            self._log.info("mac_device_answered_probe", mac=redact(mac))
+        self.asking.heard(mac)
         dev.last_seen, dev.last_mono, dev.source = wall, now, s.source
         if s.ip is not None:
             dev.ip = s.ip
@@ -323,8 +308,8 @@ class Presence:
         events: list[PresenceEvent] = []
         for mac in [m for m in self._present if now - self._devices[m].last_mono >= self._away]:
             dev = self._devices[mac]
-            if self._still_asking(dev, now):
-                continue
+            if dev.member_id is not None and self.asking.still_asking(mac, dev.ip, now):
+                continue  # only a registered device's departure means anything
             dev.present = False
             self._present.discard(mac)
             self._dirty.add(mac)
@@ -347,22 +332,6 @@ class Presence:
             del self._devices[mac]
             self._forget(mac)
         return events
-
-    def _still_asking(self, dev: Device, now: float) -> bool:
-        """Whether a silent device is given its chance to answer a probe first."""
-        if dev.probed is not None:
-            if now - dev.probed < self._confirm_wait:
-                return True
-            dev.probed = None
-            self.probes_unanswered += 1
-            self._log.info("mac_device_did_not_answer", mac=redact(dev.mac))
-            return False
-        if self._confirm is None or dev.member_id is None or dev.ip is None:
-            return False  # only a registered device's departure means anything
-        if not self._confirm.probe(dev.mac, dev.ip):
-            return False
-        dev.probed = now
-        return True
 
     def _depart(self, stay: MemberStay, mac: str) -> list[PresenceEvent]:
         self._end_stay(stay)
@@ -397,6 +366,7 @@ class Presence:
         self._log.warning("mac_table_full", devices=len(self._devices), bound=self._max)
 
     def _forget(self, mac: str) -> None:
+        self.asking.forget(mac)
         self._dirty.discard(mac)
         self._forgotten.add(mac)
 

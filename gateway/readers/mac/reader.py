@@ -63,6 +63,9 @@ class MacReaderStats:
     members_present: int
     taps_in: int
     taps_out: int
+    probes_answered: int  # silent devices that answered the ARP request: no departure
+    probes_unanswered: int  # departures confirmed by an unanswered request
+    probes_failed: int  # requests that could not be sent (departure on silence alone)
     reconnects: int
     last_error: str | None
 
@@ -138,6 +141,9 @@ class MacReader:
             members_present=len(self._presence.present_members()),
             taps_in=self._taps[Direction.IN],
             taps_out=self._taps[Direction.OUT],
+            probes_answered=self._presence.asking.answered,
+            probes_unanswered=self._presence.asking.unanswered,
+            probes_failed=self._confirm.failed if self._confirm else 0,
             reconnects=self._reconnects,
             last_error=self._last_error,
         )
