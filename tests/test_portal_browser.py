@@ -132,9 +132,7 @@ async def test_busy_and_broken_pages_in_chromium(browser, tmp_path, monkeypatch)
     failing neighbour table shows the "try again" page, not a bare 500."""
     from gateway.cobot.ratelimit import Group, RateLimiter
     from gateway.errors import GatewayError
-    from gateway.portal import signin
 
-    monkeypatch.setattr(signin, "REQUEST_DEADLINE", 0.3)
     limiter = RateLimiter({Group.CHECK_INS: 120, Group.DEFAULT: 60})
     limiter.block(Group.CHECK_INS, 60)
     async with running_portal(tmp_path / "state", limiter=limiter) as portal:
