@@ -148,6 +148,11 @@ PARSER_ERRORS = {
     "header over the limit": b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"B" * 20_000 + b"\r\n\r\n",
     "bad method": b"G<E>T / HTTP/1.1\r\nHost: x\r\n\r\n",
     "bad version": b"GET / HTTP/9.Z\r\nHost: x\r\n\r\n",
+    "chunk size not hex": b"POST /sign-in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n\r\nzz\r\nSECRET\r\n0\r\n\r\n",
+    "bad content length": b"POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Length: SECRET\r\n\r\n",
+    "NUL in the host": b"GET / HTTP/1.1\r\nHost: SECRET\x00\r\n\r\n",
+    "HTTP/2 preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 }
 
 
@@ -172,4 +177,33 @@ async def test_parser_errors_are_the_portals_400_page(tmp_path, raw):
             assert echo not in body
         # And the portal keeps serving.
         async with portal.session() as s, s.get(portal.url + "/") as resp:
+            assert resp.status == 200
+
+
+async def test_an_unknown_expectation_is_the_portals_417_page(tmp_path):
+    """aiohttp answers ``Expect:`` before any middleware, with text echoing the header."""
+    async with running_portal(tmp_path, language="de") as portal:
+        host, port = portal.service.addresses[0]
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /sign-in HTTP/1.1\r\nHost: %s:%d\r\nExpect: 100-SECRET\r\n"
+            b"Content-Length: 3\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Connection: close\r\n\r\nabc" % (host.encode(), port)
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 417 "), head
+        headers = dict(
+            line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if line
+        )
+        assert_own_page(headers, body.decode())
+        assert b"SECRET" not in body
+    # 100-continue still works: the form is read and answered.
+    async with running_portal(tmp_path / "b") as portal, portal.session() as s:
+        async with s.get(portal.url + "/") as page:
+            token = csrf_of(await page.text())
+        form = {"csrf": token, "login": "ada@example.com", "password": "ada-demo"}
+        async with s.post(portal.url + "/sign-in", data=form, expect100=True) as resp:
             assert resp.status == 200

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from gateway.config.model import PortalSection
 from gateway.errors import GatewayError
@@ -110,7 +110,7 @@ def make_app(service: PortalBackend) -> web.Application:
     app[SERVICE] = service
     app[CONFIG] = service.cfg
     app[GUARD] = CsrfGuard()
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app.router.add_route("*", "/{tail:.*}", _dispatch, expect_handler=_expect)
     return app
 
 
@@ -138,6 +138,18 @@ async def serve(
 
 class PortalError(GatewayError):
     """The portal cannot start (its port is taken, its address is not configured)."""
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect:`` is answered before the middleware runs: aiohttp's own handler would
+    answer an unknown expectation with text that echoes the header."""
+    if request.version == HttpVersion11:
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the body of the answer has not started
+            return None
+        return notice(request, "bad_request", 417)
+    return None
 
 
 # --- routing -----------------------------------------------------------------------

@@ -166,12 +166,15 @@ class _PortalRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send an error page")
-        log.info(
-            "portal_request_unparsable",
-            status=status,
-            error=type(exc).__name__ if exc is not None else None,
-            remote=request.remote,
-        )
+        if status >= 500 and exc is not None:  # escaped the app: a bug, with its traceback
+            log.error("portal_request_failed", status=status, exc_info=exc)
+        else:
+            log.info(
+                "portal_request_unparsable",
+                status=status,
+                error=type(exc).__name__ if exc is not None else None,
+                remote=request.remote,
+            )
         server = self._manager
         page = server.error_page if isinstance(server, _PortalServer) else b""
         response = web.Response(
