@@ -203,6 +203,21 @@ async def test_attacker_cannot_lock_a_member_out_of_their_own_device(tmp_path):
         assert len(portal.space.check_ins_of(ADA)) == 1
 
 
+async def test_a_guess_in_flight_for_a_login_does_not_refuse_its_member(tmp_path):
+    """Attempts for one login go one at a time, in line: the member's right password
+    waits for the attacker's slow guess instead of being refused."""
+    async with running_portal(tmp_path) as portal:
+        portal.space.faults.set("slow", paths=["/api/check_ins"], count=1, delay=1.0)
+        async with portal.session("127.0.0.2") as attacker, portal.session("127.0.0.1") as own:
+            guess = asyncio.create_task(sign_in(attacker, portal.url, "ada@example.com", "guess"))
+            while not portal.service._in_flight:
+                await asyncio.sleep(0.01)
+            status, page = await sign_in(own, portal.url, "ada@example.com", "ada-demo")
+            assert status == 200, page
+            assert (await guess)[0] == 403
+        assert MAC1 in portal.firewall.allowed
+
+
 async def test_parallel_guesses_do_not_slip_past_the_throttle(tmp_path):
     async with running_portal(tmp_path, max_failures=2, failure_window=600) as portal:
         async with portal.session("127.0.0.1") as s:

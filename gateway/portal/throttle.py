@@ -39,6 +39,10 @@ def keys_for(*, mac: str | None, ip: str | None, login: str | None) -> tuple[str
     return tuple(keys)
 
 
+def is_login_key(key: str) -> bool:
+    return key.startswith(_LOGIN)
+
+
 class Throttle:
     def __init__(
         self,
