@@ -172,3 +172,48 @@ def test_back_the_next_day_after_a_checkout_is_checked_in(tokens: Tokens, clock:
     assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
     clock.advance(86400)
     assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+
+
+async def test_the_same_day_rule_survives_a_restart(
+    tokens: Tokens, clock: FakeClock, tmp_path
+) -> None:
+    """Checked out by departure, the gateway restarts, the member comes back the same
+    day: still no second check-in. The next day: checked in."""
+    from gateway.readers.mac.store import PresenceStore
+
+    path = tmp_path / "presence.sqlite"
+    store = PresenceStore(path)
+    await store.open()
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+    changes = p.take_changes()
+    assert changes.checkouts == [(ALICE.id, "2030-03-01")]
+    await store.save(changes)
+    await store.aclose()
+
+    again = PresenceStore(path)
+    devices, stays = await again.open()
+    assert again.checkouts == {ALICE.id: "2030-03-01"}
+    await again.aclose()
+    q = make(tokens, clock)
+    q.restore(devices, stays, again.checkouts)
+    clock.advance(600)
+    assert q.observe(seen(LAPTOP)) is None
+    assert q.present_members() == {ALICE.id: frozenset({LAPTOP})}
+    r = make(tokens, clock)
+    r.restore(devices, stays, again.checkouts)
+    clock.advance(86400)
+    assert r.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+
+
+def test_a_failed_save_of_a_checkout_is_tried_again(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    p.sweep()
+    changes = p.take_changes()
+    assert p.take_changes().checkouts == []
+    p.requeue(changes)
+    assert p.take_changes().checkouts == [(ALICE.id, "2030-03-01")]

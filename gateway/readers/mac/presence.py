@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Protocol
@@ -113,9 +113,11 @@ class Changes:
     forgotten: list[str]
     members: list[MemberStay]
     gone: list[str]  # member ids
+    # (member id, local date) of check-outs by departure: no second check-in that day
+    checkouts: list[tuple[str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.devices or self.forgotten or self.members or self.gone)
+        return bool(self.devices or self.forgotten or self.members or self.gone or self.checkouts)
 
 
 class Presence:
@@ -153,8 +155,9 @@ class Presence:
         self._day_end = 0.0
         self._today = ""
         self.asking = Asking(confirm, wait=confirm_wait, reader=reader)
-        # member id -> local date of a departure that checked them out (in memory only)
+        # member id -> local date of a departure that checked them out
         self._checked_out: dict[str, str] = {}
+        self._checkouts_dirty: set[str] = set()
 
     # -- queries -------------------------------------------------------------------
 
@@ -342,6 +345,7 @@ class Presence:
         if self._checked_out.get(stay.member_id) == today:
             return []  # came back after today's check-out and was not checked in again
         self._checked_out[stay.member_id] = today
+        self._checkouts_dirty.add(stay.member_id)
         return [PresenceEvent(Change.DEPARTED, stay.token, stay.member_id, mac)]
 
     def _end_stay(self, stay: MemberStay) -> None:
@@ -372,11 +376,19 @@ class Presence:
 
     # -- persistence ---------------------------------------------------------------
 
-    def restore(self, devices: Iterable[Device], members: Iterable[MemberStay]) -> None:
+    def restore(
+        self,
+        devices: Iterable[Device],
+        members: Iterable[MemberStay],
+        checkouts: Mapping[str, str] | None = None,
+    ) -> None:
         """Load the table saved before a restart. Silence is counted from the saved
         ``last_seen``, so a device gone while the gateway was down leaves at the first
-        sweep (and its member is checked out, if so configured)."""
+        sweep (and its member is checked out, if so configured). ``checkouts`` (member id
+        -> local date) keeps a member checked out by departure from a second check-in
+        that day across the restart."""
         now, wall = self._clock.monotonic(), self._clock.time()
+        self._checked_out.update(checkouts or {})
         for stay in members:
             stay.devices = set()
             self._members[stay.member_id] = stay
@@ -401,6 +413,9 @@ class Presence:
             s.member_id for s in changes.members if s.member_id in self._members
         )
         self._members_gone.update(m for m in changes.gone if m not in self._members)
+        self._checkouts_dirty.update(
+            m for m, day in changes.checkouts if self._checked_out.get(m) == day
+        )
 
     def take_changes(self) -> Changes:
         changes = Changes(
@@ -408,7 +423,9 @@ class Presence:
             forgotten=list(self._forgotten),
             members=[self._members[m] for m in self._members_dirty],
             gone=list(self._members_gone),
+            checkouts=[(m, self._checked_out[m]) for m in self._checkouts_dirty],
         )
+        self._checkouts_dirty.clear()
         self._dirty.clear()
         self._forgotten.clear()
         self._members_dirty.clear()

@@ -270,7 +270,7 @@ class MacReader:
             devices, stays = await self._store.open()
         except StorageError as exc:
             raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
-        self._presence.restore(devices, stays)
+        self._presence.restore(devices, stays, self._store.checkouts)
         self._log.info("mac_presence_restored", devices=len(devices), members=len(stays))
 
     async def _flush(self) -> None:
