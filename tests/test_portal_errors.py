@@ -146,6 +146,9 @@ PARSER_ERRORS = {
     "bad content length": b"POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Length: SECRET\r\n\r\n",
     "NUL in the host": b"GET / HTTP/1.1\r\nHost: SECRET\x00\r\n\r\n",
     "HTTP/2 preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    "too many headers": b"GET / HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"X-SECRET-%d: 1\r\n" % i for i in range(100))
+    + b"\r\n",
 }
 
 
