@@ -144,7 +144,9 @@ def test_later_fragments_are_skipped_first_fragment_parsed() -> None:
         (b"alice\x00garbage", "alice"),  # NUL-terminated by some clients
         (b"bob\x07\x1b[31m", "bob[31m"),  # control characters dropped (log injection)
         ("zoë".encode(), "zoë"),
-        (b"caf\xe9", "caf\ufffd"),  # Latin-1: replaced, not an error
+        (b"caf\xe9", "café"),  # Latin-1 keeps its characters
+        (b"Jos\xe9-M\xfcller", "José-Müller"),
+        (b"\x85\x9bx", "x"),  # C1 controls (Latin-1 0x80-0x9f) dropped
         (b"x" * 200, "x" * MAX_HOSTNAME),
         (b"\x00\x00", None),
         (b"   ", None),
@@ -296,3 +298,92 @@ def test_matches_scapy(
     assert parse_frame(frame) == Sighting(
         text, Source.DHCP, ip=str(requested), hostname=hostname, client_id=client_id.hex()
     )
+
+
+# -- option overload (RFC 2131 4.1, RFC 2132 9.3) -----------------------------------------
+
+
+def overloaded(
+    overload: int,
+    *,
+    options: bytes = b"",
+    file: bytes = b"",
+    sname: bytes = b"",
+    mac: str = MAC,
+) -> bytes:
+    """A BOOTREQUEST whose options field holds ``options`` and option 52, and whose
+    ``file``/``sname`` fields hold the given option bytes (zero-padded, as on the wire)."""
+    bootp = BOOTP(
+        op=1,
+        chaddr=bytes.fromhex(mac.replace(":", "")),
+        xid=7,
+        file=file.ljust(128, b"\x00"),
+        sname=sname.ljust(64, b"\x00"),
+    )
+    body = bytes(bootp) + b"\x63\x82\x53\x63" + options + bytes([52, 1, overload, 255])
+    return bytes(
+        Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / Raw(body)
+    )
+
+
+RELEASE_TYPE = bytes([53, 1, 7, 255])
+DISCOVER_TYPE = bytes([53, 1, 1])
+
+
+def test_release_with_its_message_type_in_file_is_not_a_sighting() -> None:
+    frame = overloaded(1, file=RELEASE_TYPE)
+    assert frame[14 + 20 + 8 + 240 :].startswith(bytes([52, 1, 1]))  # really in `file`
+    assert parse_frame(frame) is None
+
+
+def test_release_with_its_message_type_in_sname_is_not_a_sighting() -> None:
+    assert parse_frame(overloaded(2, sname=RELEASE_TYPE)) is None
+
+
+def test_hostname_in_file_is_the_hostname() -> None:
+    file = DISCOVER_TYPE + bytes([12, 11]) + b"alice-phone" + bytes([255])
+    assert parse_frame(overloaded(1, file=file)) == Sighting(
+        MAC, Source.DHCP, hostname="alice-phone"
+    )
+
+
+def test_both_fields_read_file_before_sname() -> None:
+    """RFC 3396: a value split over the fields is joined in the order options, file,
+    sname."""
+    file = bytes([12, 6]) + b"alice-" + bytes([255])
+    sname = bytes([12, 6]) + b"laptop" + bytes([61, 3, 1, 0xAB, 0xCD, 255])
+    frame = overloaded(3, options=DISCOVER_TYPE, file=file, sname=sname)
+    assert parse_frame(frame) == Sighting(
+        MAC, Source.DHCP, hostname="alice-laptop", client_id="01abcd"
+    )
+
+
+def test_without_overload_file_and_sname_are_not_options() -> None:
+    """A boot file name that happens to look like options is a file name."""
+    bootp = BOOTP(op=1, chaddr=CHADDR, xid=7, file=RELEASE_TYPE.ljust(128, b"\x00"))
+    frame = bytes(
+        Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / bootp
+        / DHCP(options=[("message-type", "discover"), "end"])
+    )
+    assert parse_frame(frame) == Sighting(MAC, Source.DHCP)
+
+
+def test_overload_named_inside_file_does_not_chain() -> None:
+    """Option 52 counts only in the options field (RFC 2131 4.1)."""
+    file = bytes([52, 1, 2]) + DISCOVER_TYPE + bytes([255])
+    frame = overloaded(1, file=file, sname=RELEASE_TYPE)
+    assert parse_frame(frame) == Sighting(MAC, Source.DHCP)
+
+
+def test_scapy_reads_the_same_overloaded_release() -> None:
+    """Cross-check with scapy's own dissector: the release is where we say it is."""
+    frame = overloaded(1, file=RELEASE_TYPE)
+    dissected = Ether(frame)
+    assert dissected[BOOTP].file.startswith(RELEASE_TYPE)
+    assert ("message-type", 7) not in (dissected[DHCP].options or [])

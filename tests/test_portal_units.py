@@ -255,11 +255,30 @@ def test_throttle_locks_after_max_failures_until_the_oldest_leaves_the_window():
     assert throttle.retry_after(keys) == 0
     throttle.failed(keys)
     assert throttle.retry_after(keys) == pytest.approx(40)  # the first failure was 20 s ago
-    # Each key counts on its own: the same login from elsewhere is locked too.
-    assert throttle.retry_after(keys_for(mac=None, ip=None, login="ada@example.com ")) > 0
+    # Each key counts on its own.
+    # The login alone (a device with no failures) is not locked: see the next test.
+    assert throttle.retry_after(keys_for(mac=None, ip=None, login="ada@example.com ")) == 0
     assert throttle.retry_after(keys_for(mac="02:00:00:00:00:09", ip="10.0.0.9", login="b")) == 0
     clock.t += 40
     assert throttle.retry_after(keys) == 0
+
+
+def test_a_login_under_attack_slows_failed_devices_but_not_a_clean_one():
+    """OWASP account lockout: another device's failures must not keep a member out."""
+    throttle = Throttle(5, 900, clock=Ticker(100.0))
+    attacker = keys_for(mac="02:00:00:00:00:66", ip="10.0.0.66", login="ada@example.com")
+    for _ in range(5):
+        throttle.failed(attacker)
+    assert throttle.retry_after(attacker) == pytest.approx(900)
+    member = keys_for(mac="02:00:00:00:00:01", ip="10.0.0.1", login="Ada@Example.com")
+    assert throttle.retry_after(member) == 0
+    # A second attacker device that failed once (for any login) meets the login's lock.
+    other = keys_for(mac="02:00:00:00:00:67", ip="10.0.0.67", login="ada@example.com")
+    throttle.failed(keys_for(mac="02:00:00:00:00:67", ip="10.0.0.67", login="bob"))
+    assert throttle.retry_after(other) == pytest.approx(900)
+    # Fewer than max_failures for the login: a failed device is not locked by it.
+    throttle.clear(["login:ada@example.com"])
+    assert throttle.retry_after(other) == 0
 
 
 def test_throttle_clear_and_bounded_memory():

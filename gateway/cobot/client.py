@@ -307,6 +307,11 @@ class CobotClient:
         limit slot (what a person at the door can afford); without it the slot wait is
         unbounded (replays, syncs) and the HTTP exchange gets ``self._timeout``."""
         group = group_for(path)
+        if deadline is not None and (wait := self._limiter.known_wait(group, priority)) > deadline:
+            # A Retry-After in force, or a full window: waiting would only end in NoSlot.
+            raise NoSlot(
+                f"{method} {path}: no rate-limit slot within {deadline}s (next in {wait:.1f}s)"
+            )
         sent = False
         try:
             async with asyncio.timeout(deadline):

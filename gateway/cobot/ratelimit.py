@@ -130,6 +130,12 @@ class RateLimiter:
             w.waiting[priority] -= 1
             self._changed.set()
 
+    def known_wait(self, group: Group, priority: Priority) -> float:
+        """Seconds at least until ``priority`` may send in ``group`` (0: now, or unknown
+        because more urgent requests go first). A caller with a deadline shorter than
+        this can give up at once instead of waiting for a certain failure."""
+        return self._wait_time(self._windows[group], priority) or 0.0
+
     def block(self, group: Group, seconds: float) -> None:
         """Obey a 429's Retry-After: nothing in this group goes for ``seconds``."""
         w = self._windows[group]

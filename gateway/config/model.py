@@ -146,6 +146,8 @@ class MacReaderConfig(ReaderBase):
     # A device silent this long is gone; phones asleep talk rarely, so not too short.
     away_after: float = field(default=1800.0, metadata=_bounds(60, 86400))
     checkout_on_departure: bool = False
+    # Ask a silent registered device (one unicast ARP request) before it counts as gone.
+    confirm_departure: bool = True
     # Devices that never mean a member: printers, the space's own machines.
     ignore: tuple[str, ...] = field(default=(), metadata={"parse": _mac})
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from gateway.cobot.client import CheckInResult
 from gateway.cobot.errors import (
-    MalformedResponse,
+    ApiError,
+    NoSlot,
     RateLimited,
     Refused,
     Unauthorized,
-    Unavailable,
 )
 from gateway.model import CheckIn
 
@@ -32,7 +33,8 @@ class Outcome(enum.StrEnum):
     NO_TIME_PASSES = "no-time-passes"
     NOT_CONFIRMED = "not-confirmed"
     REFUSED = "refused"  # another refusal: shown in the API's words
-    UNAVAILABLE = "unavailable"  # Cobot unreachable, slow, rate limited or garbled
+    UNAVAILABLE = "unavailable"  # Cobot unreachable, slow or garbled
+    BUSY = "busy"  # no rate-limit slot in time, or Cobot's Retry-After in force
     MISCONFIGURED = "misconfigured"  # our access token is refused (401/403)
     # Decided by the portal before or after asking Cobot:
     THROTTLED = "throttled"  # too many failures for this MAC, IP or login
@@ -106,6 +108,28 @@ async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> Si
         return SignIn(classify(exc), reason=exc.reason)
     except Unauthorized as exc:
         return SignIn(Outcome.MISCONFIGURED, reason=str(exc))
-    except (Unavailable, RateLimited, MalformedResponse) as exc:
+    except (NoSlot, RateLimited) as exc:
+        return SignIn(Outcome.BUSY, reason=str(exc))
+    except ApiError as exc:  # Unavailable, MalformedResponse, and any the client adds
         return SignIn(Outcome.UNAVAILABLE, reason=str(exc))
     return SignIn(Outcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """A client as the portal sees it."""
+
+    ip: str
+    mac: str | None
+    until: datetime | None  # let out until then; None: captive
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What became of one sign-in, for the page."""
+
+    outcome: Outcome
+    sign_in: SignIn | None = None
+    until: datetime | None = None
+    retry_after: float = 0.0
+    firewall_failed: bool = False

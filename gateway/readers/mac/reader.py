@@ -36,6 +36,7 @@ from gateway.readers.link import (
 )
 from gateway.readers.link import Clock as LinkClock
 from gateway.readers.mac import sniff
+from gateway.readers.mac.confirm import ArpConfirmer, LinkOpener
 from gateway.readers.mac.packets import Sighting
 from gateway.readers.mac.presence import Change, Clock, Presence, PresenceEvent
 from gateway.readers.mac.store import PresenceStore, presence_path
@@ -70,6 +71,9 @@ class MacReaderStats:
     members_present: int
     taps_in: int
     taps_out: int
+    probes_answered: int  # silent devices that answered the ARP request: no departure
+    probes_unanswered: int  # departures confirmed by an unanswered request
+    probes_failed: int  # requests that could not be sent (departure on silence alone)
     reconnects: int
     last_error: str | None
     opens: int = 0  # times the socket was opened
@@ -88,6 +92,7 @@ class MacReader:
         policy: LinkPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         link_clock: LinkClock = time.monotonic,
+        probe_opener: LinkOpener | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._cfg = cfg
@@ -100,6 +105,11 @@ class MacReader:
             reader=cfg.name,
             interface=cfg.interface,
         )
+        self._confirm = (
+            ArpConfirmer(cfg.interface, opener=probe_opener, reader=cfg.name)
+            if cfg.confirm_departure
+            else None
+        )
         self._presence = Presence(
             reader=cfg.name,
             lookup=ctx.lookup,
@@ -109,6 +119,7 @@ class MacReader:
             checkout_on_departure=cfg.checkout_on_departure,
             clock=clock,
             tz=tz,
+            confirm=self._confirm,
         )
         self._store = PresenceStore(presence_path(ctx.state_dir, cfg.name))
         # Looked up at call time so that tests can open the socket in their namespace.
@@ -146,6 +157,9 @@ class MacReader:
             members_present=len(self._presence.present_members()),
             taps_in=self._taps[Direction.IN],
             taps_out=self._taps[Direction.OUT],
+            probes_answered=self._presence.asking.answered,
+            probes_unanswered=self._presence.asking.unanswered,
+            probes_failed=self._confirm.failed if self._confirm else 0,
             reconnects=link.reconnects,
             last_error=link.last_error,
             opens=link.opens,
@@ -247,7 +261,7 @@ class MacReader:
             devices, stays = await self._store.open()
         except StorageError as exc:
             raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
-        self._presence.restore(devices, stays)
+        self._presence.restore(devices, stays, self._store.checkouts)
         self._log.info("mac_presence_restored", devices=len(devices), members=len(stays))
 
     async def _flush(self) -> None:

@@ -1,4 +1,5 @@
-"""The packet socket: listens on one interface, never transmits.
+"""The packet socket: listens on one interface, never transmits (the only frames the
+reader sends are ``confirm.py``'s departure checks, on a socket of their own).
 
 An ``AF_PACKET`` raw socket with the BPF program of ``bpf.py`` attached, read from the
 event loop with ``add_reader`` (no sniffer thread, no libpcap). Each wake-up drains up
