@@ -54,12 +54,10 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     current = asyncio.current_task()
     deadline = time.monotonic() + LEAK_GRACE
     while True:
-        # A task already being cancelled was stopped by its owner (aiohttp's handler of
-        # a connection the test broke, say): only tasks nobody stopped are leaks.
         leaked = [
             t
             for t in asyncio.all_tasks()
-            if t is not current and not t.done() and not t.cancelling()
+            if t is not current and not t.done() and not _aiohttp_broken_connection(t)
         ]
         if not leaked or time.monotonic() > deadline:
             break
@@ -67,6 +65,16 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"tasks left pending: {[t.get_name() for t in leaked]}"
+
+
+def _aiohttp_broken_connection(task: asyncio.Task[object]) -> bool:
+    """aiohttp leaves the handler of a connection the client broke off (the portal's
+    malformed-request tests do that on purpose) cancelled but unscheduled until the loop
+    closes; it is aiohttp's, already stopped, not a task of ours."""
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", "") == "RequestHandler.start" and "cancelling" in repr(
+        task
+    )
 
 
 @pytest.fixture
