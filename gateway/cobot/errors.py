@@ -42,11 +42,16 @@ class NoSlot(ApiError):
 
 class Unauthorized(ApiError):
     """401/403: the access token is wrong, revoked or lacks a scope. Not retried quickly:
-    a person has to fix the token."""
+    a person has to fix the token.
 
-    def __init__(self, status: int, detail: str) -> None:
+    ``scope``: on a 403, the scope Cobot said is missing (RFC 6750 ``insufficient_scope``
+    in ``WWW-Authenticate``, or the body's ``"scope"``); None when it did not say.
+    """
+
+    def __init__(self, status: int, detail: str, *, scope: str | None = None) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
+        self.scope = scope
 
 
 class Unavailable(ApiError):
