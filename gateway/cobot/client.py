@@ -72,7 +72,11 @@ class CobotClient:
         *,
         timeout: float = REQUEST_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
+        quiet: bool = False,
     ) -> None:
+        """``limiter``: None sends without client-side pacing (a handful of one-off
+        requests: doctor, login). ``quiet``: the caller reports failures itself, so auth
+        failures and odd answers are logged at debug only."""
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
         remember(access_token)
@@ -83,6 +87,7 @@ class CobotClient:
         self._own_session = session is None
         self._auth_failed = False
         self._noted: set[str] = set()  # kinds of odd answers already logged at warning
+        self._quiet = quiet
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -394,7 +399,7 @@ class CobotClient:
     def _note(self, kind: str, problem: str, **fields: object) -> None:
         """An odd answer: a warning the first time per kind, debug after (a proxy that
         keeps sending garbage must not flood the log)."""
-        level = log.debug if kind in self._noted else log.warning
+        level = log.debug if kind in self._noted or self._quiet else log.warning
         self._noted.add(kind)
         level("cobot_odd_answer", problem=problem, **fields)
 
@@ -403,7 +408,7 @@ class CobotClient:
         # would drown the log.
         if not self._auth_failed:
             self._auth_failed = True
-            log.error(
+            (log.debug if self._quiet else log.error)(
                 "cobot_auth_failed",
                 status=status,
                 request=what,
