@@ -18,6 +18,10 @@ from gateway.redact import RedactingFormatter, redaction_processor
 LogFormat = Literal["auto", "json", "console"]
 
 
+class _GatewayHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler ``configure`` installs (told apart from others by its type)."""
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -40,9 +44,14 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
         cache_logger_on_first_use=False,
     )
     # Libraries we drive log through stdlib logging; keep them quiet unless debugging.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
-            handler.setFormatter(RedactingFormatter(logging.BASIC_FORMAT))
+    # Our own handler (not basicConfig, which does nothing when a handler exists), so
+    # their lines are always redacted; replaced, not added, when configured again.
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _GatewayHandler)]:
+        root.removeHandler(old)
+    handler = _GatewayHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(logging.BASIC_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.WARNING))
     for noisy in ("nfc", "scapy", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

@@ -339,3 +339,20 @@ async def test_broken_http_is_an_api_error_not_a_crash(
         assert caught.value.retry_after == DEFAULT_RETRY_AFTER
     else:
         assert isinstance(caught.value, Unavailable | MalformedResponse)
+
+
+async def test_a_404_where_the_api_does_not_document_one_is_malformed(
+    odd: Odd, client: CobotClient
+) -> None:
+    # A proxy's or a wrong base_url's 404 on the check-in endpoint is not a final
+    # answer about the member (it used to escape the decider as NotFound).
+    odd.answer = Answer(404, b"<html>Not Found</html>")
+    with pytest.raises(MalformedResponse) as caught:
+        await client.check_in(token="04A1B2C3D4", preview=True)
+    assert caught.value.status == 404
+    with pytest.raises(MalformedResponse):
+        await client.create_work_session("fdc00612c086d003fab5d99539153f68")
+    # Where 404 is documented it keeps its meaning.
+    assert await client.check_in_status(token="04A1B2C3D4") is None
+    assert await client.check_out("fdc00612c086d003fab5d99539153f68") is None
+    assert await client.get_token("04A1B2C3D4") is None

@@ -137,7 +137,7 @@ async def test_no_write_scope_needed_without_backdated_replays(
     code, text, rows = await doctor(cfg, token, tmp_path)
     assert code == 0, text
     assert "scope write" not in rows
-    assert not any(r.template.endswith("/work_sessions") for r in served.space.requests)
+    assert not any((r.template or "").endswith("/work_sessions") for r in served.space.requests)
 
 
 async def test_the_fix_for_a_401_names_every_scope_needed(served: Served, tmp_path: Path) -> None:

@@ -374,7 +374,7 @@ class CobotClient:
             self._auth_ok()
             reason, errors = refusal_reason(_json_or_text(raw))
             raise Refused(reason, errors)
-        if status == 404:
+        if status == 404 and endpoint.answers_404:
             raise NotFound(f"{what}: not found")
         if status == 429:
             delay = retry_after(headers.retry_after, headers.date)
@@ -394,7 +394,7 @@ class CobotClient:
             # The server got the request; a 5xx may still have done the work.
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
         detail = redact_text(str(_json_or_text(raw))[:200])
-        raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
+        raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}", status=status)
 
     def _note(self, kind: str, problem: str, **fields: object) -> None:
         """An odd answer: a warning the first time per kind, debug after (a proxy that

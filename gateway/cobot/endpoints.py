@@ -36,6 +36,10 @@ class Endpoint:
     template: str  # in the docs' notation: "/api/check_in_tokens/:token"
     scope: Scope
     title: str  # the endpoint's heading on the API page
+    # 404 is one of its documented answers (not checked in, no such token or
+    # membership). Elsewhere a 404 is not Cobot's answer (a wrong base_url, a proxy):
+    # the client reports it as MalformedResponse, never as a final "not found".
+    answers_404: bool = False
 
     def path(self, **values: str) -> str:
         """The template with each ``:name`` replaced by its percent-encoded value."""
@@ -49,9 +53,15 @@ class Endpoint:
 # Keyed by the CobotClient method that calls the endpoint.
 ENDPOINTS: dict[str, Endpoint] = {
     "check_in": Endpoint("POST", "/api/check_ins", Scope.CHECKIN, "Check in with credentials"),
-    "check_in_status": Endpoint("GET", "/api/check_in", Scope.CHECKIN, "Get check-in status"),
+    "check_in_status": Endpoint(
+        "GET", "/api/check_in", Scope.CHECKIN, "Get check-in status", answers_404=True
+    ),
     "check_out": Endpoint(
-        "DELETE", "/api/memberships/:id/check_ins/current", Scope.CHECKIN, "Check out"
+        "DELETE",
+        "/api/memberships/:id/check_ins/current",
+        Scope.CHECKIN,
+        "Check out",
+        answers_404=True,
     ),
     "create_work_session": Endpoint(
         "POST", "/api/memberships/:id/work_sessions", Scope.WRITE, "Check in"
@@ -61,18 +71,27 @@ ENDPOINTS: dict[str, Endpoint] = {
         "/api/memberships/:id/check_ins",
         Scope.READ_CHECK_INS,
         "List check-ins of a single member",
+        answers_404=True,  # an unknown membership
     ),
     "list_tokens": Endpoint(
         "GET", "/api/check_in_tokens", Scope.CHECKIN_TOKENS, "List check-in tokens"
     ),
     "get_token": Endpoint(
-        "GET", "/api/check_in_tokens/:token", Scope.CHECKIN_TOKENS, "Get check-in token"
+        "GET",
+        "/api/check_in_tokens/:token",
+        Scope.CHECKIN_TOKENS,
+        "Get check-in token",
+        answers_404=True,
     ),
     "create_token": Endpoint(
         "POST", "/api/check_in_tokens", Scope.CHECKIN_TOKENS, "Create check-in token"
     ),
     "delete_token": Endpoint(
-        "DELETE", "/api/check_in_tokens/:token", Scope.CHECKIN_TOKENS, "Delete check-in token"
+        "DELETE",
+        "/api/check_in_tokens/:token",
+        Scope.CHECKIN_TOKENS,
+        "Delete check-in token",
+        answers_404=True,
     ),
 }
 
