@@ -356,3 +356,15 @@ async def test_a_404_where_the_api_does_not_document_one_is_malformed(
     assert await client.check_in_status(token="04A1B2C3D4") is None
     assert await client.check_out("fdc00612c086d003fab5d99539153f68") is None
     assert await client.get_token("04A1B2C3D4") is None
+
+
+def test_the_limiter_never_blocks_for_ever() -> None:
+    from gateway.cobot.ratelimit import MAX_BLOCK
+
+    now = [1000.0]
+    limiter = RateLimiter(LIMITS, clock=lambda: now[0])
+    limiter.block(Group.DEFAULT, float("inf"))
+    limiter.block(Group.CHECK_INS, float("nan"))
+    state = {s.group: s.blocked_for for s in limiter.state()}
+    assert state == {Group.DEFAULT: MAX_BLOCK, Group.CHECK_INS: MAX_BLOCK}
+    assert MAX_BLOCK == MAX_RETRY_AFTER
