@@ -134,7 +134,7 @@ async def test_a_registered_mac_checks_in_once(
 
 
 async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
-    """Presence time runs on a clock the test moves; sockets, sweeps and HTTP are real."""
+    """DevicePresence time runs on a clock the test moves; sockets, sweeps and HTTP are real."""
     clock = FakeClock()
     gateways: list[Gateway] = []
     cfg = MacReaderConfig(

@@ -7,13 +7,13 @@ from structlog.testing import capture_logs
 
 from gateway.model import Membership
 from gateway.readers.mac.confirm import CONFIRM_WAIT
-from gateway.readers.mac.packets import Sighting, Source
+from gateway.readers.mac.packets import DeviceSighting, Source
 from gateway.readers.mac.presence import (
     FORGET_AFTER,
     Change,
     Device,
+    DevicePresence,
     MemberStay,
-    Presence,
     PresenceEvent,
 )
 from tests.mac_helpers import FakeClock
@@ -41,8 +41,10 @@ class Tokens(dict[str, Membership]):
         return self.get(token)
 
 
-def make(tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: object) -> Presence:
-    return Presence(
+def make(
+    tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: object
+) -> DevicePresence:
+    return DevicePresence(
         reader="wifi",
         lookup=tokens.lookup,
         away_after=AWAY,
@@ -54,8 +56,8 @@ def make(tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: objec
     )
 
 
-def seen(mac: str, source: Source = Source.ARP, **kw: str) -> Sighting:
-    return Sighting(mac, source, **kw)
+def seen(mac: str, source: Source = Source.ARP, **kw: str) -> DeviceSighting:
+    return DeviceSighting(mac, source, **kw)
 
 
 def arrived(token: str, member: Membership, mac: str) -> PresenceEvent:
@@ -294,7 +296,7 @@ def test_requeue_after_a_failed_save(tokens: Tokens, clock: FakeClock) -> None:
     assert [s.member_id for s in again.members] == [ALICE.id]
 
 
-def _saved(p: Presence) -> tuple[list[Device], list[MemberStay]]:
+def _saved(p: DevicePresence) -> tuple[list[Device], list[MemberStay]]:
     """What a store would hold after saving everything (copies, as if read back)."""
     changes = p.take_changes()
     devices = [

@@ -25,9 +25,9 @@ from gateway.portal.neighbours import (
     parse_ip_neigh,
     parse_proc_arp,
 )
-from gateway.portal.pages import Html, Kind, Message, escape
+from gateway.portal.pages import Html, Message, PageKind, escape
 from gateway.portal.probes import PROBES, Action, find_probe, normalise_host
-from gateway.portal.signin import Outcome, classify
+from gateway.portal.signin import SignInOutcome, classify
 from gateway.portal.throttle import Throttle, keys_for
 
 NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -156,7 +156,7 @@ def test_everything_substituted_is_escaped():
         '<b>"Space" & Co</b>',
         csrf='"><script>',
         login="<img src=x onerror=alert(1)>",
-        message=Message(Kind.ERROR, "<script>alert('x')</script>"),
+        message=Message(PageKind.ERROR, "<script>alert('x')</script>"),
     ).decode()
     assert "<script>" not in page
     assert "<img" not in page
@@ -408,10 +408,10 @@ def test_parse_set():
 @pytest.mark.parametrize(
     ("errors", "outcome"),
     [
-        ({"login": "Login or password incorrect."}, Outcome.WRONG_PASSWORD),
-        ({"base": "No time passes left."}, Outcome.NO_TIME_PASSES),
-        ({"membership": "Membership not confirmed yet."}, Outcome.NOT_CONFIRMED),
-        ({"base": "Something else."}, Outcome.REFUSED),
+        ({"login": "Login or password incorrect."}, SignInOutcome.WRONG_PASSWORD),
+        ({"base": "No time passes left."}, SignInOutcome.NO_TIME_PASSES),
+        ({"membership": "Membership not confirmed yet."}, SignInOutcome.NOT_CONFIRMED),
+        ({"base": "Something else."}, SignInOutcome.REFUSED),
     ],
 )
 def test_refusals_are_classified(errors, outcome):
@@ -421,7 +421,11 @@ def test_refusals_are_classified(errors, outcome):
 
 
 def test_our_own_trouble_does_not_count_against_a_member():
-    for outcome in (Outcome.UNAVAILABLE, Outcome.MISCONFIGURED, Outcome.SIGNED_IN):
+    for outcome in (
+        SignInOutcome.UNAVAILABLE,
+        SignInOutcome.MISCONFIGURED,
+        SignInOutcome.SIGNED_IN,
+    ):
         assert not outcome.counts_as_failure
 
 

@@ -44,15 +44,15 @@ from gateway.portal.guard import (
 from gateway.portal.i18n import Lang, parse_lang, text
 from gateway.portal.pages import (
     MAX_FIELD,
-    Kind,
     Message,
+    PageKind,
     format_until,
     notice_page,
     online_page,
     sign_in_page,
 )
 from gateway.portal.probes import Action, find_probe, normalise_host
-from gateway.portal.signin import Attempt, ClientState, Outcome
+from gateway.portal.signin import Attempt, ClientState, SignInOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -88,18 +88,18 @@ SIGN_IN_PATH = "/sign-in"
 _FORM = "application/x-www-form-urlencoded"
 
 # What the page says for each outcome, and with which HTTP status.
-_OUTCOME_PAGES: dict[Outcome, tuple[str, int]] = {
+_OUTCOME_PAGES: dict[SignInOutcome, tuple[str, int]] = {
     # 403, not 401: there is no HTTP authentication scheme to offer (RFC 9110 15.5.2).
-    Outcome.WRONG_PASSWORD: ("wrong_password", 403),
-    Outcome.NO_TIME_PASSES: ("no_time_passes", 403),
-    Outcome.NOT_CONFIRMED: ("not_confirmed", 403),
-    Outcome.REFUSED: ("refused", 403),
-    Outcome.UNAVAILABLE: ("unavailable", 503),
-    Outcome.BUSY: ("busy", 503),
-    Outcome.MISCONFIGURED: ("misconfigured", 503),
-    Outcome.THROTTLED: ("throttled", 429),
-    Outcome.UNKNOWN_DEVICE: ("unknown_device", 400),
-    Outcome.ENDED: ("check_in_ended", 403),
+    SignInOutcome.WRONG_PASSWORD: ("wrong_password", 403),
+    SignInOutcome.NO_TIME_PASSES: ("no_time_passes", 403),
+    SignInOutcome.NOT_CONFIRMED: ("not_confirmed", 403),
+    SignInOutcome.REFUSED: ("refused", 403),
+    SignInOutcome.UNAVAILABLE: ("unavailable", 503),
+    SignInOutcome.BUSY: ("busy", 503),
+    SignInOutcome.MISCONFIGURED: ("misconfigured", 503),
+    SignInOutcome.THROTTLED: ("throttled", 429),
+    SignInOutcome.UNKNOWN_DEVICE: ("unknown_device", 400),
+    SignInOutcome.ENDED: ("check_in_ended", 403),
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -241,7 +241,7 @@ async def _index(request: web.Request) -> web.StreamResponse:
         return html(_online(service, lang, state.until, None, None))
     message = None
     if state.mac is None:
-        message = Message(Kind.WARNING, text(lang, "unknown_device"))
+        message = Message(PageKind.WARNING, text(lang, "unknown_device"))
     return _form(request, lang, message=message)
 
 
@@ -263,14 +263,14 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
     password = values["password"]
     session = request.cookies.get(COOKIE)
     if not _same_origin(request) or not request.app[GUARD].check(session, values["csrf"]):
-        message = Message(Kind.ERROR, text(lang, "form_expired"))
+        message = Message(PageKind.ERROR, text(lang, "form_expired"))
         return _form(request, lang, login=login, message=message, status=403)
     if not login or not password or len(password) > MAX_FIELD:
-        message = Message(Kind.ERROR, text(lang, "missing_fields"))
+        message = Message(PageKind.ERROR, text(lang, "missing_fields"))
         return _form(request, lang, login=login, message=message, status=400)
     state = await _client(request)
     attempt = await service.sign_in(state, login, password)
-    if attempt.outcome is Outcome.SIGNED_IN:
+    if attempt.outcome is SignInOutcome.SIGNED_IN:
         return _signed_in(service, lang, attempt)
     key, status = _OUTCOME_PAGES[attempt.outcome]
     words = text(
@@ -280,9 +280,11 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
         minutes=str(max(1, math.ceil(attempt.retry_after / 60))),
     )
     headers = {}
-    if attempt.outcome is Outcome.THROTTLED:
+    if attempt.outcome is SignInOutcome.THROTTLED:
         headers["Retry-After"] = str(max(1, math.ceil(attempt.retry_after)))
-    response = _form(request, lang, login=login, message=Message(Kind.ERROR, words), status=status)
+    response = _form(
+        request, lang, login=login, message=Message(PageKind.ERROR, words), status=status
+    )
     response.headers.update(headers)
     return response
 
@@ -292,7 +294,7 @@ def _signed_in(service: PortalBackend, lang: Lang, attempt: Attempt) -> web.Resp
     check_in = attempt.sign_in.check_in
     name = check_in.membership.name if check_in.membership else None
     if attempt.firewall_failed:
-        failed = Message(Kind.ERROR, text(lang, "firewall_failed"))
+        failed = Message(PageKind.ERROR, text(lang, "firewall_failed"))
         return html(_online(service, lang, check_in.valid_until, name, failed), status=500)
     assert attempt.until is not None
     warning = None
@@ -300,7 +302,7 @@ def _signed_in(service: PortalBackend, lang: Lang, attempt: Attempt) -> web.Resp
         # Cobot's warning: the MAC was not registered. For a member that means it is
         # someone else's; guests and admins (no membership) cannot register any.
         key = "other_member" if check_in.membership is not None else "device_not_saved"
-        warning = Message(Kind.WARNING, text(lang, key))
+        warning = Message(PageKind.WARNING, text(lang, key))
     return html(_online(service, lang, attempt.until, name, warning))
 
 

@@ -25,7 +25,7 @@ from gateway.errors import GatewayError
 from gateway.model import CheckIn
 from gateway.portal.firewall import Firewall, NftFirewall, NoFirewall, Ruleset
 from gateway.portal.neighbours import KernelNeighbours, NeighbourTable, canonical_mac
-from gateway.portal.signin import Attempt, CheckInApi, ClientState, Outcome, SignIn
+from gateway.portal.signin import Attempt, CheckInApi, ClientState, SignIn, SignInOutcome
 from gateway.portal.signin import sign_in as ask_cobot
 from gateway.portal.store import Authorisation, DeviceStore
 from gateway.portal.throttle import Throttle, is_login_key, keys_for
@@ -251,22 +251,22 @@ class PortalService:
 
     async def sign_in(self, client: ClientState, login: str, password: str) -> Attempt:
         if client.mac is None:
-            return Attempt(Outcome.UNKNOWN_DEVICE)
+            return Attempt(SignInOutcome.UNKNOWN_DEVICE)
         keys = keys_for(mac=client.mac, ip=client.ip, login=login)
         wait = self.throttle.retry_after(keys)
         if wait > 0:
-            return Attempt(Outcome.THROTTLED, retry_after=wait)
+            return Attempt(SignInOutcome.THROTTLED, retry_after=wait)
         async with self._claim(keys) as claimed:
             if not claimed:
-                return Attempt(Outcome.THROTTLED, retry_after=IN_FLIGHT_RETRY)
+                return Attempt(SignInOutcome.THROTTLED, retry_after=IN_FLIGHT_RETRY)
             wait = self.throttle.retry_after(keys)  # the attempt waited for may have failed
             if wait > 0:
-                return Attempt(Outcome.THROTTLED, retry_after=wait)
+                return Attempt(SignInOutcome.THROTTLED, retry_after=wait)
             try:
                 async with asyncio.timeout(SIGN_IN_SLOT_DEADLINE):
                     await self._slots.acquire()
             except TimeoutError:
-                return Attempt(Outcome.BUSY)
+                return Attempt(SignInOutcome.BUSY)
             try:
                 result = await ask_cobot(
                     self._client, login=login, password=password, mac=client.mac
@@ -329,7 +329,7 @@ class PortalService:
             self.log.error("portal_firewall_failed", mac=redact(client.mac), error=failure)
             return Attempt(result.outcome, sign_in=result, firewall_failed=True)
         if until is None:
-            return Attempt(Outcome.ENDED, sign_in=result)
+            return Attempt(SignInOutcome.ENDED, sign_in=result)
         if check_in.membership is not None and result.warning is None:
             await self._notify(client.mac, check_in)
         return Attempt(result.outcome, sign_in=result, until=until)

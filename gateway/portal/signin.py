@@ -27,7 +27,7 @@ from gateway.model import CheckIn
 REQUEST_DEADLINE = 10.0
 
 
-class Outcome(enum.StrEnum):
+class SignInOutcome(enum.StrEnum):
     SIGNED_IN = "signed-in"
     WRONG_PASSWORD = "wrong-password"
     NO_TIME_PASSES = "no-time-passes"
@@ -48,13 +48,18 @@ class Outcome(enum.StrEnum):
 
 
 _FAILURES = frozenset(
-    {Outcome.WRONG_PASSWORD, Outcome.NO_TIME_PASSES, Outcome.NOT_CONFIRMED, Outcome.REFUSED}
+    {
+        SignInOutcome.WRONG_PASSWORD,
+        SignInOutcome.NO_TIME_PASSES,
+        SignInOutcome.NOT_CONFIRMED,
+        SignInOutcome.REFUSED,
+    }
 )
 
 
 @dataclass(frozen=True, slots=True)
 class SignIn:
-    outcome: Outcome
+    outcome: SignInOutcome
     check_in: CheckIn | None = None
     reason: str = ""  # the API's words, for REFUSED and the log
     # Cobot checked the member in but did not register the MAC: it is someone else's.
@@ -79,21 +84,21 @@ class CheckInApi(Protocol):
 # documented example is {"login": "Login or password incorrect."}; the other cases are
 # named in its docs without their wording, so the match is loose and falls back to
 # showing the API's own text.
-_REFUSALS: tuple[tuple[Outcome, tuple[str, ...]], ...] = (
-    (Outcome.NO_TIME_PASSES, ("time pass", "time_pass", "timepass", "no passes")),
-    (Outcome.NOT_CONFIRMED, ("confirm",)),
-    (Outcome.WRONG_PASSWORD, ("password", "incorrect", "login")),
+_REFUSALS: tuple[tuple[SignInOutcome, tuple[str, ...]], ...] = (
+    (SignInOutcome.NO_TIME_PASSES, ("time pass", "time_pass", "timepass", "no passes")),
+    (SignInOutcome.NOT_CONFIRMED, ("confirm",)),
+    (SignInOutcome.WRONG_PASSWORD, ("password", "incorrect", "login")),
 )
 
 
-def classify(refused: Refused) -> Outcome:
+def classify(refused: Refused) -> SignInOutcome:
     words = " ".join(
         [refused.reason, *map(str, refused.errors.keys()), *map(str, refused.errors.values())]
     ).lower()
     for outcome, keywords in _REFUSALS:
         if any(k in words for k in keywords):
             return outcome
-    return Outcome.REFUSED
+    return SignInOutcome.REFUSED
 
 
 async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> SignIn:
@@ -107,12 +112,12 @@ async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> Si
     except Refused as exc:
         return SignIn(classify(exc), reason=exc.reason)
     except Unauthorized as exc:
-        return SignIn(Outcome.MISCONFIGURED, reason=str(exc))
+        return SignIn(SignInOutcome.MISCONFIGURED, reason=str(exc))
     except (NoSlot, RateLimited) as exc:
-        return SignIn(Outcome.BUSY, reason=str(exc))
+        return SignIn(SignInOutcome.BUSY, reason=str(exc))
     except ApiError as exc:  # Unavailable, MalformedResponse, and any the client adds
-        return SignIn(Outcome.UNAVAILABLE, reason=str(exc))
-    return SignIn(Outcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
+        return SignIn(SignInOutcome.UNAVAILABLE, reason=str(exc))
+    return SignIn(SignInOutcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +133,7 @@ class ClientState:
 class Attempt:
     """What became of one sign-in, for the page."""
 
-    outcome: Outcome
+    outcome: SignInOutcome
     sign_in: SignIn | None = None
     until: datetime | None = None
     retry_after: float = 0.0

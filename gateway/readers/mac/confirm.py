@@ -3,7 +3,7 @@
 A phone asleep on Wi-Fi can stay silent on ARP and DHCP for more than half an hour
 while its owner sits at their desk, but it still answers an ARP request addressed to it
 (the Wi-Fi chip wakes the host for unicast frames to it, or the access point answers
-for it from its proxy-ARP table). So when ``presence.Presence.sweep`` finds a
+for it from its proxy-ARP table). So when ``presence.DevicePresence.sweep`` finds a
 registered device silent for ``away_after``, it calls ``ArpConfirmer.probe``: a
 who-has for the device's last known IPv4 address, sent to its MAC alone (never
 broadcast). The answer is an ordinary ARP reply, which the reader's own packet socket
@@ -56,7 +56,7 @@ CONFIRM_WAIT = 5.0
 class Confirmer(Protocol):
     def probe(self, mac: str, ip: str) -> bool:
         """Ask ``mac`` at ``ip`` whether it is still here; False if it cannot be asked.
-        The answer comes back as an ordinary sighting (``Presence.observe``)."""
+        The answer comes back as an ordinary sighting (``DevicePresence.observe``)."""
         ...
 
 

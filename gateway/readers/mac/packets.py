@@ -33,7 +33,7 @@ class Source(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Sighting:
+class DeviceSighting:
     """One device heard once. ``mac`` is canonical (``aa:bb:cc:dd:ee:ff``)."""
 
     mac: str
@@ -70,7 +70,7 @@ MAX_HOSTNAME = 63
 _NO_IP = b"\x00\x00\x00\x00"
 
 
-def parse_frame(frame: bytes) -> Sighting | None:
+def parse_frame(frame: bytes) -> DeviceSighting | None:
     """The sighting in an Ethernet frame, or ``None`` if it does not show a client."""
     try:
         (ethertype,) = _ETHERTYPE.unpack_from(frame, 12)
@@ -83,7 +83,7 @@ def parse_frame(frame: bytes) -> Sighting | None:
     return None
 
 
-def _parse_arp(frame: bytes) -> Sighting | None:
+def _parse_arp(frame: bytes) -> DeviceSighting | None:
     if len(frame) < ETH_HEADER + _ARP_LEN:
         return None
     htype, ptype, hlen, plen, oper, sha, spa = _ARP.unpack_from(frame, ETH_HEADER)
@@ -92,10 +92,10 @@ def _parse_arp(frame: bytes) -> Sighting | None:
     mac = sha.hex(":")
     if not is_device_address(mac):
         return None
-    return Sighting(mac, Source.ARP, ip=_ip(spa))
+    return DeviceSighting(mac, Source.ARP, ip=_ip(spa))
 
 
-def _parse_ipv4(frame: bytes) -> Sighting | None:
+def _parse_ipv4(frame: bytes) -> DeviceSighting | None:
     n = len(frame)
     if n < ETH_HEADER + 20:
         return None
@@ -129,7 +129,7 @@ def _parse_ipv4(frame: bytes) -> Sighting | None:
     ip = _ip(ciaddr) or (_ip(requested) if requested is not None and len(requested) == 4 else None)
     hostname = options.get(_OPT_HOSTNAME)
     client_id = options.get(_OPT_CLIENT_ID)
-    return Sighting(
+    return DeviceSighting(
         mac,
         Source.DHCP,
         ip=ip,

@@ -35,7 +35,7 @@ import structlog
 from gateway.model import Membership
 from gateway.readers.mac.address import is_locally_administered, token_spellings
 from gateway.readers.mac.confirm import CONFIRM_WAIT, Asking, Confirmer
-from gateway.readers.mac.packets import Sighting, Source
+from gateway.readers.mac.packets import DeviceSighting, Source
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -120,7 +120,7 @@ class Changes:
         return bool(self.devices or self.forgotten or self.members or self.gone or self.checkouts)
 
 
-class Presence:
+class DevicePresence:
     def __init__(
         self,
         *,
@@ -176,7 +176,7 @@ class Presence:
 
     # -- sightings -----------------------------------------------------------------
 
-    def observe(self, s: Sighting) -> PresenceEvent | None:
+    def observe(self, s: DeviceSighting) -> PresenceEvent | None:
         """Record a sighting; the ARRIVED event if it makes a member present (or present
         on a new day)."""
         mac = s.mac
@@ -212,7 +212,7 @@ class Presence:
             return None
         return self._announce(self._members[dev.member_id], dev, wall)
 
-    def _new_device(self, s: Sighting, wall: float) -> Device:
+    def _new_device(self, s: DeviceSighting, wall: float) -> Device:
         if len(self._devices) >= self._max:
             self._evict()
         dev = Device(

@@ -37,8 +37,8 @@ from gateway.readers.link import (
 from gateway.readers.link import Clock as LinkClock
 from gateway.readers.mac import sniff
 from gateway.readers.mac.confirm import ArpConfirmer, LinkOpener
-from gateway.readers.mac.packets import Sighting
-from gateway.readers.mac.presence import Change, Clock, Presence, PresenceEvent
+from gateway.readers.mac.packets import DeviceSighting
+from gateway.readers.mac.presence import Change, Clock, DevicePresence, PresenceEvent
 from gateway.readers.mac.store import PresenceStore, presence_path
 
 log = structlog.get_logger(__name__)
@@ -110,7 +110,7 @@ class MacReader:
             if cfg.confirm_departure
             else None
         )
-        self._presence = Presence(
+        self._presence = DevicePresence(
             reader=cfg.name,
             lookup=ctx.lookup,
             away_after=cfg.away_after,
@@ -139,7 +139,7 @@ class MacReader:
         return self._link.state
 
     @property
-    def presence(self) -> Presence:
+    def presence(self) -> DevicePresence:
         return self._presence
 
     @property
@@ -229,7 +229,7 @@ class MacReader:
 
     # -- sightings and time ----------------------------------------------------------
 
-    def _on_sighting(self, sighting: Sighting) -> None:
+    def _on_sighting(self, sighting: DeviceSighting) -> None:
         event = self._presence.observe(sighting)
         if event is not None:
             self._emit(event)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway.readers.mac.bpf import FILTER, SNAPLEN, attach_filter
-from gateway.readers.mac.packets import Sighting, parse_frame
+from gateway.readers.mac.packets import DeviceSighting, parse_frame
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +80,7 @@ class Sniffer:
     def __init__(
         self,
         sock: socket.socket,
-        on_sighting: Callable[[Sighting], None],
+        on_sighting: Callable[[DeviceSighting], None],
         counters: Counters,
         *,
         reader: str,

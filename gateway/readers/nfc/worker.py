@@ -23,12 +23,12 @@ import structlog
 
 from gateway.readers.link import LinkPolicy
 from gateway.readers.nfc.faults import Fault, FaultKind, classify
-from gateway.readers.nfc.presence import Presence, card_key
+from gateway.readers.nfc.presence import CardPresence, card_key
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from gateway.readers.nfc.frontend import Sighting
+    from gateway.readers.nfc.frontend import CardSighting
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ class NfcWorker:
         self._factory = frontend_factory
         self._usb_reset = usb_reset
         self._clock = clock
-        self._presence = Presence(lift_time)
+        self._presence = CardPresence(lift_time)
         self._stop = threading.Event()
         self._clf: Frontend | None = None
         self._ndef_failures: dict[bytes, int] = {}
@@ -162,7 +162,9 @@ class NfcWorker:
                 self._stop.wait(remaining)
         return None
 
-    def _arrival(self, frontend: ModuleType, clf: Frontend, sighting: Sighting, now: float) -> None:
+    def _arrival(
+        self, frontend: ModuleType, clf: Frontend, sighting: CardSighting, now: float
+    ) -> None:
         """A card was put on the reader: read its NDEF token if asked to, and report it."""
         text: str | None = None
         if self._ndef:
