@@ -1,7 +1,7 @@
 """The daemon's top level: builds the parts from the config, hands them to the runner.
 
 Start-up order: database -> token cache and attendance (from disk: the door works before
-the first sync) -> outbox (rows left ``held`` by a stop mid-door are kept as failed) ->
+the first sync) -> outbox (rows left ``held`` by a stop mid-door are released) ->
 parts: token sync, delivery, housekeeping, status, portal, then per reader its decision
 queue and the reader itself -> ready. Stop runs in reverse under one deadline (runner.py):
 readers first, then their queues (taps read but not decided are logged as dropped), then
@@ -145,9 +145,9 @@ class Gateway:
         self.attendance = Attendance(self.db)
         await self.attendance.load()
         self.outbox = Outbox(self.db, self.cfg.queue.max_entries)
-        held = await self.outbox.fail_held_at_start()
+        held = await self.outbox.release_held_at_start()
         if held:
-            log.error("door_outcome_unknown", entries=held, kept_as="failed", fix="queue retry")
+            log.warning("door_outcome_unknown", entries=held, delivered="yes (billed once a day)")
         await self.outbox.load()
 
     def _build(self, client: CobotClient) -> None:

@@ -98,8 +98,10 @@ class Attendance:
         await self._write("DELETE FROM active WHERE valid_until <= ?", (now.isoformat(),))
 
     async def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        # Not synced to disk: losing a row to a power cut costs one API call after the
+        # restart, and the tap path keeps its single fsync (the record's).
         try:
-            await self._db.execute(sql, params)
+            await self._db.execute(sql, params, durable=False)
         except sqlite3.Error as exc:
             # Memory still knows; losing this row only costs one API call after a restart.
             log.warning("attendance_store_failed", error=str(exc))

@@ -158,6 +158,7 @@ def _status_line(gateway: Gateway) -> str | None:
 
 async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
     from gateway.outbox import Outbox
+    from gateway.readers.report import reader_stats_lines
     from gateway.store import open_db
 
     cfg = load_config(path)
@@ -184,6 +185,8 @@ async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
         for name, r in dict(daemon.get("readers", {})).items():  # type: ignore[call-overload]
             err = f" - {r['error']}" if r.get("error") else ""
             print(f"  reader {name}: {r['state']}{err}", file=out)
+            for line in reader_stats_lines(r.get("stats") or {}):
+                print(f"    {line}", file=out)
         api = dict(daemon.get("api", {}))  # type: ignore[call-overload]
         print(
             f"  api: breaker {api.get('breaker')}"

@@ -8,9 +8,10 @@ nobody (``drop``). States::
     held --door opened--> pending --send--> sending --answer--> delivered | failed
       \\--door failed--> (deleted)           \\--timeout--> sending (outcome unknown)
 
-A ``held`` row found at start means the gateway stopped while its door was moving: the
-door's outcome is unknown, so it is kept as ``failed`` with that reason for a person to
-retry, never billed on a guess.
+A ``held`` row found at start means the gateway stopped (power cut, SIGKILL) while its
+door was moving: the door's outcome is unknown. It is delivered: Cobot bills one
+check-in a day, so if the door stayed shut and the member tapped again nothing more is
+billed, while dropping it would lose the visit of a member who did get in.
 
 ``sending`` is written *before* the request goes out; finding a row in ``sending`` after
 a crash or a timeout means "maybe delivered", and the drainer checks Cobot before it
@@ -30,7 +31,7 @@ from gateway.errors import StorageError
 from gateway.model import ClockQuality, RecordKind
 from gateway.store import Database, is_disk_full
 
-HELD_AT_START = "the gateway stopped while the door was opening: door outcome unknown"
+HELD_AT_START = "the gateway stopped while the door was opening (door outcome unknown)"
 
 
 class State(enum.StrEnum):
@@ -178,10 +179,13 @@ class Outbox:
         return written.lastrowid
 
     async def release(self, entry_id: int) -> None:
-        """The door opened: the held entry may be delivered now."""
+        """The door opened: the held entry may be delivered now. Not synced to disk: if a
+        power cut undoes it, the row is still held and released at the next start, the
+        same outcome (so the tap path pays one fsync, not two)."""
         await self._update(
             "UPDATE outbox SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'held'",
             (time.time(), entry_id),
+            durable=False,
         )
 
     async def discard_held(self, entry_id: int) -> None:
@@ -191,14 +195,13 @@ class Outbox:
         )
         self._open = max(0, self._open - changed)
 
-    async def fail_held_at_start(self) -> int:
-        """Rows left ``held`` by a stop while a door was moving: kept, not billed."""
-        changed = await self._update(
-            "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? "
+    async def release_held_at_start(self) -> int:
+        """Rows left ``held`` by a stop while a door was moving: delivered (see above)."""
+        return await self._update(
+            "UPDATE outbox SET state = 'pending', last_error = ?, updated_at = ? "
             "WHERE state = 'held'",
             (HELD_AT_START, time.time()),
         )
-        return changed
 
     async def correct_time(self, entry_id: int, tapped_at: datetime, clock: ClockQuality) -> None:
         """The tap's time, corrected once the clock was synchronised (or marked
@@ -319,9 +322,9 @@ class Outbox:
         )
         self._open = max(0, self._open - changed)
 
-    async def _update(self, sql: str, params: tuple[object, ...]) -> int:
+    async def _update(self, sql: str, params: tuple[object, ...], *, durable: bool = True) -> int:
         try:
-            written = await self._db.execute(sql, params)
+            written = await self._db.execute(sql, params, durable=durable)
         except sqlite3.Error as exc:
             raise _storage_error("cannot update the queue", exc) from exc
         return written.rowcount

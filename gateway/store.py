@@ -162,12 +162,22 @@ class Database:
         *,
         urgent: bool = False,
         budget: float | None = None,
+        durable: bool = True,
     ) -> Written:
         """One statement. ``budget`` bounds the wait for our own lock (TimeoutError); the
         wait for another process's lock is bounded by the busy timeout (sqlite3.Error:
-        "database is locked")."""
+        "database is locked"). ``durable=False`` commits without an fsync (WAL with
+        ``synchronous=NORMAL``: a power cut may undo it, never corrupt it; the next
+        durable commit makes it durable too), for changes whose loss is harmless."""
         async with self._lock.hold(urgent=urgent, budget=budget):
-            cur = await self._conn.execute(sql, params)
+            if durable:
+                cur = await self._conn.execute(sql, params)
+                return Written(cur.rowcount, cur.lastrowid)
+            await self._conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                cur = await self._conn.execute(sql, params)
+            finally:
+                await self._conn.execute("PRAGMA synchronous = FULL")
             return Written(cur.rowcount, cur.lastrowid)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

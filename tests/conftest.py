@@ -54,13 +54,24 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     current = asyncio.current_task()
     deadline = time.monotonic() + LEAK_GRACE
     while True:
-        leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        leaked = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not current and not t.done() and not _aiohttp_broken_connection(t)
+        ]
         if not leaked or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.05)
     for task in leaked:
         task.cancel()
     assert not leaked, f"tasks left pending: {[t.get_name() for t in leaked]}"
+
+
+def _aiohttp_broken_connection(task: asyncio.Task[object]) -> bool:
+    """aiohttp keeps the handler of a connection that a test broke off on purpose (the
+    portal's malformed-request tests) until the loop closes; aiohttp owns it (its server
+    was shut down), it is not a task of ours."""
+    return "coro=<RequestHandler.start()" in repr(task)
 
 
 @pytest.fixture

@@ -67,8 +67,14 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Pa
                 size = rng.randint(30, 60)
                 batch, pending = pending[:size], pending[size:]
                 for token in batch:
-                    os.write(master, encode_rdm6300(bytes.fromhex(token)))
+                    os.write(master, encode_rdm6300(bytes.fromhex(token)) * 2)  # held: it repeats
                     await asyncio.sleep(rng.uniform(0, 0.004))
+                # Kill once a random share of the batch was decided (so the test covers
+                # hundreds of taps however loaded the machine is), at a random instant.
+                decided = rng.randint(size // 3, size - 1)
+                async with asyncio.timeout(30):
+                    while sum(e.get("event") == "tap" for e in daemon.events) < decided:
+                        await asyncio.sleep(0.005)
                 await asyncio.sleep(rng.uniform(0, 0.05))
                 await daemon.kill()  # SIGKILL, mid-whatever
                 admitted |= {

@@ -74,7 +74,7 @@ async def test_status_and_queue_commands_while_the_daemon_runs(tmp_path: Path) -
             await daemon.wait_for("serial_reader_ready")
             space.faults.set("error", status=503)
             for token in (RDM_TOKEN, PASS_TOKEN):
-                os.write(master, encode_rdm6300(bytes.fromhex(token)))
+                os.write(master, encode_rdm6300(bytes.fromhex(token)) * 2)  # held: it repeats
                 await daemon.wait_for(
                     lambda e, t=token: (
                         e.get("event") == "tap" and e.get("token", "").endswith(t[-2:])

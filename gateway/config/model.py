@@ -65,8 +65,22 @@ class SerialReaderConfig(ReaderBase):
     type: Literal["serial"] = "serial"
     port: str
     baudrate: int = field(default=9600, metadata=_bounds(300, 4_000_000))
-    protocol: Literal["rdm6300", "line"] = "rdm6300"
+    # rdm6300: RDM6300/RDM630 modules; id12la: ID-3LA/ID-12LA/ID-20LA (ASCII mode);
+    # line: one token per text line (USB readers in serial mode, Arduino sketches).
+    protocol: Literal["rdm6300", "id12la", "line"] = "rdm6300"
     token_format: TokenFormat = TokenFormat.HEX
+    # Reads of the same card, each within confirm_window seconds of the last, before it
+    # is a tap: 2 drops the single phantom frames cheap RDM6300 boards emit (a card
+    # resting on one repeats its frame about every 65 ms). Unset: 2 for rdm6300, 1
+    # (every read is a tap) for id12la, which reads a card once, and for line.
+    confirm_reads: int | None = field(default=None, metadata=_bounds(1, 10))
+    confirm_window: float = field(default=0.5, metadata=_bounds(0.05, 5))
+
+    @property
+    def reads_to_confirm(self) -> int:
+        if self.confirm_reads is not None:
+            return self.confirm_reads
+        return 2 if self.protocol == "rdm6300" else 1
 
 
 # nfcpy's device strings we accept: USB by vendor[:product] or bus[:address], a PN532 or
@@ -133,6 +147,8 @@ class MacReaderConfig(ReaderBase):
     # A device silent this long is gone; phones asleep talk rarely, so not too short.
     away_after: float = field(default=1800.0, metadata=_bounds(60, 86400))
     checkout_on_departure: bool = False
+    # Ask a silent registered device (one unicast ARP request) before it counts as gone.
+    confirm_departure: bool = True
     # Devices that never mean a member: printers, the space's own machines.
     ignore: tuple[str, ...] = field(default=(), metadata={"parse": _mac})
 

@@ -249,17 +249,24 @@ def check_doors(report: Report, doors: tuple[DoorBase, ...], system: System) -> 
             check_device(report, name, door.chip, system, "ls /dev/gpiochip*: which chip is it?")
             _check_gpio_lines(report, name, door)
         elif isinstance(door, CommandDoorConfig):
-            for argv in (door.command, door.feedback_command):
+            # One row per program: a script often serves as command and feedback.
+            programs: dict[str, list[str]] = {}
+            for key, argv in (
+                ("command", door.command),
+                ("feedback_command", door.feedback_command),
+            ):
                 if argv:
-                    _check_command(report, name, argv[0])
+                    programs.setdefault(argv[0], []).append(key)
+            for program, keys in programs.items():
+                _check_command(report, name, program, " and ".join(keys))
 
 
-def _check_command(report: Report, name: str, program: str) -> None:
+def _check_command(report: Report, name: str, program: str, keys: str) -> None:
     found = shutil.which(program) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK):
-        report.add(name, Status.FIX, f"{program}: not found or not executable")
+        report.add(name, Status.FIX, f"{keys}: {program}: not found or not executable")
     else:
-        report.add(name, Status.OK, f"{found}: executable")
+        report.add(name, Status.OK, f"{keys}: {found}: executable")
 
 
 def _check_gpio_lines(report: Report, name: str, door: GpioDoorConfig) -> None:

@@ -52,7 +52,7 @@ class NdefUnreadable(ReaderError):
 
 
 @dataclass(frozen=True, slots=True)
-class Sighting:
+class CardSighting:
     uid: bytes
     target: Any  # the nfc.clf.RemoteTarget, needed to activate the tag for NDEF
 
@@ -87,7 +87,7 @@ def usb_readers(device: str) -> list[tuple[int, int, int, int]]:
     return [f for f in found if (f[0], f[1]) in nfc_device.usb_device_map]
 
 
-def sense_card(clf: Frontend) -> Sighting | None:
+def sense_card(clf: Frontend) -> CardSighting | None:
     """One sense round for an ISO 14443-A card; the UID comes from anticollision.
 
     The card is not activated, so any card works, whatever its memory or crypto.
@@ -98,10 +98,10 @@ def sense_card(clf: Frontend) -> Sighting | None:
     found = clf.sense(nfc.clf.RemoteTarget("106A"), iterations=1)
     if found is None or not found.sdd_res:
         return None
-    return Sighting(bytes(found.sdd_res), found)
+    return CardSighting(bytes(found.sdd_res), found)
 
 
-def read_text_token(clf: Frontend, sighting: Sighting) -> str | None:
+def read_text_token(clf: Frontend, sighting: CardSighting) -> str | None:
     """The token in the card's NDEF text record, None if it has none.
 
     Raises ``NdefUnreadable`` when the card could not be activated or left halfway
