@@ -28,7 +28,7 @@ from gateway.readers.base import ReaderContext, ReaderState
 from gateway.readers.hid.keymap import LAYOUTS
 from gateway.readers.hid.reader import HidReader
 from gateway.readers.hid.tokens import KeyTokenizer
-from gateway.readers.relink import Relink
+from gateway.readers.link import LinkPolicy
 from tests.input_bench import EventDevice
 
 WAIT = 5.0
@@ -180,9 +180,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 def make(plug: Plug, **changes: object) -> HidReader:
     cfg = HidReaderConfig(**({"name": "usb", "device": PATH, "debounce": 0.0} | changes))  # type: ignore[arg-type]
-    return HidReader(
-        cfg, open_device=plug.open, relink=Relink(events="hid_reader", first_delay=0.01, cap=0.02)
-    )
+    return HidReader(cfg, open_device=plug.open, policy=LinkPolicy(first_delay=0.01, cap=0.02))
 
 
 def now_ns() -> int:
@@ -250,7 +248,7 @@ async def test_grabbed_elsewhere_is_busy_and_permission_is_final(plug: Plug) -> 
     reader = make(plug)
     task = asyncio.create_task(reader.run(lambda tap: None))
     await until(lambda: reader.state is ReaderState.RECONNECTING, "busy")
-    assert "grabbed by another program" in str(reader._link.last_error)
+    assert "grabbed by another program" in str(reader._link.stats.last_error)
     await stop(task)
     other.close()
     plug.denied = True

@@ -17,7 +17,7 @@ from gateway.errors import ReaderError
 from gateway.model import Tap
 from gateway.readers import build_reader
 from gateway.readers.base import ReaderContext, ReaderState
-from gateway.readers.relink import Relink
+from gateway.readers.link import LinkPolicy
 from gateway.readers.wiegand.formats import H10301, H10304, H10306, encode
 from gateway.readers.wiegand.reader import WiegandReader
 from tests.gpio_bench import Bench, FakeChip, open_bench
@@ -189,7 +189,7 @@ async def test_missing_chip_and_busy_lines() -> None:
         missing = WiegandReader(
             config(bench, chip="/dev/gpiochip-absent"),
             open_chip=bench.open_chip,
-            relink=Relink(events="w", first_delay=0.01, cap=0.01),
+            policy=LinkPolicy(first_delay=0.01, cap=0.01),
         )
         task = asyncio.create_task(missing.run(lambda tap: None))
         await until(lambda: missing.state is ReaderState.RECONNECTING, "retrying")
@@ -201,7 +201,7 @@ async def test_missing_chip_and_busy_lines() -> None:
             second = WiegandReader(
                 config(bench),
                 open_chip=bench.open_chip,
-                relink=Relink(events="w", first_delay=0.01, cap=0.01),
+                policy=LinkPolicy(first_delay=0.01, cap=0.01),
             )
             with capture_logs() as logs:
                 task = asyncio.create_task(second.run(lambda tap: None))

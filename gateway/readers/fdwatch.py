@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from gateway.readers.relink import LinkFault
+from gateway.readers.link import LinkFault
 
 
 class FdWatch:

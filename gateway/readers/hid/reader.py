@@ -29,7 +29,7 @@ from gateway.readers.base import Debouncer, ReaderState, TapSink, make_tap
 from gateway.readers.fdwatch import FdWatch
 from gateway.readers.hid.keymap import LAYOUTS
 from gateway.readers.hid.tokens import KeyTokenizer
-from gateway.readers.relink import LOST, PERMISSION, LinkFault, Relink
+from gateway.readers.link import LOST, PERMISSION, LinkFault, LinkPolicy, LinkSupervisor
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 EV_KEY = 1  # linux/input-event-codes.h
 EVIOCSCLOCKID = 0x400445A0  # _IOW('E', 0xa0, int): the clock of event timestamps
 CLOCK_MONOTONIC = 1
+# Right after plug-in the event node exists before udev has given it to group input: a
+# few EACCES in a row are that race; more mean the permission is really missing.
+LINK_POLICY = LinkPolicy(first_delay=0.5, cap=30.0, stable_after=10.0, permission_attempts=5)
 PERMISSION_HINT = (
     "permission denied on {device}: the service user needs the 'input' group "
     "(SupplementaryGroups=input in the unit; hardware/udev/60-checkin-gateway.rules)"
@@ -98,14 +101,16 @@ class HidReader:
         *,
         open_device: OpenDevice = open_evdev,
         clock_ns: Callable[[], int] = time.monotonic_ns,
-        relink: Relink | None = None,
+        policy: LinkPolicy | None = None,
     ) -> None:
         self._cfg = cfg
         self._open_device = open_device
         self._clock_ns = clock_ns
         self._tokens = KeyTokenizer(LAYOUTS[cfg.layout], int(cfg.token_timeout * 1e9))
         self._debounce = Debouncer(cfg.debounce)
-        self._link = relink or Relink(events="hid_reader", reader=cfg.name, device=cfg.device)
+        self._link = LinkSupervisor(
+            policy or LINK_POLICY, events="hid_reader", reader=cfg.name, device=cfg.device
+        )
         self._log = log.bind(reader=cfg.name)
         self._sink: TapSink | None = None
         self.taps = 0
@@ -134,13 +139,13 @@ class HidReader:
             partial=counts["partial"],
             unmapped_keys=counts["unmapped"],
             too_long=counts["too-long"],
-            opens=self._link.opens,
-            last_error=self._link.last_error,
+            opens=self._link.stats.opens,
+            last_error=self._link.stats.last_error,
         )
 
     async def run(self, sink: TapSink) -> None:
         """Read taps into ``sink`` until cancelled; reopen the device when it is back.
-        Raises ``ReaderError`` when it can never be used (see ``Relink``)."""
+        Raises ``ReaderError`` when it can never be used (see ``LINK_POLICY``)."""
         self._sink = sink
         try:
             await self._link.run(self._attempt)

@@ -24,7 +24,7 @@ from gateway.errors import DoorError
 from gateway.gpiochip import open_chip_by_name
 from gateway.readers.base import Debouncer, ReaderState, TapSink, make_tap
 from gateway.readers.fdwatch import FdWatch
-from gateway.readers.relink import LOST, PERMISSION, LinkFault, Relink
+from gateway.readers.link import LOST, PERMISSION, LinkFault, LinkPolicy, LinkSupervisor
 from gateway.readers.wiegand.formats import formats_for
 from gateway.readers.wiegand.frames import Frame, FrameSplitter
 from gateway.readers.wiegand.session import WiegandSession, WiegandTokenFormat
@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 # a busy loop may fall seconds behind without losing a bit.
 EVENT_BUFFER = 1024
 PERMISSION_HINT = "permission denied on {chip}: the service user needs the gpio group"
+# A chip does not come and go like a USB device; a GPIO expander on USB or I2C might.
+# Permission: udev may set a fresh node's group a moment after it appears.
+LINK_POLICY = LinkPolicy(first_delay=0.5, cap=30.0, stable_after=10.0, permission_attempts=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ class WiegandReader:
         *,
         open_chip: OpenChip | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
-        relink: Relink | None = None,
+        policy: LinkPolicy | None = None,
     ) -> None:
         self._cfg = cfg
         self._open_chip = open_chip
@@ -71,7 +74,9 @@ class WiegandReader:
         )
         self._splitter = FrameSplitter()
         self._debounce = Debouncer(cfg.debounce)
-        self._link = relink or Relink(events="wiegand_reader", reader=cfg.name, chip=cfg.chip)
+        self._link = LinkSupervisor(
+            policy or LINK_POLICY, events="wiegand_reader", reader=cfg.name, chip=cfg.chip
+        )
         self._log = log.bind(reader=cfg.name)
         self._sink: TapSink | None = None
         self._d0 = self._d1 = -1
@@ -97,8 +102,8 @@ class WiegandReader:
             pins=session.pins,
             rejected=session.rejected,
             swapped_suspected=session.swapped_suspected,
-            opens=self._link.opens,
-            last_error=self._link.last_error,
+            opens=self._link.stats.opens,
+            last_error=self._link.stats.last_error,
         )
 
     async def run(self, sink: TapSink) -> None:
