@@ -45,9 +45,8 @@ class Clock(Protocol):
 
 
 class _Timex(ctypes.Structure):
-    # struct timex from <sys/timex.h> (glibc, 64-bit): modes, then longs; status at
-    # index 7 of the int-sized fields that follow. Only ``modes`` and ``status`` are used;
-    # the rest is padding large enough for the kernel's structure.
+    # The head of struct timex (adjtimex(2)); the rest is padding we never read. The
+    # layout follows the C types, so it is right on 32- and 64-bit Pis alike.
     _fields_ = [
         ("modes", ctypes.c_uint),
         ("offset", ctypes.c_long),
@@ -55,22 +54,7 @@ class _Timex(ctypes.Structure):
         ("maxerror", ctypes.c_long),
         ("esterror", ctypes.c_long),
         ("status", ctypes.c_int),
-        ("constant", ctypes.c_long),
-        ("precision", ctypes.c_long),
-        ("tolerance", ctypes.c_long),
-        ("time_sec", ctypes.c_long),
-        ("time_usec", ctypes.c_long),
-        ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long),
-        ("jitter", ctypes.c_long),
-        ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long),
-        ("jitcnt", ctypes.c_long),
-        ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long),
-        ("stbcnt", ctypes.c_long),
-        ("tai", ctypes.c_int),
-        ("padding", ctypes.c_int * 11),
+        ("_rest", ctypes.c_byte * 256),
     ]
 
 

@@ -42,16 +42,11 @@ async def timedatectl() -> bool | None:
     return answer == "yes"
 
 
-def adjtimex() -> bool | None:
-    """The kernel's own flag (see ``gateway.clock.kernel_synchronized``)."""
-    return kernel_synchronized()
-
-
 Probe = tuple[str, Callable[[], Awaitable[bool | None]]]
 
 
 async def _kernel() -> bool | None:
-    return adjtimex()
+    return kernel_synchronized()
 
 
 DEFAULT_PROBES: tuple[Probe, ...] = (("timedatectl", timedatectl), ("adjtimex", _kernel))

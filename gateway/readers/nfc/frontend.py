@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nfc
 import nfc.clf
 import nfc.tag
 import structlog
 
-from gateway.errors import ReaderError
+from gateway.readers.nfc.device import CardSighting, Frontend, NdefUnreadable
 from gateway.readers.nfc.faults import ACR122U, Fault, FaultKind, classify, not_found
 from gateway.readers.nfc.ndeftext import text_token
 from gateway.readers.nfc.presence import RANDOM_KEY, card_key
-
-if TYPE_CHECKING:
-    from gateway.readers.nfc.worker import Frontend
 
 log = structlog.get_logger(__name__)
 
@@ -45,16 +41,6 @@ _quiet_nfcpy()
 def new_frontend() -> Frontend:
     frontend: Frontend = nfc.ContactlessFrontend()
     return frontend
-
-
-class NdefUnreadable(ReaderError):
-    """The card left, or did not answer, while its NDEF message was being read."""
-
-
-@dataclass(frozen=True, slots=True)
-class CardSighting:
-    uid: bytes
-    target: Any  # the nfc.clf.RemoteTarget, needed to activate the tag for NDEF
 
 
 def open_reader(clf: Frontend, device: str) -> Fault | None:

@@ -22,10 +22,10 @@ from gateway.errors import ReaderError
 from gateway.model import Tap
 from gateway.readers.base import ReaderState, TapSink
 from gateway.readers.link import Clock, LinkFault, LinkSupervisor, Sleep
+from gateway.readers.nfc.device import FrontendFactory
 from gateway.readers.nfc.faults import Fault
 from gateway.readers.nfc.worker import (
     CardRead,
-    FrontendFactory,
     NfcWorker,
     Opened,
     Timing,

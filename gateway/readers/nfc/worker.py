@@ -17,36 +17,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from gateway.readers.link import LinkPolicy
+from gateway.readers.nfc.device import (
+    CardSighting,
+    Frontend,
+    FrontendFactory,
+    NdefUnreadable,
+    NfcCalls,
+)
 from gateway.readers.nfc.faults import Fault, FaultKind, classify
 from gateway.readers.nfc.presence import CardPresence, card_key
 
-if TYPE_CHECKING:
-    from types import ModuleType
-
-    from gateway.readers.nfc.frontend import CardSighting
-
 log = structlog.get_logger(__name__)
-
-
-class Frontend(Protocol):
-    """What we use of ``nfc.ContactlessFrontend`` (tests subclass the real one)."""
-
-    device: Any
-    lock: Any
-
-    def open(self, path: str) -> bool: ...
-
-    def sense(self, *targets: Any, **options: Any) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-FrontendFactory = Callable[[], Frontend]
 
 
 # Reopening: first after 0.5 s, then at least every 30 s; the backoff starts over once
@@ -122,9 +107,10 @@ class NfcWorker:
         """
         try:
             # Imports nfcpy: here, in the thread, so the event loop never waits for it.
-            from gateway.readers.nfc import frontend
+            from gateway.readers.nfc import frontend as calls_module
         except ImportError as exc:
             return classify(exc, self._device)
+        frontend: NfcCalls = calls_module
         if self._clf is None:
             self._clf = (self._factory or frontend.new_frontend)()
         clf = self._clf
@@ -140,7 +126,7 @@ class NfcWorker:
             self._try_reset(self._usb_reset or frontend.reset_acr122u)
         return fault
 
-    def _sense_rounds(self, frontend: ModuleType, clf: Frontend) -> Fault | None:
+    def _sense_rounds(self, frontend: NfcCalls, clf: Frontend) -> Fault | None:
         """Sense until stopped (None) or the device fails (its Fault)."""
         interval = self._timing.sense_interval
         while not self._stop.is_set():
@@ -163,7 +149,7 @@ class NfcWorker:
         return None
 
     def _arrival(
-        self, frontend: ModuleType, clf: Frontend, sighting: CardSighting, now: float
+        self, frontend: NfcCalls, clf: Frontend, sighting: CardSighting, now: float
     ) -> None:
         """A card was put on the reader: read its NDEF token if asked to, and report it."""
         text: str | None = None
@@ -171,7 +157,7 @@ class NfcWorker:
             key = card_key(sighting.uid)
             try:
                 text = frontend.read_text_token(clf, sighting)
-            except frontend.NdefUnreadable as exc:
+            except NdefUnreadable as exc:
                 failures = self._ndef_failures[key] = self._ndef_failures.get(key, 0) + 1
                 if failures < self._timing.ndef_attempts:
                     # Not an arrival yet: the next round that sees the card tries again.
