@@ -12,6 +12,7 @@ Two variants of the device under the same reader code (``HidReader``'s open/read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import time
 from collections.abc import Callable, Iterator
@@ -265,36 +266,106 @@ def test_build_reader_registers_hid(tmp_path: Path) -> None:
 
 
 # --- the reader over a real uinput device (the VM; not this kernel) ---------------------
+# Hook for tests/vm/: run this file in the guest (guest_pytest(vm, "tests/test_hid_reader.py")),
+# where /dev/uinput exists; these tests then run the reader against the kernel's evdev.
+
+WEDGE_IDS = (0xFFFF, 0x0036)  # a vendor id reserved for tests; no real reader has it
+
+
+def uinput_or_skip() -> None:
+    if not Path("/dev/uinput").exists():
+        # The kernel lacks the part (allowed under CI=true): the EventDevice tests above
+        # ran the same reader code; tests/vm/ boots a kernel with uinput and runs these.
+        pytest.skip("no /dev/uinput in this kernel: ran the evdev InputEvent variant only")
+
+
+class Wedge:
+    """A keyboard-wedge reader made with uinput, typing like one."""
+
+    NAME = "checkin-test hid reader wedge"
+
+    def __init__(self) -> None:
+        keys = [*DIGIT_KEYS.values(), ecodes.KEY_ENTER, ecodes.KEY_LEFTSHIFT]
+        self.ui = evdev.UInput(
+            {ecodes.EV_KEY: keys},
+            name=self.NAME,
+            vendor=WEDGE_IDS[0],
+            product=WEDGE_IDS[1],
+            bustype=ecodes.BUS_USB,
+        )
+        self.unplugged = False
+
+    async def node(self) -> str:
+        """Its /dev/input/eventN, once the kernel (devtmpfs) has made it."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                for path in evdev.list_devices():
+                    with contextlib.suppress(OSError):
+                        device = evdev.InputDevice(path)
+                        name = device.name
+                        device.close()
+                        if name == self.NAME:
+                            return path
+                await asyncio.sleep(0.02)
+
+    def type_line(self, text: str) -> None:
+        for code in [DIGIT_KEYS[c] for c in text] + [ecodes.KEY_ENTER]:
+            self.ui.write(ecodes.EV_KEY, code, 1)
+            self.ui.write(ecodes.EV_KEY, code, 0)
+            self.ui.syn()
+
+    def unplug(self) -> None:
+        if not self.unplugged:
+            self.unplugged = True
+            self.ui.close()
 
 
 @pytest.mark.real
 async def test_reader_over_a_real_uinput_keyboard() -> None:
-    if not Path("/dev/uinput").exists():
-        # The kernel lacks the part (allowed under CI=true): the EventDevice tests above
-        # ran the same reader code; tests/vm/ boots a kernel with uinput and runs this.
-        pytest.skip("no /dev/uinput in this kernel: ran the evdev InputEvent variant only")
-    keys = [*DIGIT_KEYS.values(), ecodes.KEY_ENTER, ecodes.KEY_LEFTSHIFT]
-    with evdev.UInput({ecodes.EV_KEY: keys}, name="checkin-test-reader") as ui:
-        path = ui.device.path
-        await until(lambda: Path(path).exists(), "device node")
-        cfg = HidReaderConfig(name="usb", device=path, debounce=0.0)
-        reader = HidReader(cfg)
+    uinput_or_skip()
+    wedge = Wedge()
+    try:
+        path = await wedge.node()
+        reader = HidReader(HidReaderConfig(name="usb", device=path, debounce=0.0))
         taps: list[Tap] = []
         task = asyncio.create_task(reader.run(taps.append))
         try:
             await until(lambda: reader.state is ReaderState.READY, "ready")
-            with pytest.raises(OSError):  # EVIOCGRAB held: nobody else gets the keys
-                evdev.InputDevice(path).grab()
-            for char in "4711":
-                ui.write(ecodes.EV_KEY, DIGIT_KEYS[char], 1)
-                ui.write(ecodes.EV_KEY, DIGIT_KEYS[char], 0)
-                ui.syn()
-            ui.write(ecodes.EV_KEY, ecodes.KEY_ENTER, 1)
-            ui.write(ecodes.EV_KEY, ecodes.KEY_ENTER, 0)
-            ui.syn()
+            other = evdev.InputDevice(path)
+            try:
+                with pytest.raises(OSError):  # EVIOCGRAB held: nobody else gets the keys
+                    other.grab()
+            finally:
+                other.close()
+            wedge.type_line("4711")
             await until(lambda: bool(taps), "tap")
             assert [t.token for t in taps] == ["4711"]
         finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await stop(task)
+    finally:
+        wedge.unplug()
+
+
+@pytest.mark.real
+async def test_real_uinput_reader_unplugged_and_back_by_vendor_product() -> None:
+    uinput_or_skip()
+    ids = f"{WEDGE_IDS[0]:04x}:{WEDGE_IDS[1]:04x}"
+    cfg = HidReaderConfig(name="usb", device=ids, debounce=0.0)
+    reader = HidReader(cfg, policy=LinkPolicy(first_delay=0.05, cap=0.1))
+    taps: list[Tap] = []
+    wedge = Wedge()
+    await wedge.node()
+    task = asyncio.create_task(reader.run(taps.append))
+    try:
+        await until(lambda: reader.state is ReaderState.READY, "ready")
+        wedge.unplug()
+        await until(lambda: reader.state is ReaderState.RECONNECTING, "unplug noticed")
+        wedge = Wedge()
+        await wedge.node()
+        await until(lambda: reader.stats.opens == 2, "reopened")
+        wedge.type_line("0815")
+        await until(lambda: bool(taps), "tap after replug")
+        assert [t.token for t in taps] == ["0815"]
+    finally:
+        await stop(task)
+        wedge.unplug()
