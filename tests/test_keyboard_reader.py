@@ -35,7 +35,7 @@ async def test_stdin_that_cannot_be_read_is_one_clear_error(what: str, tmp_path:
             await asyncio.wait_for(reader.run(lambda _tap: None), 5)
     message = str(caught.value)
     assert message.startswith(f"keyboard reader 'kb': standard input is {path}, which cannot")
-    assert "StandardInput=tty" in message
+    assert 'type = "hid"' in message
     assert reader.state is ReaderState.FAILED
 
 

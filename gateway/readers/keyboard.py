@@ -35,9 +35,9 @@ MAX_LINE = 256  # bytes; a keyboard wedge types a card number, not a paragraph
 _CHUNK = 4096
 
 _STDIN_HINT = (
-    "run the gateway on a console (for a keyboard-wedge reader under systemd: "
-    "StandardInput=tty with TTYPath= the reader's console), or remove the keyboard reader "
-    "from the configuration"
+    "run the gateway on a console, or remove the keyboard reader from the configuration "
+    '(a USB reader that types like a keyboard is type = "hid": it is read and grabbed '
+    "directly, no console needed)"
 )
 
 
