@@ -32,8 +32,9 @@ from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
 
-# The kernel keeps up to this many edges for us between reads (a 37-bit frame is 37):
-# a busy loop may fall seconds behind without losing a bit.
+# The kernel keeps up to this many edges for us between reads (a 37-bit frame is 37
+# edges): a stalled loop loses nothing unless ~27 cards arrive meanwhile. 1024 is the
+# kernel's limit (16 per line x 64 lines, gpiolib-cdev).
 EVENT_BUFFER = 1024
 PERMISSION_HINT = "permission denied on {chip}: the service user needs the gpio group"
 # A chip does not come and go like a USB device; a GPIO expander on USB or I2C might.
