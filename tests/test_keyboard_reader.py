@@ -100,13 +100,14 @@ async def test_daemon_with_stdin_dev_null_says_so_once_and_runs_on(tmp_path: Pat
         daemon = Daemon(cfg, {"COBOT_ACCESS_TOKEN": ADMIN_TOKEN})  # stdin is /dev/null
         await daemon.start()
         try:
-            failed = await daemon.wait_for("reader_failed")
+            failed = await daemon.wait_for("part_stopped")
+            assert failed["part"] == "reader-kb"
             assert "standard input is /dev/null" in failed["error"]
             await daemon.wait_for("token_sync")
             # The app restarts a crashed reader after 1 s; give it the chance to.
             await asyncio.sleep(1.5)
-            assert [e["event"] for e in daemon.events].count("reader_failed") == 1
-            assert not [e for e in daemon.events if e["event"] == "reader_crashed"]
+            assert [e["event"] for e in daemon.events].count("part_stopped") == 1
+            assert not [e for e in daemon.events if e["event"] == "part_crashed"]
             assert not [e for e in daemon.events if "Traceback" in str(e)]
             assert await daemon.stop() == 0
         finally:
