@@ -34,6 +34,7 @@ class State(enum.StrEnum):
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    DROPPED = "dropped"  # an operator gave up on it (`queue drop`): kept, with who/when
 
 
 OPEN_STATES = (State.PENDING, State.SENDING)
@@ -204,6 +205,20 @@ class Outbox:
             "DELETE FROM outbox WHERE id = ? AND state != 'delivered'", (entry_id,)
         )
         return cur > 0
+
+    async def mark_dropped(self, entry_id: int, by: str) -> bool:
+        """Operator: give up on an entry that was not delivered. The row stays, in
+        state ``dropped`` with who and when (schema version 2), so ``queue list --all``
+        still shows what became of the tap. False when no such open or failed entry."""
+        row = await self._db.fetchone("SELECT state FROM outbox WHERE id = ?", (entry_id,))
+        changed = await self._update(
+            "UPDATE outbox SET state = 'dropped', dropped_by = ?, dropped_at = ?, "
+            "updated_at = ? WHERE id = ? AND state IN ('pending', 'sending', 'failed')",
+            (by, time.time(), time.time(), entry_id),
+        )
+        if changed and row is not None and row[0] in OPEN_STATES:
+            self._open = max(0, self._open - 1)
+        return changed > 0
 
     async def purge_delivered(self, older_than: float = KEEP_DELIVERED) -> None:
         await self._update(

@@ -145,7 +145,7 @@ class DoorBase:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandDoorConfig(DoorBase):
     type: Literal["command"] = "command"
-    command: tuple[str, ...]
+    command: tuple[str, ...] = field(metadata={"nonempty": True})
     timeout: float = field(default=5.0, metadata=_bounds(0.1, 60))
     # Optional: run with the signal name (granted, refused, offline) appended.
     feedback_command: tuple[str, ...] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import re
 import types
 import typing
@@ -107,13 +108,17 @@ def convert(tp: Any, value: object, where: Where) -> Any:  # noqa: PLR0912
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise where.error(f"expected a number, got {_got(value)}")
+        # TOML has nan and inf; no duration or rate here means either (a nan deadline
+        # compares false with everything and made a tap wait for the full timeout).
+        if not math.isfinite(value):
+            raise where.error(f"expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise where.error(f"expected a string, got {_got(value)}")
         return value
     if tp is Path:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value.strip():
             raise where.error(f"expected a path (string), got {_got(value)}")
         return Path(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -127,6 +132,8 @@ def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: Where) -> N
     if value is None:
         return
     low, high = meta.get("min"), meta.get("max")
+    if meta.get("nonempty") and not value:
+        raise where.error("must not be empty")
     if low is not None and value < low:
         raise where.error(f"must be at least {low}, got {value!r}")
     if high is not None and value > high:
@@ -136,6 +143,10 @@ def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: Where) -> N
         raise where.error(
             f"expected {meta.get('expected', f'a match of {pattern!r}')}, got {value!r}"
         )
+    # No key takes a blank string: a blank name, port or URL is always a mistake (keys
+    # with a pattern or a parser say what they want themselves).
+    if isinstance(value, str) and not value.strip() and "parse" not in meta:
+        raise where.error(f"expected a non-empty string, got {value!r}")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise where.error(f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
