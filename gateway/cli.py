@@ -144,7 +144,7 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
             case "login":
                 from gateway.login import run_login
 
-                return await run_login(args.config, out, port=args.port, timeout=args.timeout)
+                return await run_login(args.config, out, port=args.port, wait=args.timeout)
             case "demo":
                 from gateway.demo import run_demo
 
