@@ -55,9 +55,10 @@ $(DEMO_STAMP): pyproject.toml Makefile
 demo: $(DEMO_STAMP)
 	@exec $(DEMO_PY) -m gateway demo
 
-# The simulated Cobot server alone (loopback, demo data): SIM_ARGS="--port 0 --no-rate-limit"
-sim: $(STAMP)
-	$(PY) -m gateway.sim $(SIM_ARGS)
+# The simulated Cobot server alone (loopback, demo data, port 8180: not the portal's
+# 8080), in the demo's small venv: SIM_ARGS="--port 0 --no-rate-limit"
+sim: $(DEMO_STAMP)
+	@exec $(DEMO_PY) -m gateway.sim $(SIM_ARGS)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
