@@ -44,11 +44,19 @@ DEMO_STAMP := $(DEMO_VENV)/.installed
 
 # The demo imports these and nothing else of pyproject.toml's dependencies (a test
 # checks both); it runs from the source tree, so the package itself is not installed.
-DEMO_REQUIREMENTS := aiohttp>=3.9 aiosqlite>=0.20 structlog>=24.1
+# With a pip on the host (>= 22.3, --python), the venv gets no pip of its own: half the
+# time and a third of the size. --no-compile: Python compiles what the demo imports.
+DEMO_REQUIREMENTS := 'aiohttp>=3.9' 'aiosqlite>=0.20' 'structlog>=24.1'
+DEMO_PIP := --quiet --disable-pip-version-check --no-compile
 
 $(DEMO_STAMP): pyproject.toml Makefile
-	@test -x $(DEMO_PY) || $(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_PY) -m pip install --quiet --disable-pip-version-check $(DEMO_REQUIREMENTS)
+	@if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+		test -x $(DEMO_PY) || $(PYTHON) -m venv --without-pip $(DEMO_VENV) || exit 1; \
+		$(PYTHON) -m pip --python $(DEMO_PY) install $(DEMO_PIP) $(DEMO_REQUIREMENTS) || exit 1; \
+	else \
+		test -x $(DEMO_PY) || $(PYTHON) -m venv $(DEMO_VENV) || exit 1; \
+		$(DEMO_PY) -m pip install $(DEMO_PIP) $(DEMO_REQUIREMENTS) || exit 1; \
+	fi
 	@touch $@
 
 # Ctrl-C ends the demo cleanly (it says so); `exec` leaves make nothing to report.

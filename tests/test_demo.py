@@ -170,7 +170,9 @@ def test_the_demo_needs_only_its_small_environment() -> None:
     """`make demo` installs DEMO_REQUIREMENTS only: the demo must import no other
     dependency of pyproject.toml (serial, nfc, scapy, gpiod) and no dev tool."""
     makefile = (REPO / "Makefile").read_text()
-    demo_reqs = makefile.split("DEMO_REQUIREMENTS := ", 1)[1].split("\n", 1)[0].split()
+    line = makefile.split("DEMO_REQUIREMENTS := ", 1)[1].split("\n", 1)[0]
+    demo_reqs = [r.strip("'") for r in line.split()]
+    assert all(r.startswith("'") for r in line.split())  # quoted: ">=" is a redirection
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert set(demo_reqs) <= set(project["dependencies"])
     code = (
