@@ -50,7 +50,8 @@ DEMO_REQUIREMENTS := 'aiohttp>=3.9' 'aiosqlite>=0.20' 'structlog>=24.1'
 DEMO_PIP := --quiet --disable-pip-version-check --no-compile
 
 $(DEMO_STAMP): pyproject.toml Makefile
-	@if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+	@if $(PYTHON) -m pip --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')" \
+			--version >/dev/null 2>&1; then \
 		test -x $(DEMO_PY) || $(PYTHON) -m venv --without-pip $(DEMO_VENV) || exit 1; \
 		$(PYTHON) -m pip --python $(DEMO_PY) install $(DEMO_PIP) $(DEMO_REQUIREMENTS) || exit 1; \
 	else \
