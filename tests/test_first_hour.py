@@ -89,6 +89,16 @@ SECOND_READER = '\n[[readers]]\nname = "back"\ntype = "serial"\nport = "/dev/tty
         ),
         ('command = ["true"]', "command = []", "doors[0].command: must not be empty"),
         (
+            'command = ["true"]',
+            'command = [""]',
+            "doors[0].command[0]: expected a non-empty string",
+        ),
+        (
+            'command = ["true"]',
+            'command = ["true"]\nfeedback_command = []',
+            "doors[0].feedback_command: must not be empty",
+        ),
+        (
             '[gateway]\nstate_dir = "{state}"',
             "gateway = 5",
             "gateway: expected a table ([gateway] on a line of its own), got int 5",

@@ -148,7 +148,7 @@ class CommandDoorConfig(DoorBase):
     command: tuple[str, ...] = field(metadata={"nonempty": True})
     timeout: float = field(default=5.0, metadata=_bounds(0.1, 60))
     # Optional: run with the signal name (granted, refused, offline) appended.
-    feedback_command: tuple[str, ...] | None = None
+    feedback_command: tuple[str, ...] | None = field(default=None, metadata={"nonempty": True})
 
 
 GpioLine = int | str

@@ -132,8 +132,13 @@ def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: Where) -> N
     if value is None:
         return
     low, high = meta.get("min"), meta.get("max")
-    if meta.get("nonempty") and not value:
-        raise where.error("must not be empty")
+    if meta.get("nonempty"):
+        if not value:
+            raise where.error("must not be empty")
+        if isinstance(value, tuple | list):
+            for i, item in enumerate(value):
+                if isinstance(item, str) and not item.strip():
+                    raise where.index(i).error(f"expected a non-empty string, got {item!r}")
     if low is not None and value < low:
         raise where.error(f"must be at least {low}, got {value!r}")
     if high is not None and value > high:
