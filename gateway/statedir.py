@@ -222,10 +222,12 @@ def holder(state_dir: Path) -> int | None:
     pid unreadable), or None when none is.
 
     Read-only: opens the lock file for reading (never creates it) and tries a shared
-    lock; a held exclusive lock means a live daemon, whatever the file's age."""
+    lock; a held exclusive lock means a live daemon, whatever the file's age. Raises
+    PermissionError when this user may not look (the state dir is the service's, 0700):
+    "not running" would then be a guess."""
     try:
         fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     try:
         try:

@@ -186,3 +186,32 @@ def test_queue_list_help_is_its_own(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert text.startswith("usage: checkin-gateway queue list [-h] [--config FILE]")
     assert "--all" in text and "retry" not in text
+
+
+def test_status_without_permission_says_unknown_not_stopped(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.daemon import REPO
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand the state dir to another user")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "gateway.lock").write_text("1\n")
+    os.chown(state, 65534, 65534)
+    cfg = daemon_config(tmp_path, "http://127.0.0.1:9", KEYBOARD)
+    drop = "--bounding-set=-dac_override,-dac_read_search,-fowner"
+    proc = subprocess.run(
+        ["setpriv", drop, sys.executable, "-m", "gateway", "status", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stdout == (
+        f"status unknown: {state} is not readable by uid 0 (it is the service's own); "
+        "try: sudo checkin-gateway status\n"
+    )

@@ -2,12 +2,14 @@
 
 Reads only: the lock file (is a process holding it?), the daemon's status socket, and
 the database opened read-only. Exit codes follow the LSB's ``status`` convention:
-0 running, 1 running but not answering, 3 not running.
+0 running, 1 running but not answering, 3 not running, 4 unknown (no permission to look).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any, TextIO
 
 from gateway.config.model import Config
@@ -20,31 +22,22 @@ from gateway.store import NoDatabase, open_db_readonly
 EXIT_RUNNING = 0
 EXIT_NOT_ANSWERING = 1
 EXIT_NOT_RUNNING = 3
+EXIT_UNKNOWN = 4
 
 
 async def status_command(cfg: Config, out: TextIO, *, as_json: bool) -> int:
     state_dir = cfg.gateway.state_dir
-    pid = holder(state_dir)
-    daemon: dict[str, Any] | None = None
-    problem: str | None = None
-    if pid is not None:
-        for path in candidates(state_dir):
-            try:
-                daemon = await ask(path)
-                break
-            except StatusUnavailable as exc:
-                problem = problem or str(exc)
-    queue: dict[str, Any] | None = None
-    queue_note: str | None = None
     try:
-        db = await open_db_readonly(state_dir)
-    except NoDatabase as exc:
-        queue, queue_note = None, str(exc)
-    else:
-        try:
-            queue, queue_note = await queue_summary(db, cfg.queue.max_entries), None
-        finally:
-            await db.close()
+        pid = holder(state_dir)
+    except PermissionError:
+        print(
+            f"status unknown: {state_dir} is not readable by uid {os.geteuid()} "
+            "(it is the service's own); try: sudo checkin-gateway status",
+            file=out,
+        )
+        return EXIT_UNKNOWN
+    daemon, problem = await _ask_daemon(state_dir) if pid is not None else (None, None)
+    queue, queue_note = await _queue(cfg)
     code = (
         EXIT_NOT_RUNNING
         if pid is None
@@ -75,6 +68,29 @@ async def status_command(cfg: Config, out: TextIO, *, as_json: bool) -> int:
     else:
         _print_queue(queue, out)
     return code
+
+
+async def _ask_daemon(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The daemon's answer, or None and why there was none."""
+    problem: str | None = None
+    for path in candidates(state_dir):
+        try:
+            return await ask(path), None
+        except StatusUnavailable as exc:
+            problem = problem or str(exc)
+    return None, problem
+
+
+async def _queue(cfg: Config) -> tuple[dict[str, Any] | None, str | None]:
+    """The queue summary, or None and why (no database yet)."""
+    try:
+        db = await open_db_readonly(cfg.gateway.state_dir)
+    except NoDatabase as exc:
+        return None, str(exc)
+    try:
+        return await queue_summary(db, cfg.queue.max_entries), None
+    finally:
+        await db.close()
 
 
 def _print_daemon(daemon: dict[str, Any], out: TextIO) -> None:
