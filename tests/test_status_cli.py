@@ -22,6 +22,7 @@ from gateway.status import StatusServer, ask, socket_path
 from gateway.status.client import StatusUnavailable
 from gateway.store import open_db
 from tests.configs import daemon_config
+from tests.conftest import require
 from tests.daemon import Daemon
 
 KEYBOARD = 'name = "front"\ntype = "keyboard"'
@@ -194,8 +195,7 @@ def test_status_without_permission_says_unknown_not_stopped(tmp_path: Path) -> N
 
     from tests.daemon import REPO
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root to hand the state dir to another user")
+    require(os.geteuid() == 0, "needs root to hand the state dir to another user")
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / "gateway.lock").write_text("1\n")

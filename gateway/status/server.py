@@ -54,12 +54,11 @@ class StatusServer:
             raise PermissionError(f"{self.path.parent} is not a directory of uid {os.geteuid()}")
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        old = os.umask(0o117)  # the socket is born 0660, never briefly wider
-        try:
-            server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, SOCKET_MODE)  # noqa: PTH101 - umask already gave this mode
+        # Born with the process's umask (0077 under `run`: narrower than wanted, never
+        # wider), then opened to the group. Not by changing the umask: it is
+        # process-wide, and SQLite's thread may be creating a file at that moment.
+        server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        self.path.chmod(SOCKET_MODE)
         log.debug("status_socket", path=str(self.path))
         self.started.set()
         try:
