@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import json
 import os
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -56,8 +54,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is dropped
-STATUS_FILE = "status.json"
-STATUS_INTERVAL = 5.0
 HOUSEKEEPING_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
 CLOCK_POLL = 10.0  # seconds between looks at an unsynchronised clock
 _ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
@@ -194,7 +190,6 @@ class Gateway:
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
             Part("clock", self._watch_clock),
-            Part("status", self._status_loop),
         ]
         if self.portal is not None:
             parts.append(Part("portal", self._run_portal))
@@ -389,18 +384,3 @@ class Gateway:
                 for k, v in dataclasses.asdict(stats).items()
             }
         return out
-
-    async def _status_loop(self) -> None:
-        path = self.cfg.gateway.state_dir / STATUS_FILE
-        while True:
-            try:
-                _write_atomic(path, json.dumps(self.status(), indent=1))
-            except OSError as exc:
-                log.debug("status_not_written", error=str(exc))
-            await asyncio.sleep(STATUS_INTERVAL)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

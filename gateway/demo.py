@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -31,30 +33,43 @@ Type a card number and press Enter (try the cards above).
   offline    the internet goes down: the simulated Cobot stops answering
   online     the internet is back: queued check-ins are replayed
   status     what the gateway knows right now
-  help       this text;  quit (or Ctrl-D) to stop
+  help       this text;  quit, Ctrl-D or Ctrl-C to stop
 """
 
-REAL_SPACE = """\
+OFFLINE_POLICY = """\
+Offline, with offline_policy = "known-tokens" (the default), every card in the local
+cache gets in, including members Cobot would refuse online (no time passes left, a
+membership not yet confirmed): their check-ins wait in the queue and Cobot may refuse
+them later. To keep the door shut for everyone while Cobot does not answer, set
+offline_policy = "deny" in [gateway].
+"""
+
+CONFIG = "/etc/checkin-gateway/config.toml"
+
+REAL_SPACE = f"""\
 To run this against your real space:
-  1. copy config/example.toml to /etc/checkin-gateway/gateway.toml and set
+  1. copy config/example.toml to {CONFIG} and set
      cobot.base_url = "https://YOUR-SPACE.cobot.me"
-  2. put an access token (an admin's, scopes: checkin checkin_tokens read_check_ins
-     write) into the file named by cobot.access_token_file
-  3. checkin-gateway check-config --config /etc/checkin-gateway/gateway.toml
-     checkin-gateway run --config /etc/checkin-gateway/gateway.toml
+  2. get an access token: sudo checkin-gateway login --config {CONFIG}
+     (it opens Cobot's sign-in in your browser and stores the token)
+  3. checkin-gateway check-config --config {CONFIG}
+     checkin-gateway run --config {CONFIG}
 """
 
 _OUTCOME_WORDS = {
     Outcome.OPENED_CACHED: "already checked in today: opened without asking Cobot",
     Outcome.OPENED_ONLINE: "Cobot's preview said yes",
-    Outcome.OPENED_OFFLINE: "Cobot did not answer in time; the card is in the local cache",
+    Outcome.OPENED_OFFLINE: "offline: the card is in the local cache, so it gets in",
     Outcome.REFUSED: "Cobot's preview said no",
-    Outcome.DENIED_OFFLINE: "Cobot did not answer and the card is not known locally",
+    Outcome.DENIED_OFFLINE: "offline, and the door stays shut",
     Outcome.UNKNOWN_TOKEN: "unknown card",
     Outcome.DOOR_FAILED: "the door could not be driven",
-    Outcome.CHECKED_OUT: "checked out",
-    Outcome.CHECK_OUT_QUEUED: "check-out queued until Cobot answers",
+    Outcome.CHECKED_OUT: "check-out sent to Cobot",
+    Outcome.CHECK_OUT_QUEUED: "offline: check-out queued until Cobot answers",
 }
+# Why a decision was taken locally: whether Cobot was asked at all.
+_NOT_ASKED = "Cobot was not asked: it has not answered lately (the gateway keeps retrying)"
+_NO_ANSWER = "Cobot was asked but did not answer in time"
 
 
 class DemoDoor:
@@ -77,12 +92,26 @@ class DemoDoor:
 class DemoConsole:
     """The keyboard reader of the demo, plus a few commands to show offline behaviour."""
 
-    def __init__(self, out: TextIO, commands: dict[str, object]) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        commands: dict[str, object],
+        api_down: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._out = out
         self._commands = commands
+        self._api_down = api_down
         self._state = ReaderState.CONNECTING
         self.done = asyncio.Event()
         self.go = asyncio.Event()  # set once the first token sync has been shown
+        # Per tap: was the API already known to be down when it was read? Then Cobot is
+        # not asked at all, and the narrator must not say it "did not answer in time".
+        self.api_down_at: dict[int, bool] = {}
+
+    def _tap(self, sink: TapSink, token: str, direction: Direction) -> None:
+        tap = make_tap(self.name, token, direction)
+        self.api_down_at[id(tap)] = self._api_down()
+        sink(tap)
 
     @property
     def name(self) -> str:
@@ -109,14 +138,17 @@ class DemoConsole:
             action = self._commands.get(word.lower())
             if word.lower() in ("quit", "exit"):
                 break
-            if word.lower() == "out" and arg.strip():
-                sink(make_tap(self.name, arg.strip(), Direction.OUT))
+            if word.lower() == "out":
+                if arg.strip():
+                    self._tap(sink, arg.strip(), Direction.OUT)
+                else:
+                    print("  out needs a card number: out CARD", file=self._out, flush=True)
             elif callable(action):
                 result = action()
                 if asyncio.iscoroutine(result):
                     await result
             else:
-                sink(make_tap(self.name, line, Direction.IN))
+                self._tap(sink, line, Direction.IN)
         self._state = ReaderState.STOPPED
         self.done.set()
 
@@ -126,6 +158,20 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
 
     configure("warning", "console")
     space = demo_space()
+    # Ctrl-C from the first instant: a clean stop that says so, not a traceback or
+    # make's "Error 130". The handler is ours until the demo returns.
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    try:
+        return await _start(state_dir, space, interrupted, out)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _start(
+    state_dir: Path | None, space: SimSpace, interrupted: asyncio.Event, out: TextIO
+) -> int:
     with tempfile.TemporaryDirectory(prefix="checkin-gateway-demo-") as tmp:
         state = state_dir or Path(tmp)
         async with run_sim(space) as base_url:
@@ -138,14 +184,21 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
                 },
                 "demo",
             )
-            return await _run(cfg, space, base_url, out)
+            return await _run(cfg, space, base_url, out, interrupted)
 
 
 class Narrator:
     """Tells a newcomer, in plain words, what happened to each tap."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        console: DemoConsole | None = None,
+        name_of: Callable[[str | None], str | None] = lambda token: None,
+    ) -> None:
         self._out = out
+        self._console = console
+        self._name_of = name_of
 
     def say(self, text: str = "") -> None:
         print(text, file=self._out, flush=True)
@@ -157,11 +210,20 @@ class Narrator:
         )
         self.say(f"  who    {who}")
         words = _OUTCOME_WORDS[d.outcome]
-        if d.reason and d.outcome in (Outcome.REFUSED, Outcome.DENIED_OFFLINE):
+        if d.outcome is Outcome.REFUSED and d.reason:
             words += f": {d.reason}"
+        elif d.outcome is Outcome.DENIED_OFFLINE and d.reason:
+            words += f" ({d.reason.split(' (', 1)[0]})"
         if d.preview_ms is not None:
             words += f" ({d.preview_ms:.0f} ms)"
         self.say(f"  cobot  {words}")
+        if d.outcome in (Outcome.OPENED_OFFLINE, Outcome.DENIED_OFFLINE, Outcome.CHECK_OUT_QUEUED):
+            not_asked = self._console is not None and self._console.api_down_at.pop(
+                id(d.tap), False
+            )
+            self.say(f"         {_NOT_ASKED if not_asked else _NO_ANSWER}")
+        elif self._console is not None:
+            self._console.api_down_at.pop(id(d.tap), None)
         self.say(f"  door   {'OPEN (relay pulse)' if d.opened else 'stays SHUT'}")
         if d.outcome is Outcome.OPENED_OFFLINE:
             self.say("  queue  check-in stored on disk; it goes to Cobot when the API is back")
@@ -169,8 +231,16 @@ class Narrator:
 
     def delivered(self, entry: Entry, check_in: CheckIn | None, how: str) -> None:
         what = entry.kind.value.replace("_", "-")
+        whose = self._name_of(entry.token) or (
+            f"card {redact(entry.token)}" if entry.token else "an unknown member"
+        )
         if how.startswith("refused"):
-            self.say(f"  cobot  queued {what} refused: {how.removeprefix('refused: ')}")
+            self.say(f"  cobot  queued {what} of {whose} refused: {how.removeprefix('refused: ')}")
+        elif entry.kind.value == "check_out":
+            if check_in is None:
+                self.say(f"  cobot  {whose} was not checked in: nothing to check out")
+            else:
+                self.say(f"  cobot  {whose} checked out")
         elif check_in is not None and entry.kind.value == "check_in":
             until = check_in.valid_until.astimezone().strftime("%H:%M")
             name = check_in.membership.name if check_in.membership else "guest"
@@ -180,9 +250,10 @@ class Narrator:
             self.say(f"  cobot  {what} delivered")
 
 
-async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
-    narrator = Narrator(out)
-    say = narrator.say
+async def _run(
+    cfg: Config, space: SimSpace, base_url: str, out: TextIO, interrupted: asyncio.Event
+) -> int:
+    say = Narrator(out).say
     holder: list[Gateway] = []
 
     def offline() -> None:
@@ -195,16 +266,32 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
         holder[0].drainer.wake()
         say("  (the simulated Cobot answers again; queued check-ins are replayed)")
 
-    def status() -> None:
+    async def status() -> None:
         s = holder[0].status()
+        api = "online" if s["api"]["breaker"] == "closed" else "offline"
+        failed = [e for e in await holder[0].outbox.list() if e.state.value == "failed"]
         say(
-            f"  api {s['api']['breaker']}, {s['tokens']} cards cached, "
-            f"{s['queue_depth']} check-ins queued"
+            f"  {api}, {s['tokens']} cards cached, {s['queue_depth']} check-ins queued, "
+            f"{len(failed)} refused by Cobot on replay"
         )
+        for e in failed:
+            whose = name_of(e.token) or f"card {redact(e.token)}"
+            say(f"    {e.kind.value.replace('_', '-')} of {whose}: {e.last_error}")
+
+    def name_of(token: str | None) -> str | None:
+        member = holder[0].cache.lookup(token) if token else None
+        return member.name if member else None
+
+    def show_help() -> None:
+        say(HELP)
+        say(OFFLINE_POLICY)
 
     console = DemoConsole(
-        out, {"offline": offline, "online": online, "status": status, "help": lambda: say(HELP)}
+        out,
+        {"offline": offline, "online": online, "status": status, "help": show_help},
+        api_down=lambda: bool(holder) and holder[0].breaker.is_open,
     )
+    narrator = Narrator(out, console, name_of)
     gateway = Gateway(
         cfg,
         ADMIN_TOKEN,
@@ -214,21 +301,18 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
         delivery_hooks=[narrator.delivered],
     )
     holder.append(gateway)
-    say("checkin-gateway demo")
-    say(f"A simulated Cobot space answers at {base_url} (this machine only).")
-    say("Cards in the demo space:")
-    for line in _describe_cards(space):
-        say(f"  {line}")
-    say()
-    say(HELP)
-    say(REAL_SPACE)
+    _introduce(say, space, base_url)
     task = asyncio.create_task(gateway.run())
-    await gateway.ready.wait()
-    await gateway.sync.sync_once()
-    say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
-    console.go.set()
-    done = asyncio.create_task(console.done.wait())
-    await asyncio.wait([task, done], return_when=asyncio.FIRST_COMPLETED)
+    stop = asyncio.create_task(interrupted.wait())
+    ready = asyncio.create_task(_ready(gateway))
+    await asyncio.wait([task, stop, ready], return_when=asyncio.FIRST_COMPLETED)
+    if ready.done() and not ready.cancelled() and ready.exception() is None:
+        say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
+        console.go.set()
+        done = asyncio.create_task(console.done.wait())
+        await asyncio.wait([task, done, stop], return_when=asyncio.FIRST_COMPLETED)
+        done.cancel()
+    ready.cancel()
     with contextlib.suppress(TimeoutError):  # show what became of the last taps
         async with asyncio.timeout(5):
             await gateway.settle()
@@ -236,9 +320,26 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    done.cancel()
-    say("demo stopped")
+    stop.cancel()
+    say("demo stopped (Ctrl-C)" if interrupted.is_set() else "demo stopped")
     return 0
+
+
+async def _ready(gateway: Gateway) -> None:
+    await gateway.ready.wait()
+    await gateway.sync.sync_once()
+
+
+def _introduce(say: Callable[[str], None], space: SimSpace, base_url: str) -> None:
+    say("checkin-gateway demo")
+    say(f"A simulated Cobot space answers at {base_url} (this machine only).")
+    say("Cards in the demo space:")
+    for line in _describe_cards(space):
+        say(f"  {line}")
+    say("")
+    say(HELP)
+    say(OFFLINE_POLICY)
+    say(REAL_SPACE)
 
 
 def _describe_cards(space: SimSpace) -> list[str]:

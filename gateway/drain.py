@@ -206,7 +206,9 @@ class Drainer:
                 if found is not None:
                     await self._delivered(entry, found, log_, how="found")
                     return True
-            await self._outbox.mark_sending(entry.id)
+            if not await self._outbox.mark_sending(entry.id):
+                log_.info("not_sent", why="dropped by an operator meanwhile")
+                return True
             sent = True
             result = await self._send(entry, priority)
         except Refused as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,8 +17,11 @@ from gateway.config.model import (
     Config,
     GatewaySection,
     GpioDoorConfig,
+    MacReaderConfig,
+    NfcReaderConfig,
     PortalSection,
     QueueSection,
+    SerialReaderConfig,
     WiegandReaderConfig,
 )
 from gateway.config.schema import Where, build
@@ -25,7 +29,13 @@ from gateway.errors import ConfigError
 from gateway.portal.settings import check_portal
 
 _TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal")
+_TABLES = ("gateway", "cobot", "queue", "portal")
 CREDENTIAL_NAME = "cobot-token"
+# Cobot's documented limits (API pages: general, check-ins): 60 requests a minute per
+# user, 120 for check-ins. Configuring more is allowed (another server, a raised quota)
+# but earns a warning: Cobot answers the excess with 429.
+COBOT_CHECK_IN_RPM = 120
+COBOT_DEFAULT_RPM = 60
 
 
 def load_config(path: Path | str) -> Config:
@@ -54,9 +64,15 @@ def _typed_tables(
         if not isinstance(table, dict):
             raise at.error("expected a table")
         kind = table.get("type")
+        choices = ", ".join(map(repr, types))
+        if "type" not in table:
+            raise at.key("type").error(f"missing; expected one of {choices}")
         if not isinstance(kind, str) or kind not in types:
-            raise at.key("type").error(
-                f"expected one of {', '.join(map(repr, types))}, got {kind!r}"
+            raise at.key("type").error(f"expected one of {choices}, got {kind!r}")
+        if table.get("protocol") == "line" and "token_format" in table:
+            # A line reader passes on the text it reads: a format would silently not apply.
+            raise at.key("token_format").error(
+                "does not apply to protocol = 'line' (the reader's text is the token); remove it"
             )
         item = build(types[kind], table, at)
         if item.name in names:
@@ -70,10 +86,20 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
     top = Where(source)
     for key in data:
         if key not in _TOP_LEVEL:
-            raise top.key(key).error(f"unknown section; expected one of {', '.join(_TOP_LEVEL)}")
+            close = difflib.get_close_matches(key, _TOP_LEVEL, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise top.key(key).error(
+                f"unknown section{hint}; expected one of {', '.join(_TOP_LEVEL)}"
+            )
     for required in ("gateway", "cobot"):
-        if not isinstance(data.get(required), dict):
+        if required not in data:
             raise top.key(required).error(f"missing section [{required}]")
+    for table in _TABLES:
+        if table in data and not isinstance(data[table], dict):
+            raise top.key(table).error(
+                f"expected a table ([{table}] on a line of its own), got "
+                f"{type(data[table]).__name__} {data[table]!r}"
+            )
     cfg = Config(
         source=source,
         gateway=build(GatewaySection, data["gateway"], top.key("gateway")),
@@ -99,6 +125,8 @@ def _portal(data: Mapping[str, Any], top: Where) -> PortalSection | None:
 
 
 def _cross_check(cfg: Config, top: Where) -> None:
+    _check_state_dir(cfg, top.key("gateway").key("state_dir"))
+    _check_devices(cfg, top)
     url = urlsplit(cfg.cobot.base_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise (
@@ -144,6 +172,64 @@ def _check_wiegand(reader: WiegandReaderConfig, where: Where) -> None:
             raise where.key(key).error(f"a line offset is 0 or more, got {line}")
     if str(reader.d0_line) == str(reader.d1_line):
         raise where.key("d1_line").error(f"D0 and D1 are the same line ({reader.d0_line!r})")
+
+
+def _check_state_dir(cfg: Config, where: Where) -> None:
+    state_dir = cfg.gateway.state_dir
+    if not state_dir.is_absolute():
+        # systemd starts the service in /, a shell wherever it is: one config, two dirs.
+        raise where.error(f"expected an absolute path, got {str(state_dir)!r}")
+    if state_dir.exists() and not state_dir.is_dir():
+        raise where.error(f"{state_dir} exists and is not a directory")
+
+
+def _check_devices(cfg: Config, top: Where) -> None:
+    """Two readers on one serial port (or one NFC device, one interface) would steal
+    each other's bytes: refuse. Symlinks (/dev/serial0 -> ttyAMA0) count as the same."""
+    seen: dict[str, str] = {}
+    for i, reader in enumerate(cfg.readers):
+        if isinstance(reader, SerialReaderConfig):
+            key, device = "port", os.path.realpath(reader.port)
+        elif isinstance(reader, NfcReaderConfig):
+            key, device = "device", f"nfc:{reader.device}"
+        elif isinstance(reader, MacReaderConfig):
+            key, device = "interface", f"if:{reader.interface}"
+        else:
+            continue
+        if device in seen:
+            raise (
+                top.key("readers")
+                .index(i)
+                .key(key)
+                .error(f"{getattr(reader, key)!r} is already used by reader {seen[device]!r}")
+            )
+        seen[device] = reader.name
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What is allowed but probably not meant; ``check-config`` prints these and
+    ``run`` logs them at start."""
+    where = Where(cfg.source).key("cobot")
+    out = []
+    if not cfg.readers and (cfg.portal is None or not cfg.portal.enabled):
+        # A warning, not an error: a gateway that only replays its queue is legitimate.
+        out.append(
+            f"{cfg.source}: readers: no reader and no [portal]: nobody can check in through "
+            "this gateway; add a [[readers]] table (see config/example.toml)"
+        )
+    if cfg.cobot.check_in_rpm > COBOT_CHECK_IN_RPM:
+        out.append(
+            f"{cfg.source}: {where.key('check_in_rpm').path}: {cfg.cobot.check_in_rpm} is above "
+            f"Cobot's limit of {COBOT_CHECK_IN_RPM} check-ins a minute; Cobot answers the "
+            "excess with 429"
+        )
+    if cfg.cobot.default_rpm > COBOT_DEFAULT_RPM:
+        out.append(
+            f"{cfg.source}: {where.key('default_rpm').path}: {cfg.cobot.default_rpm} is above "
+            f"Cobot's limit of {COBOT_DEFAULT_RPM} requests a minute; Cobot answers the "
+            "excess with 429"
+        )
+    return out
 
 
 def _check_gpio_lines(door: GpioDoorConfig, where: Where) -> None:

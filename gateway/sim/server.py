@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateway.sim.faults import GARBAGE_BODY, FaultMode, SimRequest
 from gateway.sim.model import Role, SimRefusal
+from gateway.sim.oauth import add_oauth_routes
 from gateway.sim.routes import ROUTES, Call, Route, ok, refusal_response
 from gateway.sim.space import RequestRecord, SimSpace
 
@@ -52,6 +53,7 @@ def make_app(space: SimSpace) -> web.Application:
     app = web.Application(middlewares=[_record], client_max_size=1024 * 1024)
     app[SPACE] = space
     app[STOPPING] = asyncio.Event()
+    add_oauth_routes(app, space)
     for route in ROUTES:
         path = re.sub(r":(\w+)", r"{\1}", route.template)
         endpoint = _endpoint(route)
