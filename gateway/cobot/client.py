@@ -8,7 +8,6 @@ the caller decides what each means for a door or a queued check-in.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,9 +16,15 @@ import aiohttp
 import structlog
 
 from gateway.clock import SystemClock
+from gateway.cobot.answers import (
+    MAX_BODY,
+    CheckInResult,
+    Headers,
+    json_or_text,
+    read_json,
+)
 from gateway.cobot.endpoints import ENDPOINTS, Endpoint, Scope
 from gateway.cobot.errors import (
-    ApiError,
     MalformedResponse,
     NoSlot,
     NotFound,
@@ -29,8 +34,6 @@ from gateway.cobot.errors import (
     Unavailable,
 )
 from gateway.cobot.headers import (
-    DEFAULT_RETRY_AFTER,
-    MAX_RETRY_AFTER,
     http_date,
     missing_scope,
     retry_after,
@@ -49,7 +52,6 @@ from gateway.redact import redact_text, redact_url, remember
 log = structlog.get_logger(__name__)
 
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer is treated as unanswered
-MAX_BODY = 4 * 1024 * 1024  # a token list of tens of thousands fits; garbage beyond is cut
 
 
 def parse_retry_after(
@@ -58,16 +60,6 @@ def parse_retry_after(
     """Seconds to wait for a ``Retry-After``; see ``headers.retry_after`` (never raises,
     at most ``MAX_RETRY_AFTER``, ``DEFAULT_RETRY_AFTER`` for garbage)."""
     return retry_after(value, date, now).seconds
-
-
-class CheckInResult:
-    """A check-in and any warning Cobot attached (e.g. token registered to another)."""
-
-    __slots__ = ("check_in", "warning")
-
-    def __init__(self, check_in: CheckIn, warning: str | None) -> None:
-        self.check_in = check_in
-        self.warning = warning
 
 
 class CobotClient:
@@ -362,7 +354,7 @@ class CobotClient:
             ) as resp:
                 raw = await resp.content.read(MAX_BODY + 1)
                 status = resp.status
-                headers = _Headers(
+                headers = Headers(
                     retry_after=resp.headers.get("Retry-After"),
                     date=resp.headers.get("Date"),
                     www_authenticate=resp.headers.get("WWW-Authenticate"),
@@ -376,7 +368,7 @@ class CobotClient:
             raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=True) from exc
         if status in expect:
             self._auth_ok()
-            return _json(raw, what, allow_empty=status == 204)
+            return read_json(raw, what, allow_empty=status == 204)
         return self._fail(endpoint, what, group, status, raw, headers)
 
     def _fail(
@@ -386,11 +378,11 @@ class CobotClient:
         group: Group,
         status: int,
         raw: bytes,
-        headers: _Headers,
+        headers: Headers,
     ) -> Any:
         if status == 422:
             self._auth_ok()
-            reason, errors = refusal_reason(_json_or_text(raw))
+            reason, errors = refusal_reason(json_or_text(raw))
             raise Refused(reason, errors)
         if status == 404 and endpoint.answers_404:
             raise NotFound(f"{what}: not found")
@@ -402,7 +394,7 @@ class CobotClient:
                 self._limiter.block(group, delay.seconds)
             raise RateLimited(delay.seconds)
         if status in (401, 403):
-            detail = _json_or_text(raw)
+            detail = json_or_text(raw)
             scope = missing_scope(headers.www_authenticate, detail) if status == 403 else None
             self._auth_error(status, what, detail, endpoint.scope)
             raise Unauthorized(
@@ -411,7 +403,7 @@ class CobotClient:
         if status >= 500:
             # The server got the request; a 5xx may still have done the work.
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
-        detail = redact_text(str(_json_or_text(raw))[:200])
+        detail = redact_text(str(json_or_text(raw))[:200])
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}", status=status)
 
     def _saw_date(self, value: str | None) -> None:
@@ -453,52 +445,4 @@ class CobotClient:
         return self._auth_failed
 
 
-class _Headers:
-    """The response headers the client reads, as sent (parsed later, never raising)."""
-
-    __slots__ = ("date", "retry_after", "www_authenticate")
-
-    def __init__(
-        self, *, retry_after: str | None, date: str | None, www_authenticate: str | None
-    ) -> None:
-        self.retry_after = retry_after
-        self.date = date
-        self.www_authenticate = www_authenticate
-
-
-def _json(raw: bytes, what: str, *, allow_empty: bool = False) -> Any:
-    if len(raw) > MAX_BODY:
-        raise MalformedResponse(f"{what}: answer larger than {MAX_BODY} bytes")
-    if not raw.strip():
-        if allow_empty:
-            return None
-        raise MalformedResponse(f"{what}: empty answer")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        # RecursionError: "[[[[..." nested deeper than the interpreter's stack allows.
-        raise MalformedResponse(f"{what}: not JSON: {redact_text(repr(raw[:60]))}") from exc
-
-
-def _json_or_text(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return raw[:200].decode(errors="replace")
-
-
-__all__ = [
-    "DEFAULT_RETRY_AFTER",
-    "MAX_RETRY_AFTER",
-    "ApiError",
-    "CheckInResult",
-    "CobotClient",
-    "MalformedResponse",
-    "NoSlot",
-    "NotFound",
-    "RateLimited",
-    "Refused",
-    "Unauthorized",
-    "Unavailable",
-    "parse_retry_after",
-]
+__all__ = ["CheckInResult", "CobotClient", "NoSlot", "parse_retry_after"]

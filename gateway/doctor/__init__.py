@@ -17,8 +17,9 @@ import structlog
 from gateway.config.loader import load_config
 from gateway.doctor.api import check_api
 from gateway.doctor.clock import DEFAULT_PROBES, Probe, clock_synchronised
-from gateway.doctor.devices import check_doors, check_readers
+from gateway.doctor.devices import check_doors
 from gateway.doctor.local import check_capabilities, check_service, check_state_dir
+from gateway.doctor.readers import check_readers
 from gateway.doctor.report import Report, Status
 from gateway.doctor.system import System
 from gateway.errors import ConfigError

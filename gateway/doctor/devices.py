@@ -13,11 +13,7 @@ from gateway.config.model import (
     CommandDoorConfig,
     DoorBase,
     GpioDoorConfig,
-    HidReaderConfig,
-    KeyboardReaderConfig,
     ReaderBase,
-    SerialReaderConfig,
-    WiegandReaderConfig,
 )
 from gateway.doctor.access import DEVICE_ALLOW, READ, WRITE, char_drivers, group_name, may
 from gateway.doctor.report import Report, Status
@@ -91,31 +87,7 @@ def check_device(
     report.add(name, Status.OK, f"{shown}: {who.name} may {verb} it")
 
 
-def check_readers(report: Report, readers: tuple[ReaderBase, ...], system: System) -> None:
-    from gateway.doctor.wedge import check_hid, check_wiegand  # it builds on this module
-
-    if not readers:
-        report.add("readers", Status.WARN, "no readers configured: nobody can check in")
-    for reader in readers:
-        name = f"reader {reader.name}"
-        if isinstance(reader, SerialReaderConfig):
-            _check_port(report, name, reader.port, system)
-        elif isinstance(reader, HidReaderConfig):
-            check_hid(report, name, reader, system)
-        elif isinstance(reader, WiegandReaderConfig):
-            check_wiegand(report, name, reader, system)
-        elif isinstance(reader, KeyboardReaderConfig):
-            report.add(
-                name,
-                Status.WARN,
-                "reads standard input, which the systemd service does not have",
-                "use it with `checkin-gateway run` on a terminal, not under systemd",
-            )
-        else:
-            _check_generic(report, name, reader, system)
-
-
-def _check_port(report: Report, name: str, port: str, system: System) -> None:
+def check_port(report: Report, name: str, port: str, system: System) -> None:
     if "://" in port:
         report.add(name, Status.SKIP, f"{port}: a network port, not a device")
         return
@@ -129,7 +101,7 @@ def _check_port(report: Report, name: str, port: str, system: System) -> None:
     )
 
 
-def _check_generic(report: Report, name: str, reader: ReaderBase, system: System) -> None:
+def check_generic(report: Report, name: str, reader: ReaderBase, system: System) -> None:
     """Readers whose config this module does not know by type: check what looks like a
     device (a /dev path, an nfcpy ``usb``/``tty:`` path, a network interface)."""
     checked = False
@@ -138,7 +110,7 @@ def _check_generic(report: Report, name: str, reader: ReaderBase, system: System
         if not isinstance(value, str):
             continue
         if value.startswith("/dev/"):
-            _check_port(report, name, value, system)
+            check_port(report, name, value, system)
         elif f.name == "interface":
             _check_interface(report, name, value, system)
         elif value == "usb" or value.startswith("usb:"):
@@ -198,7 +170,7 @@ def nfc_tty_paths(path: str, dev: Path) -> list[Path]:
 def _check_nfc_tty(report: Report, name: str, path: str, system: System) -> None:
     candidates = nfc_tty_paths(path, system.dev)
     if len(candidates) == 1:
-        _check_port(report, name, str(candidates[0]), system)
+        check_port(report, name, str(candidates[0]), system)
     elif candidates:
         report.add(name, Status.OK, f"{path}: nfcpy will try {', '.join(map(str, candidates))}")
     else:

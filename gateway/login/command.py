@@ -28,8 +28,8 @@ from gateway.config.loader import CREDENTIAL_NAME
 from gateway.doctor.api import check_api
 from gateway.doctor.report import Report
 from gateway.doctor.system import System
-from gateway.login import oauth
 from gateway.login.loopback import LoopbackReceiver
+from gateway.login.oauth import LoginError, Pkce, authorization_url, discover, exchange, register
 from gateway.login.scopes import required_scopes
 
 HTTP_TIMEOUT = 15.0  # seconds per request to the authorization server
@@ -45,7 +45,7 @@ async def run_login(config_path: Path, out: TextIO, *, port: int = 0, wait: floa
     cfg = load_config(config_path)
     target = token_path(config_path, cfg.cobot.access_token_file)
     if not target.parent.is_dir():
-        raise oauth.LoginError(f"{target.parent} does not exist: cannot store the token there")
+        raise LoginError(f"{target.parent} does not exist: cannot store the token there")
     scopes = list(required_scopes(cfg))
 
     def say(text: str = "") -> None:
@@ -53,13 +53,13 @@ async def run_login(config_path: Path, out: TextIO, *, port: int = 0, wait: floa
 
     http_timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
     async with aiohttp.ClientSession(timeout=http_timeout) as http:
-        md = await oauth.discover(http, cfg.cobot.base_url)
+        md = await discover(http, cfg.cobot.base_url)
         state = secrets.token_urlsafe(24)
-        pkce = oauth.Pkce.new()
+        pkce = Pkce.new()
         async with LoopbackReceiver(state, port) as receiver:
             name = f"checkin-gateway {__version__} on {socket.gethostname()}"
-            client_id = await oauth.register(http, md, receiver.redirect_uri, name, scopes)
-            url = oauth.authorization_url(md, client_id, receiver.redirect_uri, scopes, state, pkce)
+            client_id = await register(http, md, receiver.redirect_uri, name, scopes)
+            url = authorization_url(md, client_id, receiver.redirect_uri, scopes, state, pkce)
             say(f"Signing in to {cfg.cobot.base_url} for the scopes: {' '.join(scopes)}")
             say("Open this address in a browser and sign in as an admin of the space:")
             say()
@@ -73,13 +73,13 @@ async def run_login(config_path: Path, out: TextIO, *, port: int = 0, wait: floa
                 async with asyncio.timeout(wait):
                     code = await receiver.code()
             except TimeoutError:
-                raise oauth.LoginError(
+                raise LoginError(
                     f"no answer from the browser within {wait:.0f} s; nothing was stored"
                 ) from None
-        token = await oauth.exchange(http, md, client_id, code, receiver.redirect_uri, pkce, scopes)
+        token = await exchange(http, md, client_id, code, receiver.redirect_uri, pkce, scopes)
     missing = [s for s in scopes if s not in token.scopes]
     if missing:
-        raise oauth.LoginError(
+        raise LoginError(
             f"Cobot granted {' '.join(token.scopes) or 'no scopes'} but the gateway needs "
             f"{' '.join(missing)} too; sign in as an admin whose permissions include them. "
             "Nothing was stored."

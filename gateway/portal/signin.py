@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from gateway.cobot.client import CheckInResult
+from gateway.cobot.answers import CheckInResult
 from gateway.cobot.errors import (
     ApiError,
     NoSlot,

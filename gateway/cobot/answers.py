@@ -1,0 +1,57 @@
+"""What the client reads off an HTTP answer: the headers it keeps, JSON bodies (bounded,
+never raising anything but ``MalformedResponse``) and the check-in result."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.cobot.errors import MalformedResponse
+from gateway.model import CheckIn
+from gateway.redact import redact_text
+
+MAX_BODY = 4 * 1024 * 1024  # a token list of tens of thousands fits; garbage beyond is cut
+
+
+class CheckInResult:
+    """A check-in and any warning Cobot attached (e.g. token registered to another)."""
+
+    __slots__ = ("check_in", "warning")
+
+    def __init__(self, check_in: CheckIn, warning: str | None) -> None:
+        self.check_in = check_in
+        self.warning = warning
+
+
+class Headers:
+    """The response headers the client reads, as sent (parsed later, never raising)."""
+
+    __slots__ = ("date", "retry_after", "www_authenticate")
+
+    def __init__(
+        self, *, retry_after: str | None, date: str | None, www_authenticate: str | None
+    ) -> None:
+        self.retry_after = retry_after
+        self.date = date
+        self.www_authenticate = www_authenticate
+
+
+def read_json(raw: bytes, what: str, *, allow_empty: bool = False) -> Any:
+    if len(raw) > MAX_BODY:
+        raise MalformedResponse(f"{what}: answer larger than {MAX_BODY} bytes")
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise MalformedResponse(f"{what}: empty answer")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: "[[[[..." nested deeper than the interpreter's stack allows.
+        raise MalformedResponse(f"{what}: not JSON: {redact_text(repr(raw[:60]))}") from exc
+
+
+def json_or_text(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return raw[:200].decode(errors="replace")
