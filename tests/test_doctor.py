@@ -20,7 +20,8 @@ from gateway.config.model import KeyboardReaderConfig, ReaderBase
 from gateway.doctor import Report, Status, System, run_doctor
 from gateway.doctor.access import Principal
 from gateway.doctor.clock import clock_synchronised, timedatectl
-from gateway.doctor.devices import check_device, check_readers
+from gateway.doctor.devices import check_device
+from gateway.doctor.readers import check_readers
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
 from gateway.sim.seed import ADA_TOKEN, LIMITED_TOKEN
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config.model import HidReaderConfig, WiegandReaderConfig
-from gateway.doctor.devices import check_readers
+from gateway.doctor.readers import check_readers
 from gateway.doctor.report import Report, Status
 from tests.conftest import require
 from tests.test_doctor import SERVICE, device, system_for

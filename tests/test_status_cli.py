@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import _parser, main
-from gateway.outbox import Kind, Outbox
+from gateway.model import RecordKind
+from gateway.outbox import Outbox
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
 from gateway.status import StatusServer, ask, socket_path
 from gateway.status.client import StatusUnavailable
@@ -115,7 +116,7 @@ async def test_queue_list_drop_and_the_summary(tmp_path: Path) -> None:
     at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     ids = [
         await outbox.add(
-            Kind.CHECK_IN,
+            RecordKind.CHECK_IN,
             token=f"0A0000000{i}",
             membership_id=f"m{i}",
             reader="front",
