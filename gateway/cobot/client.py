@@ -374,8 +374,19 @@ class CobotClient:
             self._auth_ok()
             reason, errors = refusal_reason(_json_or_text(raw))
             raise Refused(reason, errors)
-        if status == 404 and endpoint.answers_404:
-            raise NotFound(f"{what}: not found")
+        if status == 404:
+            # Cobot answers everything in JSON (the General page). An HTML 404 is a
+            # proxy's or a wrong base_url's: reading it as "not checked in" could send a
+            # check-in twice.
+            cobots = isinstance(_json_or_text(raw), dict | list)
+            if endpoint.answers_404 and cobots:
+                raise NotFound(f"{what}: not found")
+            raise MalformedResponse(
+                f"{what}: unexpected HTTP 404"
+                + ("" if cobots else f": not Cobot's answer {redact_text(repr(raw[:60]))}"),
+                status=404,
+                json_body=cobots,
+            )
         if status == 429:
             delay = retry_after(headers.retry_after, headers.date)
             if delay.problem is not None:
