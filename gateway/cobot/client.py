@@ -79,7 +79,7 @@ class CobotClient:
         failures and odd answers are logged at debug only."""
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
-        remember(access_token)
+        remember(access_token, pin=True)
         # None: no client-side pacing, for a handful of one-off requests (doctor, login).
         self._limiter = limiter
         self._timeout = timeout
@@ -141,6 +141,7 @@ class CobotClient:
         if token is not None:
             # With no login, "sending the token as login works, too"; we send ``token``.
             body["token"] = token
+            remember(token)  # masked should an answer or an error quote it
         if not body:
             raise ValueError("check_in needs a token or a login")
         params = {"preview": "true"} if preview else None
@@ -167,6 +168,7 @@ class CobotClient:
         if token is None and not login:
             raise ValueError("check_in_status needs a token or a login")
         params = {"token": token} if token is not None else {"login": login or ""}
+        remember(token or login)
         try:
             data = await self._request(
                 ENDPOINTS["check_in_status"],
@@ -250,6 +252,7 @@ class CobotClient:
     async def get_token(
         self, token: str, *, priority: Priority = Priority.SYNC, deadline: float | None = None
     ) -> TokenRecord | None:
+        remember(token)
         try:
             data = await self._request(
                 ENDPOINTS["get_token"], {"token": token}, priority=priority, deadline=deadline
