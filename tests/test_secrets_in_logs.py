@@ -128,14 +128,21 @@ def all_logs() -> Iterator[io.StringIO]:
         configure("debug", "json")
     finally:
         sys.stderr = saved
-    for name in ("aiohttp", "aiohttp.access", "aiohttp.server", "asyncio", "nfc"):
+    names = ("aiohttp", "aiohttp.access", "aiohttp.server", "asyncio", "nfc")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
         logging.getLogger(name).setLevel(logging.DEBUG)
     root = logging.getLogger()
+    root_level = root.level
+    root.setLevel(logging.DEBUG)
     try:
         yield buffer
     finally:
         for h in [h for h in root.handlers if type(h).__name__ == "_GatewayHandler"]:
             root.removeHandler(h)
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         structlog.reset_defaults()
 
 
