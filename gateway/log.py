@@ -55,3 +55,6 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     root.setLevel(max(numeric, logging.WARNING))
     for noisy in ("nfc", "scapy", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    # aiosqlite's debug lines quote every SQL parameter (the whole token list, MACs, DHCP
+    # client ids): never below WARNING, whatever else is raised for debugging.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)

@@ -12,8 +12,9 @@ Redaction happens once, centrally, so no call site can forget it:
 - ``redact_text`` masks what can carry a secret inside free text: a URL's query values
   under a sensitive name, the token in ``/api/check_in_tokens/<token>``, a URL's
   user-info, ``Bearer`` credentials, MAC addresses, e-mail addresses (Cobot logins),
-  and any secret the process was told about with ``remember`` (the access token, the
-  tokens, logins and passwords the API client sends).
+  and any secret the process was told about with ``remember`` (the access token, and
+  the most recent tokens, logins and passwords the API client sent: an answer or an
+  error that quotes one back is masked too).
 """
 
 from __future__ import annotations
@@ -60,14 +61,19 @@ def redact_mapping(event: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- known secrets ---------------------------------------------------------------------
 
-_REMEMBER_MAX = 64  # the access token, recent passwords: few, and every line pays
+_REMEMBER_MAX = 64  # the latest requests' secrets; every log line pays for each
 _REMEMBER_MIN_LEN = 6  # shorter values would mask ordinary words; the patterns cover them
 _known: OrderedDict[str, None] = OrderedDict()
+_pinned: set[str] = set()  # never forgotten: the access token
 
 
-def remember(secret: str | None) -> None:
-    """Mask ``secret`` wherever it appears in a later log line (the most recent 64 kept)."""
+def remember(secret: str | None, *, pin: bool = False) -> None:
+    """Mask ``secret`` wherever it appears in a later log line: the most recent 64, and
+    for ever when ``pin``."""
     if not secret or len(secret) < _REMEMBER_MIN_LEN:
+        return
+    if pin:
+        _pinned.add(secret)
         return
     _known[secret] = None
     _known.move_to_end(secret)
@@ -78,6 +84,7 @@ def remember(secret: str | None) -> None:
 def forget_all() -> None:
     """For tests."""
     _known.clear()
+    _pinned.clear()
 
 
 # --- free text -------------------------------------------------------------------------
@@ -119,7 +126,7 @@ def redact_text(text: str) -> str:
     """``text`` with every secret this module can recognise masked (see module doc)."""
     if len(text) < 5:  # nothing recognisable is shorter than "a@b.c"
         return text
-    for secret in _known:
+    for secret in (*_pinned, *_known):
         if secret in text:
             text = text.replace(secret, redact(secret))
     return _SECRETS.sub(_hide, text)

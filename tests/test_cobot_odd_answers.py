@@ -352,7 +352,10 @@ async def test_a_404_where_the_api_does_not_document_one_is_malformed(
     assert caught.value.status == 404
     with pytest.raises(MalformedResponse):
         await client.create_work_session("fdc00612c086d003fab5d99539153f68")
-    # Where 404 is documented it keeps its meaning.
+    # Where 404 is documented it keeps its meaning, if it is Cobot's (JSON) answer...
+    with pytest.raises(MalformedResponse, match="not Cobot's answer"):
+        await client.check_in_status(token="04A1B2C3D4")
+    odd.answer = Answer(404, b'{"error": "not found"}')
     assert await client.check_in_status(token="04A1B2C3D4") is None
     assert await client.check_out("fdc00612c086d003fab5d99539153f68") is None
     assert await client.get_token("04A1B2C3D4") is None

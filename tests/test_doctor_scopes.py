@@ -209,3 +209,27 @@ async def test_a_state_dir_run_would_create_is_fine(served: Served, tmp_path: Pa
     assert rows["state dir"] == (
         f"FIX {state}/gateway/new does not exist, and {SERVICE.name} may not create it in {state}"
     )
+
+
+async def test_a_web_server_that_is_not_cobot_is_not_all_fine(tmp_path: Path) -> None:
+    """A wrong base_url whose server answers 404 pages to everything: before, every
+    probe's 404 read as "allowed" and the doctor said all fine."""
+    from aiohttp import web
+
+    async def not_found(_request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        code, text, rows = await doctor(write_config(tmp_path, url), ADMIN_TOKEN, tmp_path)
+    finally:
+        await runner.cleanup()
+    assert code == 1
+    assert rows["api"].startswith(f"FIX {url} answered, but not as Cobot does"), text
+    assert "scope checkin" not in rows

@@ -128,14 +128,21 @@ def all_logs() -> Iterator[io.StringIO]:
         configure("debug", "json")
     finally:
         sys.stderr = saved
-    for name in ("aiohttp", "aiohttp.access", "aiohttp.server", "asyncio", "nfc"):
+    names = ("aiohttp", "aiohttp.access", "aiohttp.server", "asyncio", "nfc")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
         logging.getLogger(name).setLevel(logging.DEBUG)
     root = logging.getLogger()
+    root_level = root.level
+    root.setLevel(logging.DEBUG)
     try:
         yield buffer
     finally:
         for h in [h for h in root.handlers if type(h).__name__ == "_GatewayHandler"]:
             root.removeHandler(h)
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         structlog.reset_defaults()
 
 
@@ -389,3 +396,40 @@ async def test_mac_presence_logs_no_secret(
     text = logs.getvalue()
     assert f'"mac": "{redact(STRANGER_MAC)}"' in text  # the reader did log the devices
     assert_no_secret(text, "the MAC reader")
+
+
+async def test_an_answer_quoting_the_card_back_is_masked_in_the_log() -> None:
+    """Cobot's words go into logs (a refusal's reason); were they to quote the card
+    number, the access token or the login back, the log still masks it."""
+    from aiohttp import web
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = await request.json()
+        said = body.get("token") or body.get("login")
+        return web.json_response({"errors": {"token": f"{said} is unknown"}}, status=422)
+
+    app = web.Application()
+    app.router.add_post("/api/check_ins", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        with all_logs() as logs:
+            async with CobotClient(url, ACCESS_TOKEN, None, timeout=2.0) as client:
+                for _ in range(70):  # more than the 64 remembered: the access token stays
+                    with contextlib.suppress(ApiError):
+                        await client.check_in(token=f"CARD{_:06d}")
+                for kwargs in ({"token": UNKNOWN_CARD}, {"login": "joe", "password": PASSWORD}):
+                    try:
+                        await client.check_in(**kwargs)
+                    except ApiError as exc:
+                        structlog.get_logger("test").warning(
+                            "refused", reason=str(exc), also=f"{ACCESS_TOKEN}"
+                        )
+    finally:
+        await runner.cleanup()
+    text = logs.getvalue()
+    assert '"reason": "token: ********4B is unknown"' in text
+    assert_no_secret(text, "a quoted answer")

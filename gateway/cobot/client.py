@@ -81,7 +81,7 @@ class CobotClient:
         self._clock = clock
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
-        remember(access_token)
+        remember(access_token, pin=True)
         # None: no client-side pacing, for a handful of one-off requests (doctor, login).
         self._limiter = limiter
         self._timeout = timeout
@@ -143,6 +143,7 @@ class CobotClient:
         if token is not None:
             # With no login, "sending the token as login works, too"; we send ``token``.
             body["token"] = token
+            remember(token)  # masked should an answer or an error quote it
         if not body:
             raise ValueError("check_in needs a token or a login")
         params = {"preview": "true"} if preview else None
@@ -169,6 +170,7 @@ class CobotClient:
         if token is None and not login:
             raise ValueError("check_in_status needs a token or a login")
         params = {"token": token} if token is not None else {"login": login or ""}
+        remember(token or login)
         try:
             data = await self._request(
                 ENDPOINTS["check_in_status"],
@@ -252,6 +254,7 @@ class CobotClient:
     async def get_token(
         self, token: str, *, priority: Priority = Priority.SYNC, deadline: float | None = None
     ) -> TokenRecord | None:
+        remember(token)
         try:
             data = await self._request(
                 ENDPOINTS["get_token"], {"token": token}, priority=priority, deadline=deadline
@@ -384,8 +387,19 @@ class CobotClient:
             self._auth_ok()
             reason, errors = refusal_reason(json_or_text(raw))
             raise Refused(reason, errors)
-        if status == 404 and endpoint.answers_404:
-            raise NotFound(f"{what}: not found")
+        if status == 404:
+            # Cobot answers everything in JSON (the General page). An HTML 404 is a
+            # proxy's or a wrong base_url's: reading it as "not checked in" could send a
+            # check-in twice.
+            cobots = isinstance(_json_or_text(raw), dict | list)
+            if endpoint.answers_404 and cobots:
+                raise NotFound(f"{what}: not found")
+            raise MalformedResponse(
+                f"{what}: unexpected HTTP 404"
+                + ("" if cobots else f": not Cobot's answer {redact_text(repr(raw[:60]))}"),
+                status=404,
+                json_body=cobots,
+            )
         if status == 429:
             delay = retry_after(headers.retry_after, headers.date)
             if delay.problem is not None:

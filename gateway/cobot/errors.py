@@ -73,11 +73,13 @@ class MalformedResponse(ApiError):
     does not list for the endpoint, e.g. a 404 from a proxy on ``POST /api/check_ins``).
     The request did reach something, so for a write the outcome is unknown.
 
-    ``status``: the HTTP status when it was one the endpoint does not list, else None.
+    ``status``: the HTTP status when it was one the endpoint does not list, else None;
+    ``json_body``: whether that answer was JSON, as Cobot's own answers are.
     """
 
     outcome_unknown = True
 
-    def __init__(self, detail: str, *, status: int | None = None) -> None:
+    def __init__(self, detail: str, *, status: int | None = None, json_body: bool = False) -> None:
         super().__init__(detail)
         self.status = status
+        self.json_body = json_body

@@ -104,7 +104,8 @@ async def _outcome(client: CobotClient, probe: Probe) -> tuple[ApiError | None, 
     except (NotFound, Refused):
         pass  # past the scope check: the probe's made-up token/membership is unknown
     except MalformedResponse as exc:
-        if exc.status != 404:  # 404 for the made-up membership, where not documented
+        # Cobot's JSON 404 for the made-up membership, where the page documents none.
+        if not (exc.status == 404 and exc.json_body):
             return exc, time.monotonic() - started
     except ApiError as exc:
         return exc, time.monotonic() - started
@@ -174,7 +175,10 @@ def _scope_row(
     elif isinstance(exc, RateLimited):
         report.add(name, Status.UNKNOWN, f"rate limited, retry after {exc.retry_after:.0f}s")
     elif isinstance(exc, Unauthorized):
-        if exc.scope is not None or "insufficient_scope" in str(exc):
+        if exc.scope is not None and exc.scope != scope.value:
+            # Cobot names another scope than the API page: believe Cobot, say both.
+            why = f"the token lacks the scope {exc.scope} (the API pages say {scope.value})"
+        elif exc.scope is not None or "insufficient_scope" in str(exc):
             why = f"the token lacks the scope {scope.value}"
         else:
             why = (
