@@ -4,9 +4,11 @@ never raising anything but ``MalformedResponse``) and the check-in result."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from gateway.cobot.errors import MalformedResponse
+from gateway.cobot.errors import MalformedResponse, NotFound
+from gateway.cobot.headers import retry_after
 from gateway.model import CheckIn
 from gateway.redact import redact_text
 
@@ -55,3 +57,27 @@ def json_or_text(raw: bytes) -> object:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return raw[:200].decode(errors="replace")
+
+
+def parse_retry_after(
+    value: str | None, now: datetime | None = None, *, date: str | None = None
+) -> float:
+    """Seconds to wait for a ``Retry-After``; see ``headers.retry_after`` (never raises,
+    at most ``MAX_RETRY_AFTER``, ``DEFAULT_RETRY_AFTER`` for garbage)."""
+    return retry_after(value, date, now).seconds
+
+
+def answer_404(documented: bool, what: str, raw: bytes) -> NotFound | MalformedResponse:
+    """A 404: ``NotFound`` only where the API page documents one and the body is JSON.
+
+    Cobot answers everything in JSON (the General page). An HTML 404 is a proxy's or a
+    wrong base_url's: reading it as "not checked in" could send a check-in twice."""
+    cobots = isinstance(json_or_text(raw), dict | list)
+    if documented and cobots:
+        return NotFound(f"{what}: not found")
+    return MalformedResponse(
+        f"{what}: unexpected HTTP 404"
+        + ("" if cobots else f": not Cobot's answer {redact_text(repr(raw[:60]))}"),
+        status=404,
+        json_body=cobots,
+    )

@@ -20,7 +20,9 @@ from gateway.cobot.answers import (
     MAX_BODY,
     CheckInResult,
     Headers,
+    answer_404,
     json_or_text,
+    parse_retry_after,
     read_json,
 )
 from gateway.cobot.endpoints import ENDPOINTS, Endpoint, Scope
@@ -52,14 +54,6 @@ from gateway.redact import redact_text, redact_url, remember
 log = structlog.get_logger(__name__)
 
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer is treated as unanswered
-
-
-def parse_retry_after(
-    value: str | None, now: datetime | None = None, *, date: str | None = None
-) -> float:
-    """Seconds to wait for a ``Retry-After``; see ``headers.retry_after`` (never raises,
-    at most ``MAX_RETRY_AFTER``, ``DEFAULT_RETRY_AFTER`` for garbage)."""
-    return retry_after(value, date, now).seconds
 
 
 class CobotClient:
@@ -388,18 +382,7 @@ class CobotClient:
             reason, errors = refusal_reason(json_or_text(raw))
             raise Refused(reason, errors)
         if status == 404:
-            # Cobot answers everything in JSON (the General page). An HTML 404 is a
-            # proxy's or a wrong base_url's: reading it as "not checked in" could send a
-            # check-in twice.
-            cobots = isinstance(_json_or_text(raw), dict | list)
-            if endpoint.answers_404 and cobots:
-                raise NotFound(f"{what}: not found")
-            raise MalformedResponse(
-                f"{what}: unexpected HTTP 404"
-                + ("" if cobots else f": not Cobot's answer {redact_text(repr(raw[:60]))}"),
-                status=404,
-                json_body=cobots,
-            )
+            raise answer_404(endpoint.answers_404, what, raw)
         if status == 429:
             delay = retry_after(headers.retry_after, headers.date)
             if delay.problem is not None:
