@@ -62,7 +62,7 @@ async def test_status_of_a_state_dir_that_never_ran_writes_nothing(tmp_path: Pat
 async def test_status_asks_the_running_daemon_and_knows_when_it_stopped(tmp_path: Path) -> None:
     async with run_sim(demo_space()) as base_url:
         cfg = daemon_config(tmp_path, base_url, KEYBOARD)
-        daemon = Daemon(cfg, {"COBOT_ACCESS_TOKEN": ADMIN_TOKEN})
+        daemon = Daemon(cfg, {"COBOT_ACCESS_TOKEN": ADMIN_TOKEN}, stdin_pipe=True)
         await daemon.start()
         try:
             await daemon.wait_for("ready")
