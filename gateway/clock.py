@@ -43,6 +43,10 @@ class Clock(Protocol):
     def synchronized(self) -> bool:
         """Whether the wall clock is synchronised (NTP)."""
 
+    def reference_now(self) -> datetime | None:
+        """The true time if it is known: ``now()`` once synchronised, else ``now()``
+        corrected by the last API ``Date`` seen (a clock hours off, no NTP), else None."""
+
 
 class _Timex(ctypes.Structure):
     # The head of struct timex (adjtimex(2)); the rest is padding we never read. The
@@ -89,6 +93,7 @@ class SystemClock:
     def __init__(self, flag: Path = TIMESYNCD_FLAG, boot_id: str | None = None) -> None:
         self._flag = flag
         self._synced = False
+        self._offset: timedelta | None = None
         self._boot = boot_id or _read_boot_id()
 
     def now(self) -> datetime:
@@ -111,8 +116,19 @@ class SystemClock:
 
     def observe(self, reference: datetime) -> None:
         """A trusted time (an API answer's ``Date``) was seen just now."""
-        if not self._synced and abs(reference - self.now()) <= AGREEMENT:
+        if self._synced:
+            return
+        offset = reference - self.now()
+        if abs(offset) <= AGREEMENT:
             self._synced = True
+        else:
+            # Hours off and no NTP: taps stay marked, but their true time can be known.
+            self._offset = offset
+
+    def reference_now(self) -> datetime | None:
+        if self._synced:
+            return self.now()
+        return None if self._offset is None else self.now() + self._offset
 
 
 SYSTEM_CLOCK = SystemClock()
