@@ -1,0 +1,298 @@
+"""``access = "booking"``: a meeting room's door opens for the member who booked it.
+
+The decision reads only memory: the token cache (who is tapping) and the bookings
+snapshot (gateway/bookings). The door opens when the member holds a booking of the
+door's resource whose ``[from - grace_before, to + grace_after]`` contains the tap's
+time, edges included to the second. A booking without a membership (an admin blocking
+the room) admits nobody; an event booking admits its member like any other; a resource
+with several ``units`` admits everyone holding a booking now.
+
+Online and offline decide alike, from the snapshot; "offline" (the breaker is open, or
+the snapshot is older than ``[bookings] max_age`` because refreshes fail) only shows in
+the outcome (``opened-offline``, the door's offline signal) and stops walk-up booking,
+which needs Cobot's answer. A snapshot that does not reach now (none fetched yet, or
+last fetched days ago) admits nobody, and says so. A tap whose time cannot be trusted
+(the clock was never synchronised, neither by NTP nor by an API answer) admits nobody.
+
+Walk-up (``walk_up_minutes > 0``, online only): a member without a booking who taps at a
+free room books it from now (to the minute: the request format has no seconds) for that
+long, as space admin on their behalf with ``validate_times_for_admin``, so Cobot applies
+the room's booking times, durations and price; 201 opens, 422 stays shut with Cobot's
+reason. Their tap inside that booking, at least ``WALK_UP_MIN_SECONDS`` after it began
+(a double tap must not undo it), ends it now (``PUT`` with ``to``) and opens the door to
+let them out; a booking made any other way is never ended by a tap.
+
+With ``check_in = true`` an admitted member is also checked in (``RecordKind.CHECK_IN``
+through the record backends), unless already checked in today.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gateway.attendance import Attendance, end_of_local_day
+from gateway.bookings.snapshot import BookingSnapshot, RoomSnapshot
+from gateway.breaker import Breaker
+from gateway.cache import TokenCache
+from gateway.cobot.bookings import Booking, create_booking, end_booking
+from gateway.cobot.client import CobotClient
+from gateway.cobot.errors import ApiError, NoSlot, Refused, Unavailable
+from gateway.model import ClockQuality, Membership, Outcome, RecordKind, Tap
+from gateway.rules.base import Verdict
+
+WALK_UP_DEADLINE = 3.0  # seconds a person waits for Cobot to book the room
+WALK_UP_MIN_SECONDS = 60.0  # a tap this soon after a walk-up began does not end it
+WALK_UP_TITLE = "Walk-up (door)"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDoor:
+    """A booking door's settings (the ``[[doors]]`` keys of the same names)."""
+
+    door: str
+    resource_id: str
+    grace_before: float = 600.0
+    grace_after: float = 300.0
+    check_in: bool = False
+    walk_up_minutes: int = 0
+
+
+def hhmm(moment: datetime) -> str:
+    """A time as people at the door read it: the gateway's local ``HH:MM``."""
+    return moment.astimezone().strftime("%H:%M")
+
+
+def ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class BookingRule:
+    def __init__(
+        self,
+        room: RoomDoor,
+        cache: TokenCache,
+        snapshot: BookingSnapshot,
+        attendance: Attendance,
+        client: CobotClient,
+        breaker: Breaker,
+        *,
+        max_age: float,
+        deadline: float = WALK_UP_DEADLINE,
+        refresh_soon: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.room = room
+        self._cache = cache
+        self._snapshot = snapshot
+        self._attendance = attendance
+        self._client = client
+        self._breaker = breaker
+        self._max_age = max_age
+        self._deadline = deadline
+        self._refresh_soon = refresh_soon
+
+    async def judge(self, tap: Tap) -> Verdict:
+        member = self._cache.lookup(tap.token)
+        if member is None:
+            return Verdict(Outcome.UNKNOWN_TOKEN, None, "token not known")
+        if tap.clock in (ClockQuality.UNSYNCED, ClockQuality.NOW):
+            return Verdict(
+                Outcome.DENIED_OFFLINE,
+                member,
+                "the gateway's clock is not synchronised yet: bookings cannot be checked",
+            )
+        snap = self._snapshot.room(self.room.resource_id)
+        at = tap.at
+        if snap is None:
+            return Verdict(
+                Outcome.DENIED_OFFLINE,
+                member,
+                f"no bookings of door {self.room.door!r} fetched from Cobot yet: "
+                "the door stays shut until they are",
+            )
+        if not snap.covers(at):
+            return Verdict(
+                Outcome.DENIED_OFFLINE,
+                member,
+                f"bookings of {snap.name} were last fetched {ago(snap.age(at))} ago and do "
+                "not reach now: the door stays shut until Cobot answers",
+            )
+        offline = self._offline(snap, at)
+        booking = snap.holding(member.id, at, self.room.grace_before, self.room.grace_after)
+        if booking is not None:
+            if self._ends_walk_up(booking, at) and offline is None:
+                return await self._end_walk_up(snap, booking, member, at)
+            return self._admit(Outcome.OPENED_BOOKING, member, at, offline)
+        if self.room.walk_up_minutes > 0:
+            return await self._walk_up(snap, member, at, offline)
+        return Verdict(Outcome.NO_BOOKING, member, self._why_not(snap, member, at))
+
+    # --- admitting ------------------------------------------------------------------
+
+    def _offline(self, snap: RoomSnapshot, at: datetime) -> str | None:
+        """Why this decision counts as offline, or None."""
+        if self._breaker.is_open:
+            return f"Cobot unreachable ({self._breaker.last_error or 'no answer'})"
+        age = snap.age(at)
+        if age > self._max_age:
+            return f"bookings snapshot {ago(age)} old (limit {ago(self._max_age)})"
+        return None
+
+    def _admit(
+        self, outcome: Outcome, member: Membership, at: datetime, offline: str | None
+    ) -> Verdict:
+        if offline is not None and outcome is Outcome.OPENED_BOOKING:
+            outcome = Outcome.OPENED_OFFLINE
+        record = None
+        until = None
+        if self.room.check_in and self._attendance.until(member.id, at) is None:
+            record, until = RecordKind.CHECK_IN, end_of_local_day(at)
+        return Verdict(outcome, member, offline, record=record, until=until, live=offline is None)
+
+    # --- walk-up --------------------------------------------------------------------
+
+    def _ends_walk_up(self, booking: Booking, at: datetime) -> bool:
+        return (
+            self.room.walk_up_minutes > 0
+            and self._snapshot.is_walk_up(booking.id)
+            and booking.start + timedelta(seconds=WALK_UP_MIN_SECONDS) <= at < booking.end
+        )
+
+    async def _walk_up(
+        self, snap: RoomSnapshot, member: Membership, at: datetime, offline: str | None
+    ) -> Verdict:
+        start = at.replace(second=0, microsecond=0)
+        end = start + timedelta(minutes=self.room.walk_up_minutes)
+        if snap.units_free(at, end) <= 0:
+            return Verdict(Outcome.NO_BOOKING, member, self._why_not(snap, member, at))
+        if offline is not None:
+            return Verdict(
+                Outcome.DENIED_OFFLINE,
+                member,
+                f"no booking of {snap.name} now, and walk-up booking needs Cobot: {offline}",
+            )
+        started = time.monotonic()
+        try:
+            booking = await create_booking(
+                self._client,
+                self.room.resource_id,
+                member.id,
+                start,
+                end,
+                title=WALK_UP_TITLE,
+                deadline=self._deadline,
+            )
+        except Refused as exc:
+            return Verdict(
+                Outcome.REFUSED,
+                member,
+                f"{snap.name} cannot be booked now: {exc.reason}",
+                preview_ms=_ms(started),
+            )
+        except NoSlot:
+            return Verdict(
+                Outcome.REFUSED,
+                member,
+                "too many bookings made in the last minute (Cobot allows 10): try again shortly",
+                preview_ms=_ms(started),
+            )
+        except ApiError as exc:
+            if isinstance(exc, Unavailable):
+                self._breaker.record_failure(str(exc))
+            # The booking may have been made all the same: look again soon.
+            self._refresh_soon()
+            return Verdict(
+                Outcome.DENIED_OFFLINE,
+                member,
+                f"could not book {snap.name}: {exc}",
+                preview_ms=_ms(started),
+            )
+        self._breaker.record_success()
+        if booking.membership is None:  # Cobot's answer names no member: it is ours
+            booking = Booking(
+                booking.id,
+                booking.resource_id,
+                booking.start,
+                booking.end,
+                member,
+                booking.units,
+                booking.event_id,
+                booking.title,
+            )
+        await self._snapshot.booked(booking, walk_up=True)
+        verdict = self._admit(Outcome.OPENED_WALK_UP, member, at, None)
+        reason = f"booked {snap.name} for you until {hhmm(booking.end)}"
+        return Verdict(
+            verdict.outcome,
+            member,
+            reason,
+            record=verdict.record,
+            until=verdict.until,
+            preview_ms=_ms(started),
+        )
+
+    async def _end_walk_up(
+        self, snap: RoomSnapshot, booking: Booking, member: Membership, at: datetime
+    ) -> Verdict:
+        started = time.monotonic()
+        end = at.replace(second=0, microsecond=0)
+        try:
+            changed = await end_booking(self._client, booking.id, end, deadline=self._deadline)
+        except ApiError as exc:
+            if isinstance(exc, Unavailable):
+                self._breaker.record_failure(str(exc))
+            # Still their booking: the door opens, the room stays booked.
+            return Verdict(
+                Outcome.OPENED_BOOKING,
+                member,
+                f"could not end your walk-up booking of {snap.name}: {exc}",
+                preview_ms=_ms(started),
+            )
+        self._breaker.record_success()
+        ended = Booking(
+            booking.id,
+            booking.resource_id,
+            booking.start,
+            changed.end,
+            booking.membership,
+            booking.units,
+            booking.event_id,
+            booking.title,
+        )
+        await self._snapshot.booked(ended, walk_up=True)
+        return Verdict(
+            Outcome.WALK_UP_ENDED,
+            member,
+            f"your walk-up booking of {snap.name} ended at {hhmm(changed.end)}",
+            preview_ms=_ms(started),
+        )
+
+    # --- refusals in plain words ------------------------------------------------------
+
+    def _why_not(self, snap: RoomSnapshot, member: Membership, at: datetime) -> str:
+        text = f"no booking of {snap.name} now"
+        running = snap.current(at)
+        if running and sum(b.units for b in running) >= snap.units:
+            holder = running[-1]
+            if holder.membership is None:
+                text = f"{snap.name} is blocked until {hhmm(holder.end)}"
+            else:
+                text = f"{snap.name} is booked by someone else until {hhmm(holder.end)}"
+        mine = snap.next_of(member.id, at)
+        if mine is not None:
+            opens = mine.start - timedelta(seconds=self.room.grace_before)
+            day = "" if mine.start.astimezone().date() == at.astimezone().date() else " tomorrow"
+            return f"{text}; next: yours at {hhmm(mine.start)}{day} (door opens {hhmm(opens)})"
+        if self.room.walk_up_minutes > 0 and running:
+            return f"{text}; walk-up booking needs the room free"
+        return text
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
