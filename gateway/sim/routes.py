@@ -37,6 +37,8 @@ class Route:
     handler: Handler
     scope: Scope
     admin_only: bool
+    # The rate-limit window it counts in when not its own template's (booking writes).
+    limit_key: str | None = None
 
 
 class UnsupportedMediaType(SimRefusal):
