@@ -3,14 +3,17 @@ the simulated Cobot, in a real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 from gateway.bookings.snapshot import BookingSnapshot
+from gateway.cobot.client import CobotClient
+from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.model import Outcome, RecordKind
 from gateway.rules.booking import WALK_UP_MIN_SECONDS
 from gateway.sim.bookings import SimBooking
-from gateway.sim.seed import ADA, GRACE, KATHERINE, NFC_TOKEN, PASS_TOKEN, RDM_TOKEN
+from gateway.sim.seed import ADA, ADMIN_TOKEN, GRACE, KATHERINE, NFC_TOKEN, PASS_TOKEN, RDM_TOKEN
 from tests.booking_rig import ROOM, T0, Rig, rig
 
 S = timedelta(seconds=1)
@@ -219,3 +222,31 @@ async def test_units_left_for_a_member_of_katherine(tmp_path: Path) -> None:
         await r.refresher().refresh_once()
         verdict = await r.tap(r.rule(), PASS_TOKEN)
         assert verdict.reason is not None and "tomorrow" in verdict.reason
+
+
+async def test_no_429_while_several_rooms_refresh(tmp_path: Path) -> None:
+    """Six rooms start refreshing at once, as their parts do at start; the shared limiter
+    spaces them out. Both sides' windows are shortened alike (60 s -> 2 s)."""
+    async with rig(tmp_path) as r:
+        r.space.rate_limit.window = 2.0
+        r.space.rate_limit.default_limit = 8
+        ids = [f"80{i}" for i in range(6)]
+        for rid in ids:
+            r.space.rooms.add_resource(f"Room {rid}", id=rid)
+            r.space.rooms.add_booking(rid, T0, T0 + 60 * M, membership_id=ADA)
+        limiter = RateLimiter({Group.DEFAULT: 8, Group.BOOKING_WRITES: 10}, window=2.25)
+        async with CobotClient(r.sim.url, ADMIN_TOKEN, limiter, timeout=2.0) as client:
+            r.client = client
+            refreshers = [r.refresher(rid, door=f"room-{rid}") for rid in ids]
+            tasks = [asyncio.create_task(x.run()) for x in refreshers]
+            try:
+                async with asyncio.timeout(30):
+                    while not all(r.snapshot.room(rid) for rid in ids):
+                        await asyncio.sleep(0.05)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        assert r.space.rate_limit.rejected == 0
+        assert 0 < r.space.rate_limit.max_in_window <= 8
+        assert all(x.refreshes == 1 and x.last_error is None for x in refreshers)
