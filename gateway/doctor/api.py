@@ -15,6 +15,7 @@ from gateway.cobot.errors import ApiError, MalformedResponse, RateLimited, Unaut
 from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.config.loader import load_access_token
 from gateway.config.model import Config
+from gateway.doctor.bookings import check_booking_doors
 from gateway.doctor.report import Report, Status
 from gateway.doctor.system import System
 from gateway.errors import ConfigError
@@ -99,6 +100,7 @@ async def check_api(
                 report.add("api", Status.OK, f"{cfg.cobot.base_url} answered in {ms:.0f} ms")
                 report.add("api token valid", Status.OK, "accepted (no 401)")
             report.add(f"scope {probe.scope}", Status.OK, f"granted: {probe.what}")
+        await check_booking_doors(report, cfg, client)
 
 
 def _failed(report: Report, cfg: Config, probe: Probe, exc: ApiError, *, first: bool) -> bool:
