@@ -157,6 +157,7 @@ def _status_line(gateway: Gateway) -> str | None:
 
 
 async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
+    from gateway.bookings.doors import describe_rooms
     from gateway.outbox import Outbox
     from gateway.store import open_db
 
@@ -201,6 +202,8 @@ async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
                 f"{blocked}, {g['waiting']} waiting",
                 file=out,
             )
+        for line in describe_rooms(dict(daemon.get("rooms") or {})):  # type: ignore[call-overload]
+            print(line, file=out)
     print(
         f"queue: {queue['depth']} waiting (bound {queue['bound']}), "
         f"oldest {queue['oldest_age_s']}s, {queue['failed']} failed, "

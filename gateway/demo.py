@@ -24,10 +24,14 @@ from gateway.outbox import Entry
 from gateway.readers.base import ReaderState, TapSink, make_tap
 from gateway.redact import redact
 from gateway.sim import ADMIN_TOKEN, Plan, SimSpace, demo_space, run_sim
+from gateway.sim.seed import MEETING_ROOM, PHONE_BOOTH
 
 HELP = """\
 Type a card number and press Enter (try the cards above).
   out CARD   check that member out (as an exit reader would)
+  room CARD  tap at the Meeting Room's reader (opens for the member who booked it)
+  booth CARD tap at the Phone Booth's reader (free: a tap books it for 30 minutes;
+             the same card again, a minute or more later, ends the booking)
   offline    the internet goes down: the simulated Cobot stops answering
   online     the internet is back: queued check-ins are replayed
   status     what the gateway knows right now
@@ -54,15 +58,23 @@ _OUTCOME_WORDS = {
     Outcome.DOOR_FAILED: "the door could not be driven",
     Outcome.CHECKED_OUT: "checked out",
     Outcome.CHECK_OUT_QUEUED: "check-out queued until Cobot answers",
+    Outcome.OPENED_BOOKING: "their booking of the room holds now",
+    Outcome.OPENED_WALK_UP: "the room was free",
+    Outcome.WALK_UP_ENDED: "their walk-up booking ended early",
+    Outcome.NO_BOOKING: "no booking",
 }
+ROOMS = {"room": ("room-1", MEETING_ROOM, 0), "booth": ("booth", PHONE_BOOTH, 30)}
 
 
 class DemoDoor:
     """Stands in for the relay; the narrator says when it opened."""
 
+    def __init__(self, name: str = "front") -> None:
+        self._name = name
+
     @property
     def name(self) -> str:
-        return "front"
+        return self._name
 
     async def open(self) -> None:
         return None
@@ -77,9 +89,15 @@ class DemoDoor:
 class DemoConsole:
     """The keyboard reader of the demo, plus a few commands to show offline behaviour."""
 
-    def __init__(self, out: TextIO, commands: dict[str, object]) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        commands: dict[str, object],
+        rooms: dict[str, RoomReader] | None = None,
+    ) -> None:
         self._out = out
         self._commands = commands
+        self._rooms = rooms or {}
         self._state = ReaderState.CONNECTING
         self.done = asyncio.Event()
         self.go = asyncio.Event()  # set once the first token sync has been shown
@@ -111,6 +129,8 @@ class DemoConsole:
                 break
             if word.lower() == "out" and arg.strip():
                 sink(make_tap(self.name, arg.strip(), Direction.OUT))
+            elif word.lower() in self._rooms and arg.strip():
+                self._rooms[word.lower()].tap(arg.strip())
             elif callable(action):
                 result = action()
                 if asyncio.iscoroutine(result):
@@ -119,6 +139,34 @@ class DemoConsole:
                 sink(make_tap(self.name, line, Direction.IN))
         self._state = ReaderState.STOPPED
         self.done.set()
+
+
+class RoomReader:
+    """A meeting room's reader in the demo: the console hands it the typed cards."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._sink: TapSink | None = None
+        self._state = ReaderState.CONNECTING
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    def tap(self, token: str) -> None:
+        if self._sink is not None:
+            self._sink(make_tap(self._name, token, Direction.IN))
+
+    async def run(self, sink: TapSink) -> None:
+        self._sink, self._state = sink, ReaderState.READY
+        try:
+            await asyncio.Event().wait()  # taps come from the console
+        finally:
+            self._sink, self._state = None, ReaderState.STOPPED
 
 
 async def run_demo(state_dir: Path | None, out: TextIO) -> int:
@@ -133,8 +181,27 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
                 {
                     "gateway": {"state_dir": str(state), "decision_deadline": 1.5},
                     "cobot": {"base_url": base_url},
-                    "readers": [{"name": "front", "type": "keyboard", "door": "front"}],
-                    "doors": [{"name": "front", "type": "command", "command": ["true"]}],
+                    "readers": [
+                        {"name": "front", "type": "keyboard", "door": "front"},
+                        *(
+                            {"name": word, "type": "keyboard", "door": door}
+                            for word, (door, _, _) in ROOMS.items()
+                        ),
+                    ],
+                    "doors": [
+                        {"name": "front", "type": "command", "command": ["true"]},
+                        *(
+                            {
+                                "name": door,
+                                "type": "command",
+                                "command": ["true"],
+                                "access": "booking",
+                                "resource_id": rid,
+                                "walk_up_minutes": walk_up,
+                            }
+                            for door, rid, walk_up in ROOMS.values()
+                        ),
+                    ],
                 },
                 "demo",
             )
@@ -157,7 +224,13 @@ class Narrator:
         )
         self.say(f"  who    {who}")
         words = _OUTCOME_WORDS[d.outcome]
-        if d.reason and d.outcome in (Outcome.REFUSED, Outcome.DENIED_OFFLINE):
+        if d.reason and d.outcome in (
+            Outcome.REFUSED,
+            Outcome.DENIED_OFFLINE,
+            Outcome.NO_BOOKING,
+            Outcome.OPENED_WALK_UP,
+            Outcome.WALK_UP_ENDED,
+        ):
             words += f": {d.reason}"
         if d.preview_ms is not None:
             words += f" ({d.preview_ms:.0f} ms)"
@@ -202,14 +275,17 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
             f"{s['queue_depth']} check-ins queued"
         )
 
+    rooms = {word: RoomReader(word) for word in ROOMS}
     console = DemoConsole(
-        out, {"offline": offline, "online": online, "status": status, "help": lambda: say(HELP)}
+        out,
+        {"offline": offline, "online": online, "status": status, "help": lambda: say(HELP)},
+        rooms,
     )
     gateway = Gateway(
         cfg,
         ADMIN_TOKEN,
-        doors={"front": DemoDoor()},
-        readers=[console],
+        doors={"front": DemoDoor(), **{d: DemoDoor(d) for d, _, _ in ROOMS.values()}},
+        readers=[console, *rooms.values()],
         hooks=[narrator.decision],
         delivery_hooks=[narrator.delivered],
     )
@@ -225,7 +301,11 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     task = asyncio.create_task(gateway.run())
     await gateway.ready.wait()
     await gateway.sync.sync_once()
+    for refresher in gateway.door_rules.refreshers:
+        await refresher.refresh_once()
     say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
+    for line in _describe_rooms(space):
+        say(f"  {line}")
     console.go.set()
     done = asyncio.create_task(console.done.wait())
     await asyncio.wait([task, done], return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +319,21 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO) -> int:
     done.cancel()
     say("demo stopped")
     return 0
+
+
+def _describe_rooms(space: SimSpace) -> list[str]:
+    lines = []
+    for word, (_, rid, walk_up) in ROOMS.items():
+        resource = space.rooms.resource(rid)
+        booked = [b for b in space.rooms.bookings.values() if b.resource_id == rid]
+        what = ", ".join(
+            f"{space.members[b.membership_id].name if b.membership_id else 'blocked'} "
+            f"{b.start.astimezone():%H:%M}-{b.end.astimezone():%H:%M}"
+            for b in booked
+        )
+        walk = f", walk-up {walk_up} min" if walk_up else ""
+        lines.append(f"'{word} CARD': {resource.name} ({what or 'no bookings today'}{walk})")
+    return lines
 
 
 def _describe_cards(space: SimSpace) -> list[str]:

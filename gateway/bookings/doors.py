@@ -123,3 +123,22 @@ class DoorRules:
                     }
             out[r.door] = entry
         return out
+
+
+def describe_rooms(rooms: dict[str, Any]) -> list[str]:
+    """``status``'s lines for the rooms part of status.json."""
+    lines = []
+    for door, r in rooms.items():
+        room = r.get("room") or f"resource {r.get('resource_id')}"
+        age = r.get("snapshot_age_s")
+        fetched = "no snapshot yet" if age is None else f"snapshot {age}s old"
+        line = f"  room {door} ({room}): {fetched}, {r.get('bookings', 0)} booking(s)"
+        for key in ("current", "next"):
+            b = r.get(key)
+            if b:
+                who = b.get("member") or "blocked (no member)"
+                line += f"; {key} {b['from']}-{b['to']} {who}"
+        if r.get("error"):
+            line += f" - {r['error']}"
+        lines.append(line)
+    return lines
