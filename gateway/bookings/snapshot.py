@@ -18,8 +18,9 @@ Tables (created here, not in store.py's migrations: the snapshot is this package
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -61,10 +62,34 @@ _TABLES = (
 WALK_UP_MEMORY = timedelta(days=2)  # walk-up ids older than this are forgotten
 
 
+class _Index:
+    """Bookings sorted by start, with their start times as floats for ``bisect``: a tap
+    looks at the few bookings near now, not at a busy room's hundreds."""
+
+    __slots__ = ("bookings", "longest", "starts")
+
+    def __init__(self, bookings: Iterable[Booking]) -> None:
+        self.bookings = sorted(bookings, key=lambda b: (b.start, b.id))
+        self.starts = [b.start.timestamp() for b in self.bookings]
+        self.longest = max(((b.end - b.start).total_seconds() for b in self.bookings), default=0.0)
+
+    def starting(self, low: float, high: float) -> list[Booking]:
+        """The bookings starting in ``[low, high]`` (unix seconds)."""
+        return self.bookings[bisect_left(self.starts, low) : bisect_right(self.starts, high)]
+
+    def near(self, at: float, before: float = 0.0, after: float = 0.0) -> list[Booking]:
+        """Every booking whose ``[start - before, end + after]`` may hold ``at``."""
+        return self.starting(at - after - self.longest, at + before)
+
+    def first_after(self, at: float) -> Booking | None:
+        i = bisect_right(self.starts, at)
+        return self.bookings[i] if i < len(self.bookings) else None
+
+
 @dataclass(frozen=True, slots=True)
 class RoomSnapshot:
     """One room as last fetched: ``bookings`` sorted by start, all of them overlapping
-    ``[covers_from, covers_to]``."""
+    ``[covers_from, covers_to]``; indexed by start, for the room and per member."""
 
     resource_id: str
     name: str
@@ -73,6 +98,16 @@ class RoomSnapshot:
     covers_from: datetime
     covers_to: datetime
     bookings: tuple[Booking, ...]
+    _all: _Index = field(init=False, repr=False, compare=False)
+    _members: dict[str, _Index] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_member: dict[str, list[Booking]] = {}
+        for b in self.bookings:
+            if b.membership is not None:
+                by_member.setdefault(b.membership.id, []).append(b)
+        object.__setattr__(self, "_all", _Index(self.bookings))
+        object.__setattr__(self, "_members", {m: _Index(bs) for m, bs in by_member.items()})
 
     def age(self, now: datetime) -> float:
         """Seconds since the fetch (0 when the clock went back)."""
@@ -86,22 +121,20 @@ class RoomSnapshot:
     ) -> Booking | None:
         """The member's booking whose ``[start - before, end + after]`` holds ``at``
         (the one ending last when several do)."""
-        found = [
-            b
-            for b in self.bookings
-            if b.membership is not None
-            and b.membership.id == membership_id
-            and b.holds(at, before, after)
-        ]
+        index = self._members.get(membership_id)
+        if index is None:
+            return None
+        found = [b for b in index.near(at.timestamp(), before, after) if b.holds(at, before, after)]
         return max(found, key=lambda b: b.end) if found else None
 
     def current(self, at: datetime) -> list[Booking]:
         """Every booking (anyone's, blocks too) running at ``at``, without grace."""
-        return [b for b in self.bookings if b.holds(at)]
+        return [b for b in self._all.near(at.timestamp()) if b.holds(at)]
 
     def units_free(self, start: datetime, end: datetime) -> int:
         """Units not booked at any moment of ``[start, end)``."""
-        overlapping = [b for b in self.bookings if b.start < end and b.end > start]
+        candidates = self._all.starting(start.timestamp() - self._all.longest, end.timestamp())
+        overlapping = [b for b in candidates if b.start < end and b.end > start]
         # The most units booked at once happens at some booking's start (or at ``start``).
         moments = [start, *(b.start for b in overlapping if b.start > start)]
         busiest = max(
@@ -112,18 +145,8 @@ class RoomSnapshot:
 
     def next_of(self, membership_id: str | None, at: datetime) -> Booking | None:
         """The first booking starting after ``at``: the member's, or anyone's (None)."""
-        return next(
-            (
-                b
-                for b in self.bookings
-                if b.start > at
-                and (
-                    membership_id is None
-                    or (b.membership is not None and b.membership.id == membership_id)
-                )
-            ),
-            None,
-        )
+        index = self._all if membership_id is None else self._members.get(membership_id)
+        return index.first_after(at.timestamp()) if index is not None else None
 
 
 def _iso(value: datetime) -> str:

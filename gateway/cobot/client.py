@@ -337,7 +337,7 @@ class CobotClient:
                 headers={"Authorization": self._auth},
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.content.read(MAX_BODY + 1)
+                raw = await _read_body(resp.content)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
                 self._saw_date(resp.headers.get("Date"))
@@ -414,6 +414,19 @@ class CobotClient:
     @property
     def auth_failed(self) -> bool:
         return self._auth_failed
+
+
+async def _read_body(content: aiohttp.StreamReader) -> bytes:
+    """The whole body, cut after ``MAX_BODY + 1`` bytes. ``read(n)`` alone returns what
+    has arrived so far: a body larger than one chunk (a long token or booking list) would
+    be cut short and read as "not JSON"."""
+    raw = bytearray()
+    while len(raw) <= MAX_BODY:
+        chunk = await content.read(MAX_BODY + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    return bytes(raw)
 
 
 def _seg(value: str) -> str:

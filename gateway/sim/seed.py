@@ -127,4 +127,32 @@ def empty_space(*, timezone: str = "UTC", seed: int = 0) -> SimSpace:
     return space
 
 
-SEEDS = {"demo": demo_space, "empty": empty_space}
+BUSY_ROOMS = 20
+BOOKINGS_PER_DAY = 200
+
+
+def rooms_space(*, timezone: str = "UTC", seed: int = 0) -> SimSpace:
+    """The demo space plus ``BUSY_ROOMS`` rooms (resources ``30001``...) each with
+    ``BOOKINGS_PER_DAY`` back-to-back bookings a day, yesterday to tomorrow, taken in
+    turn by the demo members (benchmarks: a busy space's refresh)."""
+    space = demo_space(timezone=timezone, seed=seed)
+    members = [ADA, GRACE, KATHERINE, MARGARET]
+    day = space.now().astimezone(space.zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    slot = timedelta(days=1) / BOOKINGS_PER_DAY
+    for r in range(BUSY_ROOMS):
+        rid = str(30001 + r)
+        space.rooms.add_resource(f"Room {r + 1:02d}", id=rid)
+        for i in range(-BOOKINGS_PER_DAY, 2 * BOOKINGS_PER_DAY):
+            start = (day + i * slot).replace(microsecond=0)
+            space.rooms.add_booking(
+                rid,
+                start,
+                start + slot - timedelta(seconds=30),
+                membership_id=members[i % len(members)],
+                title="busy",
+                id=f"{rid}-{i + BOOKINGS_PER_DAY}",
+            )
+    return space
+
+
+SEEDS = {"demo": demo_space, "empty": empty_space, "rooms": rooms_space}
