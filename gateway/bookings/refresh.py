@@ -69,6 +69,7 @@ class RoomRefresher:
         self._now = now
         self._backoff = Backoff(initial=FAIL_INITIAL, maximum=interval)
         self._soon = asyncio.Event()
+        self._lock = asyncio.Lock()  # one refresh at a time (the part, the demo, a test)
         self.resource: Resource | None = None
         self.last_error: str | None = None
         self.refreshes = 0
@@ -90,9 +91,14 @@ class RoomRefresher:
     async def refresh_once(self) -> float:
         """Check the resource (once), fetch the bookings; seconds until the next try.
         Raises GatewayError when the resource does not exist: retrying cannot help."""
+        async with self._lock:
+            return await self._refresh()
+
+    async def _refresh(self) -> float:
         try:
-            if self.resource is None:
-                self.resource = await self._resource()
+            resource = self.resource
+            if resource is None:
+                resource = self.resource = await self._resource()
             start, end = snapshot_window(self._now())
             bookings = await list_resource_bookings(
                 self._client,
@@ -105,7 +111,7 @@ class RoomRefresher:
             fetched_at = self._now()
             ours = [b for b in bookings if b.resource_id == self.resource_id]
             added, removed = await self._snapshot.replace(
-                self.resource, ours, fetched_at=fetched_at, covers_from=start, covers_to=end
+                resource, ours, fetched_at=fetched_at, covers_from=start, covers_to=end
             )
         except Unauthorized as exc:
             self._failed(exc, "check the token's scopes read_resources and read_bookings")
@@ -122,7 +128,7 @@ class RoomRefresher:
         log.info(
             "bookings_refreshed",
             door=self.door,
-            room=self.resource.name,
+            room=resource.name,
             bookings=len(ours),
             added=added,
             removed=removed,

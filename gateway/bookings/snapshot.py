@@ -202,8 +202,9 @@ class BookingSnapshot:
         except sqlite3.Error as exc:
             raise StorageError(f"bookings snapshot: cannot read it: {exc}") from exc
         by_room: dict[str, list[Booking]] = {}
+        members: dict[tuple[str, str], Membership] = {}  # one object per member
         for rid, bid, starts, ends, mid, mname, units, event, title in rows:
-            member = Membership(mid, mname) if mid is not None else None
+            member = members.setdefault((mid, mname), Membership(mid, mname)) if mid else None
             by_room.setdefault(rid, []).append(
                 Booking(bid, rid, _dt(starts), _dt(ends), member, units, event, title)
             )

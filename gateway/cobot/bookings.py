@@ -185,15 +185,37 @@ def parse_resource(value: object) -> Resource:
     )
 
 
-def parse_booking(value: object, what: str = "booking") -> Booking:
+class _Shared:
+    """Equal members and strings as one object each across a list's parse: a busy room's
+    hundreds of bookings are a few members (the snapshot's memory)."""
+
+    __slots__ = ("members", "strings")
+
+    def __init__(self) -> None:
+        self.members: dict[tuple[str, str], Membership] = {}
+        self.strings: dict[str, str] = {}
+
+    def member(self, membership_id: str, name: str) -> Membership:
+        key = (membership_id, name)
+        found = self.members.get(key)
+        if found is None:
+            found = self.members[key] = Membership(membership_id, name)
+        return found
+
+    def text(self, value: str) -> str:
+        return self.strings.setdefault(value, value)
+
+
+def parse_booking(value: object, what: str = "booking", shared: _Shared | None = None) -> Booking:
     obj = _obj(value, what)
+    one = shared or _Shared()
     resource = _obj(obj.get("resource"), f"{what}.resource")
     member = obj.get("membership")
     membership = None
     if member is not None:
         m = _obj(member, f"{what}.membership")
         name = m.get("name")
-        membership = Membership(
+        membership = one.member(
             _id(m.get("id"), f"{what}.membership.id"), name if isinstance(name, str) else ""
         )
     event = obj.get("event")
@@ -204,7 +226,7 @@ def parse_booking(value: object, what: str = "booking") -> Booking:
     title = obj.get("title")
     return Booking(
         id=_id(obj.get("id"), f"{what}.id"),
-        resource_id=_id(resource.get("id"), f"{what}.resource.id"),
+        resource_id=one.text(_id(resource.get("id"), f"{what}.resource.id")),
         start=start,
         end=end,
         membership=membership,
@@ -212,14 +234,15 @@ def parse_booking(value: object, what: str = "booking") -> Booking:
         event_id=_id(_obj(event, f"{what}.event").get("id"), f"{what}.event.id")
         if event is not None
         else None,
-        title=title if isinstance(title, str) else "",
+        title=one.text(title if isinstance(title, str) else ""),
     )
 
 
 def parse_bookings(value: object, what: str) -> list[Booking]:
     if not isinstance(value, list):
         raise MalformedResponse(f"{what}: expected a list, got {type(value).__name__}")
-    return [parse_booking(item, f"{what}[{i}]") for i, item in enumerate(value)]
+    shared = _Shared()
+    return [parse_booking(item, f"{what}[{i}]", shared) for i, item in enumerate(value)]
 
 
 def _seg(value: str) -> str:
