@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gateway.attendance import Attendance, end_of_local_day
@@ -215,16 +215,7 @@ class BookingRule:
             )
         self._breaker.record_success()
         if booking.membership is None:  # Cobot's answer names no member: it is ours
-            booking = Booking(
-                booking.id,
-                booking.resource_id,
-                booking.start,
-                booking.end,
-                member,
-                booking.units,
-                booking.event_id,
-                booking.title,
-            )
+            booking = replace(booking, membership=member)
         await self._snapshot.booked(booking, walk_up=True)
         verdict = self._admit(Outcome.OPENED_WALK_UP, member, at, None)
         reason = f"booked {snap.name} for you until {hhmm(booking.end)}"
@@ -255,17 +246,7 @@ class BookingRule:
                 preview_ms=_ms(started),
             )
         self._breaker.record_success()
-        ended = Booking(
-            booking.id,
-            booking.resource_id,
-            booking.start,
-            changed.end,
-            booking.membership,
-            booking.units,
-            booking.event_id,
-            booking.title,
-        )
-        await self._snapshot.booked(ended, walk_up=True)
+        await self._snapshot.booked(replace(booking, end=changed.end), walk_up=True)
         return Verdict(
             Outcome.WALK_UP_ENDED,
             member,

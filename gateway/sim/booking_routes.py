@@ -25,7 +25,7 @@ from aiohttp import web
 from gateway.sim.bookings import BookingChange, SimBooking, SimResource
 from gateway.sim.model import BadRequest, Invalid, Role, Scope
 from gateway.sim.ratelimit import BOOKING_WRITES
-from gateway.sim.routes import MAX_BODY, Call, Route, UnsupportedMediaType, ok
+from gateway.sim.routes import Call, Route, UnsupportedMediaType, body_bytes, ok
 from gateway.sim.timefmt import format_time
 
 _REQUEST_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} [+-]\d{4}")
@@ -54,12 +54,8 @@ def _query_time(call: Call, key: str) -> datetime:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.body_exists:
-        return {}
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest("request body too large")
-    if not raw.strip():
+    raw = await body_bytes(request)
+    if not raw:
         return {}
     if request.content_type == "application/json":
         try:
