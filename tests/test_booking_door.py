@@ -10,11 +10,11 @@ from pathlib import Path
 from gateway.bookings.snapshot import BookingSnapshot
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group, RateLimiter
-from gateway.model import Outcome, RecordKind
+from gateway.model import Direction, Outcome, RecordKind, Tap
 from gateway.rules.booking import WALK_UP_MIN_SECONDS
 from gateway.sim.bookings import SimBooking
 from gateway.sim.seed import ADA, ADMIN_TOKEN, GRACE, KATHERINE, NFC_TOKEN, PASS_TOKEN, RDM_TOKEN
-from tests.booking_rig import ROOM, T0, Rig, rig
+from tests.booking_rig import ROOM, T0, Rig, fresh_space, rig
 
 S = timedelta(seconds=1)
 
@@ -250,3 +250,70 @@ async def test_no_429_while_several_rooms_refresh(tmp_path: Path) -> None:
         assert r.space.rate_limit.rejected == 0
         assert 0 < r.space.rate_limit.max_in_window <= 8
         assert all(x.refreshes == 1 and x.last_error is None for x in refreshers)
+
+
+async def test_walk_ups_keep_to_ten_booking_writes_a_minute(tmp_path: Path) -> None:
+    """Eleven members walk up to a room of 20 units within a minute: ten are booked, the
+    eleventh is told to try again shortly; Cobot never answers 429."""
+    space = fresh_space()
+    space.rooms.resources[ROOM].units = 20
+    tokens = []
+    for i in range(11):
+        member = space.add_member(f"Walker {i}", f"walker{i}@example.com", "pw")
+        tokens.append(f"WALK{i:06d}")
+        space.register_token(tokens[-1], member.id)
+    async with rig(tmp_path, space) as r:
+        await r.refresher().refresh_once()
+        rule = r.rule(walk_up_minutes=30)
+        rule._deadline = 1.0  # what a person waits for a slot; shortened for the test
+        verdicts = [await r.tap(rule, token) for token in tokens]
+        assert [v.outcome for v in verdicts] == [Outcome.OPENED_WALK_UP] * 10 + [Outcome.REFUSED]
+        assert verdicts[-1].reason == (
+            "too many bookings made in the last minute (Cobot allows 10): try again shortly"
+        )
+        assert r.space.rate_limit.rejected == 0
+        assert len(room_bookings(r)) == 10
+
+
+async def test_member_and_booking_doors_are_chosen_per_door(tmp_path: Path) -> None:
+    from gateway.bookings.doors import DoorRules
+    from gateway.config.loader import parse_config
+    from gateway.rules.booking import BookingRule
+    from gateway.rules.member import MemberRule
+
+    cfg = parse_config(
+        {
+            "gateway": {"state_dir": str(tmp_path)},
+            "cobot": {"base_url": "http://127.0.0.1:9"},
+            "doors": [
+                {"name": "front", "type": "command", "command": ["true"]},
+                {"name": "street", "type": "command", "command": ["true"], "access": "member"},
+                {
+                    "name": "room-1",
+                    "type": "command",
+                    "command": ["true"],
+                    "access": "booking",
+                    "resource_id": ROOM,
+                    "walk_up_minutes": 15,
+                },
+            ],
+        },
+        "t.toml",
+    )
+    async with rig(tmp_path) as r:
+        rules = DoorRules.build(
+            cfg,
+            cache=r.cache,
+            attendance=r.attendance,
+            snapshot=r.snapshot,
+            client=r.client,
+            breaker=r.breaker,
+        )
+        assert set(rules.rules) == {"street", "room-1"}  # "front": the default rule
+        assert isinstance(rules.rules["street"], MemberRule)
+        room = rules.rules["room-1"]
+        assert isinstance(room, BookingRule) and room.room.walk_up_minutes == 15
+        assert [p.name for p in rules.parts()] == ["bookings-room-1"]
+        street = await rules.rules["street"].judge(Tap("street", RDM_TOKEN, Direction.IN, T0, 0.0))
+        assert street.outcome is Outcome.OPENED_MEMBER and street.record is None
+        assert rules.status()["room-1"]["snapshot_age_s"] is None

@@ -40,7 +40,7 @@ from gateway.cache import TokenCache
 from gateway.cobot.bookings import Booking, create_booking, end_booking
 from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import ApiError, NoSlot, Refused, Unavailable
-from gateway.model import ClockQuality, Membership, Outcome, RecordKind, Tap
+from gateway.model import ClockQuality, Direction, Membership, Outcome, RecordKind, Tap
 from gateway.rules.base import Verdict
 
 WALK_UP_DEADLINE = 3.0  # seconds a person waits for Cobot to book the room
@@ -128,7 +128,8 @@ class BookingRule:
         if booking is not None:
             if self._ends_walk_up(booking, at) and offline is None:
                 return await self._end_walk_up(snap, booking, member, at)
-            return self._admit(Outcome.OPENED_BOOKING, member, at, offline)
+            entering = tap.direction is Direction.IN  # an exit reader checks nobody in
+            return self._admit(Outcome.OPENED_BOOKING, member, at, offline, entering=entering)
         if self.room.walk_up_minutes > 0:
             return await self._walk_up(snap, member, at, offline)
         return Verdict(Outcome.NO_BOOKING, member, self._why_not(snap, member, at))
@@ -145,13 +146,19 @@ class BookingRule:
         return None
 
     def _admit(
-        self, outcome: Outcome, member: Membership, at: datetime, offline: str | None
+        self,
+        outcome: Outcome,
+        member: Membership,
+        at: datetime,
+        offline: str | None,
+        *,
+        entering: bool = True,
     ) -> Verdict:
         if offline is not None and outcome is Outcome.OPENED_BOOKING:
             outcome = Outcome.OPENED_OFFLINE
         record = None
         until = None
-        if self.room.check_in and self._attendance.until(member.id, at) is None:
+        if entering and self.room.check_in and self._attendance.until(member.id, at) is None:
             record, until = RecordKind.CHECK_IN, end_of_local_day(at)
         return Verdict(outcome, member, offline, record=record, until=until, live=offline is None)
 
