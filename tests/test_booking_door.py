@@ -317,3 +317,15 @@ async def test_member_and_booking_doors_are_chosen_per_door(tmp_path: Path) -> N
         street = await rules.rules["street"].judge(Tap("street", RDM_TOKEN, Direction.IN, T0, 0.0))
         assert street.outcome is Outcome.OPENED_MEMBER and street.record is None
         assert rules.status()["room-1"]["snapshot_age_s"] is None
+
+
+async def test_walk_up_that_would_overlap_the_next_booking_says_so(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.space.rooms.add_booking(ROOM, T0 + 10 * M, T0 + 70 * M, membership_id=GRACE)
+        await r.refresher().refresh_once()
+        verdict = await r.tap(r.rule(walk_up_minutes=30, grace_before=0), RDM_TOKEN)
+        assert verdict.outcome is Outcome.NO_BOOKING
+        assert verdict.reason is not None
+        assert verdict.reason.startswith("no booking of Room 7 now; a 30-minute walk-up")
+        assert "would overlap the booking at" in verdict.reason
+        assert not [b for b in room_bookings(r) if b.membership_id == ADA]

@@ -177,7 +177,14 @@ class BookingRule:
         start = at.replace(second=0, microsecond=0)
         end = start + timedelta(minutes=self.room.walk_up_minutes)
         if snap.units_free(at, end) <= 0:
-            return Verdict(Outcome.NO_BOOKING, member, self._why_not(snap, member, at))
+            why = self._why_not(snap, member, at)
+            upcoming = snap.next_of(None, at)
+            if not snap.current(at) and upcoming is not None:
+                why += (
+                    f"; a {self.room.walk_up_minutes}-minute walk-up booking would overlap "
+                    f"the booking at {hhmm(upcoming.start)}"
+                )
+            return Verdict(Outcome.NO_BOOKING, member, why)
         if offline is not None:
             return Verdict(
                 Outcome.DENIED_OFFLINE,
