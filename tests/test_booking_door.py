@@ -329,3 +329,16 @@ async def test_walk_up_that_would_overlap_the_next_booking_says_so(tmp_path: Pat
         assert verdict.reason.startswith("no booking of Room 7 now; a 30-minute walk-up")
         assert "would overlap the booking at" in verdict.reason
         assert not [b for b in room_bookings(r) if b.membership_id == ADA]
+
+
+async def test_garbage_from_the_api_keeps_the_snapshot(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.space.rooms.add_booking(ROOM, T0, T0 + 60 * M, membership_id=ADA)
+        refresher = r.refresher()
+        await refresher.refresh_once()
+        r.space.faults.set("garbage")
+        delay = await refresher.refresh_once()
+        assert 0 < delay < 300 and refresher.last_error is not None
+        assert "not JSON" in refresher.last_error
+        assert not r.breaker.is_open  # an answer, if a bad one: not an outage
+        assert (await r.tap(r.rule(), RDM_TOKEN)).outcome is Outcome.OPENED_BOOKING
