@@ -43,7 +43,8 @@ To run this against your real space:
   1. copy config/example.toml to /etc/checkin-gateway/gateway.toml and set
      cobot.base_url = "https://YOUR-SPACE.cobot.me"
   2. put an access token (an admin's, scopes: checkin checkin_tokens read_check_ins
-     write) into the file named by cobot.access_token_file
+     write; for meeting rooms also read_resources read_bookings write_bookings)
+     into the file named by cobot.access_token_file
   3. checkin-gateway check-config --config /etc/checkin-gateway/gateway.toml
      checkin-gateway run --config /etc/checkin-gateway/gateway.toml
 """
