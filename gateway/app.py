@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.attendance import Attendance
-from gateway.bookings.doors import DoorRules
+from gateway.bookings.doors import DoorRules, booking_rate_limits
 from gateway.bookings.snapshot import BookingSnapshot
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
 from gateway.clock import SYSTEM_CLOCK, SystemClock
-from gateway.cobot.bookings import BOOKING_WRITES_RPM
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.config.model import Config
@@ -124,7 +123,7 @@ class Gateway:
                 {
                     Group.CHECK_INS: cfg.cobot.check_in_rpm,
                     Group.DEFAULT: cfg.cobot.default_rpm,
-                    Group.BOOKING_WRITES: BOOKING_WRITES_RPM,
+                    **booking_rate_limits(cfg),
                 }
             )
             async with CobotClient(

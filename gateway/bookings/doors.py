@@ -17,13 +17,22 @@ from gateway.bookings.refresh import RoomRefresher
 from gateway.bookings.snapshot import BookingSnapshot
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
+from gateway.cobot.bookings import BOOKING_WRITES_RPM
 from gateway.cobot.client import CobotClient
+from gateway.cobot.ratelimit import Group
 from gateway.config.model import Config
 from gateway.redact import redact
 from gateway.rules.base import DoorRule
 from gateway.rules.booking import BookingRule, RoomDoor, hhmm
 from gateway.rules.member import MemberRule
 from gateway.runner import Part
+
+
+def booking_rate_limits(cfg: Config) -> dict[Group, int]:
+    """The limiter's extra group: booking writes (10 a minute), when a door walks up."""
+    if any(d.access == "booking" and d.walk_up_minutes > 0 for d in cfg.doors):
+        return {Group.BOOKING_WRITES: BOOKING_WRITES_RPM}
+    return {}
 
 
 def room_doors(cfg: Config) -> list[RoomDoor]:
