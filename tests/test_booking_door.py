@@ -164,13 +164,16 @@ async def test_walk_up_books_the_free_room_and_a_second_tap_ends_it(tmp_path: Pa
         assert first.outcome is Outcome.OPENED_WALK_UP, first
         (made,) = room_bookings(r)
         assert made.membership_id == ADA and made.resource_id == ROOM
-        assert (made.start, made.end) == (T0, T0 + 30 * M)  # from now, to the minute
-        # somebody else is refused: the room is taken now
+        # from the next whole minute (not in the past), for 30 minutes
+        assert (made.start, made.end) == (T0 + M, T0 + 31 * M)
+        # somebody else is refused: the room is taken from 09:01
         other = await r.tap(rule, NFC_TOKEN, T0 + 30 * S)
         assert other.outcome is Outcome.NO_BOOKING
-        assert other.reason is not None and "booked by someone else" in other.reason
-        # a double tap does not end it
-        soon = await r.tap(rule, RDM_TOKEN, T0 + 40 * S)
+        assert other.reason is not None and "would overlap the booking at" in other.reason
+        later = await r.tap(rule, NFC_TOKEN, T0 + 2 * M)
+        assert later.reason is not None and "booked by someone else" in later.reason
+        # a double tap does not end it, and it holds before its first minute began
+        soon = await r.tap(r.rule(walk_up_minutes=30, grace_before=0), RDM_TOKEN, T0 + 40 * S)
         assert soon.outcome is Outcome.OPENED_BOOKING
         r.space.advance(WALK_UP_MIN_SECONDS + 600)
         ended = await r.tap(rule, RDM_TOKEN, r.space.now())

@@ -15,9 +15,10 @@ last fetched days ago) admits nobody, and says so. A tap whose time cannot be tr
 (the clock was never synchronised, neither by NTP nor by an API answer) admits nobody.
 
 Walk-up (``walk_up_minutes > 0``, online only): a member without a booking who taps at a
-free room books it from now (to the minute: the request format has no seconds) for that
-long, as space admin on their behalf with ``validate_times_for_admin``, so Cobot applies
-the room's booking times, durations and price; 201 opens, 422 stays shut with Cobot's
+free room books it from the next whole minute (the request format has no seconds, and a
+booking may not start in the past) for that long, as space admin on their behalf with
+``validate_times_for_admin``, so Cobot applies the room's booking times, durations and
+price; 201 opens, 422 stays shut with Cobot's
 reason. Their tap inside that booking, at least ``WALK_UP_MIN_SECONDS`` after it began
 (a double tap must not undo it), ends it now (``PUT`` with ``to``) and opens the door to
 let them out; a booking made any other way is never ended by a tap.
@@ -125,6 +126,11 @@ class BookingRule:
             )
         offline = self._offline(snap, at)
         booking = snap.holding(member.id, at, self.room.grace_before, self.room.grace_after)
+        if booking is None and self.room.walk_up_minutes > 0:
+            # Their walk-up starts at the next whole minute: it holds from the tap on.
+            early = snap.holding(member.id, at, WALK_UP_MIN_SECONDS, self.room.grace_after)
+            if early is not None and self._snapshot.is_walk_up(early.id):
+                booking = early
         if booking is not None:
             if self._ends_walk_up(booking, at) and offline is None:
                 return await self._end_walk_up(snap, booking, member, at)
@@ -174,7 +180,7 @@ class BookingRule:
     async def _walk_up(
         self, snap: RoomSnapshot, member: Membership, at: datetime, offline: str | None
     ) -> Verdict:
-        start = at.replace(second=0, microsecond=0)
+        start = _next_minute(at)
         end = start + timedelta(minutes=self.room.walk_up_minutes)
         if snap.units_free(at, end) <= 0:
             why = self._why_not(snap, member, at)
@@ -287,6 +293,12 @@ class BookingRule:
         if self.room.walk_up_minutes > 0 and running:
             return f"{text}; walk-up booking needs the room free"
         return text
+
+
+def _next_minute(at: datetime) -> datetime:
+    """``at`` itself on a whole minute, else the next whole minute."""
+    floor = at.replace(second=0, microsecond=0)
+    return floor if floor == at else floor + timedelta(minutes=1)
 
 
 def _ms(started: float) -> float:

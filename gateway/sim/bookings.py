@@ -10,10 +10,10 @@ Readings of the pages where they are vague (the strict one each time):
   booking, an admin's too, must fit into the free units (422 otherwise): Cobot's admins
   may book "any time", not any number of units.
 - ``validate_times_for_admin`` (or a member booking) checks ``booking_times``, min/max
-  ``booking_duration`` and "cannot be in the past". Times in the request format have no
-  seconds, so "now" is the current minute: ``from`` may be the current minute, not the
-  one before. ``booking_times`` are the space's local hours; the whole booking must lie
-  in one entry on its start's weekday.
+  ``booking_duration`` and "cannot be in the past": ``from`` before this very second is
+  the past, even within the current minute (the request format has no seconds, so a
+  booking "from now" must name the next minute). ``booking_times`` are the space's local
+  hours; the whole booking must lie in one entry on its start's weekday.
 - ``can_book`` is per caller: always true for admins; for members the resource's
   ``members_can_book``. A member booking one they cannot book gets 403, as the page says.
 - The resource bookings list includes ``membership`` ({id, name}) for admins on every
@@ -297,8 +297,7 @@ class SimRooms:
             raise Invalid(ALREADY_BOOKED)
 
     def _validate_times(self, resource: SimResource, booking: SimBooking) -> None:
-        this_minute = self._now().replace(second=0, microsecond=0)
-        if booking.start < this_minute:
+        if booking.start < self._now():
             raise Invalid(IN_THE_PAST)
         minutes = (booking.end - booking.start) / timedelta(minutes=1)
         if minutes < resource.min_booking_duration:
