@@ -212,8 +212,10 @@ async def test_wrong_resource_id_is_a_clear_error(tmp_path: Path) -> None:
     from gateway.errors import GatewayError
 
     async with rig(tmp_path) as r:
+        refresher = r.refresher(resource_id="999")
         with pytest.raises(GatewayError, match=r"door 'room': Cobot has no resource '999'"):
-            await r.refresher(resource_id="999").refresh_once()
+            await refresher.refresh_once()
+        assert refresher.last_error is not None  # status shows it beside the room
 
 
 async def test_units_left_for_a_member_of_katherine(tmp_path: Path) -> None:

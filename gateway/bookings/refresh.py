@@ -141,10 +141,12 @@ class RoomRefresher:
                 self._client, self.resource_id, priority=Priority.SYNC, deadline=REFRESH_DEADLINE
             )
         except NotFound:
-            raise GatewayError(
+            self.last_error = (
                 f"door {self.door!r}: Cobot has no resource {self.resource_id!r} "
                 "(doors.resource_id; GET /api/resources lists the space's resources)"
-            ) from None
+            )
+            log.error("booking_room_unknown", door=self.door, resource_id=self.resource_id)
+            raise GatewayError(self.last_error) from None
         if resource.id != self.resource_id:
             raise GatewayError(
                 f"door {self.door!r}: asked Cobot for resource {self.resource_id!r}, "
