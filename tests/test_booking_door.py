@@ -347,3 +347,54 @@ async def test_garbage_from_the_api_keeps_the_snapshot(tmp_path: Path) -> None:
         assert "not JSON" in refresher.last_error
         assert not r.breaker.is_open  # an answer, if a bad one: not an outage
         assert (await r.tap(r.rule(), RDM_TOKEN)).outcome is Outcome.OPENED_BOOKING
+
+
+def looks(r: Rig) -> int:
+    return sum(1 for q in r.space.requests if q.template == "/api/resources/:id/bookings")
+
+
+async def test_a_booking_made_since_the_refresh_opens_at_once(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.refresher().refresh_once()
+        rule = r.rule()
+        r.space.rooms.add_booking(ROOM, T0, T0 + 60 * M, membership_id=ADA)  # on her phone
+        before = looks(r)
+        ada = await r.tap(rule, RDM_TOKEN)
+        assert ada.outcome is Outcome.OPENED_BOOKING
+        assert looks(r) == before + 1
+        # the look is remembered, and the next miss within LOOK_INTERVAL asks nobody
+        assert (await r.tap(rule, NFC_TOKEN)).outcome is Outcome.NO_BOOKING
+        assert (await r.tap(rule, RDM_TOKEN)).admits
+        assert looks(r) == before + 1
+        reloaded = BookingSnapshot(r.db)
+        await reloaded.load()
+        room = reloaded.room(ROOM)
+        assert room is not None and [b.membership for b in room.bookings if b.membership]
+
+
+async def test_a_live_look_drops_what_cobot_no_longer_has(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        grace = r.space.rooms.add_booking(ROOM, T0, T0 + 60 * M, membership_id=GRACE)
+        await r.refresher().refresh_once()
+        r.space.rooms.remove_booking(grace.id)
+        rule = r.rule()
+        assert (await r.tap(rule, RDM_TOKEN)).outcome is Outcome.NO_BOOKING  # looked
+        room = r.snapshot.room(ROOM)
+        assert room is not None and room.bookings == ()
+        assert (await r.tap(rule, NFC_TOKEN)).outcome is Outcome.NO_BOOKING
+
+
+async def test_cobot_not_answering_the_look_decides_from_the_snapshot(tmp_path: Path) -> None:
+    import time
+
+    async with rig(tmp_path) as r:
+        await r.refresher().refresh_once()
+        r.space.faults.set("hang")
+        rule = r.rule()
+        rule._look_deadline = 0.3  # what a person waits; shortened for the test
+        started = time.monotonic()
+        verdict = await r.tap(rule, RDM_TOKEN)
+        assert verdict.outcome is Outcome.NO_BOOKING
+        assert time.monotonic() - started < 1.5
+        assert r.breaker.is_open
+        r.space.faults.clear()

@@ -99,6 +99,7 @@ class DoorRules:
                 client,
                 breaker,
                 max_age=cfg.bookings.max_age,
+                look_deadline=cfg.gateway.decision_deadline,
                 refresh_soon=refresher.request,
             )
         return cls(rules, refreshers, snapshot, now)

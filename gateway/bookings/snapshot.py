@@ -307,5 +307,35 @@ class BookingSnapshot:
         except sqlite3.Error as exc:
             log.warning("bookings_snapshot_store_failed", error=str(exc))
 
+    async def merge(
+        self, resource_id: str, start: datetime, end: datetime, bookings: Iterable[Booking]
+    ) -> RoomSnapshot | None:
+        """A live look at ``[start, end]``: the room's bookings overlapping it become
+        exactly ``bookings`` (new ones added, vanished ones dropped); the rest, and the
+        fetch time, stay. Memory first; the disk without an fsync (a lost row costs one
+        more look, and the next refresh rewrites the room anyway)."""
+        room = self._rooms.get(resource_id)
+        if room is None:
+            return None
+        keep = [b for b in room.bookings if not (b.start < end and b.end > start)]
+        fresh = [b for b in bookings if b.resource_id == resource_id]
+        merged = tuple(sorted([*keep, *fresh], key=lambda b: (b.start, b.id)))
+        if merged == room.bookings:
+            return room
+        gone = {b.id for b in room.bookings} - {b.id for b in merged}
+        room = self._rooms[resource_id] = replace(room, bookings=merged)
+        try:
+            for booking_id in gone:
+                await self._db.execute(
+                    "DELETE FROM bookings WHERE resource_id = ? AND id = ?",
+                    (resource_id, booking_id),
+                    durable=False,
+                )
+            for b in fresh:
+                await self._db.execute(_INSERT, _row(resource_id, b), durable=False)
+        except sqlite3.Error as exc:
+            log.warning("bookings_snapshot_store_failed", error=str(exc))
+        return room
+
     def rooms(self) -> dict[str, RoomSnapshot]:
         return dict(self._rooms)

@@ -1,27 +1,30 @@
 """``access = "booking"``: a meeting room's door opens for the member who booked it.
 
-The decision reads only memory: the token cache (who is tapping) and the bookings
-snapshot (gateway/bookings). The door opens when the member holds a booking of the
+The door opens when the member behind the card (token cache) holds a booking of the
 door's resource whose ``[from - grace_before, to + grace_after]`` contains the tap's
 time, edges included to the second. A booking without a membership (an admin blocking
 the room) admits nobody; an event booking admits its member like any other; a resource
 with several ``units`` admits everyone holding a booking now.
 
-Online and offline decide alike, from the snapshot; "offline" (the breaker is open, or
-the snapshot is older than ``[bookings] max_age`` because refreshes fail) only shows in
-the outcome (``opened-offline``, the door's offline signal) and stops walk-up booking,
-which needs Cobot's answer. A snapshot that does not reach now (none fetched yet, or
-last fetched days ago) admits nobody, and says so. A tap whose time cannot be trusted
-(the clock was never synchronised, neither by NTP nor by an API answer) admits nobody.
+The bookings come from the snapshot (gateway/bookings), in memory: a found booking needs
+no API call (so a booking deleted at Cobot keeps opening until the next refresh). Online,
+a tap that finds none looks at Cobot live once (the room's bookings around now, within
+the decision deadline, at most once per room every ``LOOK_INTERVAL`` seconds), so a
+booking made on a phone a minute ago opens the door at once. "Offline" (the breaker is
+open, or the snapshot is older than ``[bookings] max_age`` because refreshes fail) the
+snapshot alone decides: the outcome is ``opened-offline`` (the door's offline signal)
+and walk-up booking stops. A snapshot that does not reach now (none fetched yet, or last
+fetched days ago) admits nobody, and says so; so does a tap whose time cannot be trusted
+(the clock never synchronised, neither by NTP nor by an API answer).
 
 Walk-up (``walk_up_minutes > 0``, online only): a member without a booking who taps at a
 free room books it from the next whole minute (the request format has no seconds, and a
 booking may not start in the past) for that long, as space admin on their behalf with
 ``validate_times_for_admin``, so Cobot applies the room's booking times, durations and
-price; 201 opens, 422 stays shut with Cobot's
-reason. Their tap inside that booking, at least ``WALK_UP_MIN_SECONDS`` after it began
-(a double tap must not undo it), ends it now (``PUT`` with ``to``) and opens the door to
-let them out; a booking made any other way is never ended by a tap.
+price; 201 opens, 422 stays shut with Cobot's reason. Their tap inside that booking, at
+least ``WALK_UP_MIN_SECONDS`` after it began (a double tap must not undo it), ends it now
+(``PUT`` with ``to``) and opens the door to let them out; a booking made any other way is
+never ended by a tap.
 
 With ``check_in = true`` an admitted member is also checked in (``RecordKind.CHECK_IN``
 through the record backends), unless already checked in today.
@@ -38,15 +41,18 @@ from gateway.attendance import Attendance, end_of_local_day
 from gateway.bookings.snapshot import BookingSnapshot, RoomSnapshot
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
-from gateway.cobot.bookings import Booking, create_booking, end_booking
+from gateway.cobot.bookings import Booking, create_booking, end_booking, list_resource_bookings
 from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import ApiError, NoSlot, Refused, Unavailable
+from gateway.cobot.ratelimit import Priority
 from gateway.model import ClockQuality, Direction, Membership, Outcome, RecordKind, Tap
 from gateway.rules.base import Verdict
 
 WALK_UP_DEADLINE = 3.0  # seconds a person waits for Cobot to book the room
 WALK_UP_MIN_SECONDS = 60.0  # a tap this soon after a walk-up began does not end it
 WALK_UP_TITLE = "Walk-up (door)"
+LOOK_DEADLINE = 1.5  # seconds a person waits for a live look at the room's bookings
+LOOK_INTERVAL = 10.0  # seconds between live looks at one room (the 60/min budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,8 @@ class BookingRule:
         *,
         max_age: float,
         deadline: float = WALK_UP_DEADLINE,
+        look_deadline: float = LOOK_DEADLINE,
+        look_interval: float = LOOK_INTERVAL,
         refresh_soon: Callable[[], None] = lambda: None,
     ) -> None:
         self.room = room
@@ -96,6 +104,9 @@ class BookingRule:
         self._breaker = breaker
         self._max_age = max_age
         self._deadline = deadline
+        self._look_deadline = look_deadline
+        self._look_interval = look_interval
+        self._last_look = float("-inf")
         self._refresh_soon = refresh_soon
 
     async def judge(self, tap: Tap) -> Verdict:
@@ -125,12 +136,12 @@ class BookingRule:
                 "not reach now: the door stays shut until Cobot answers",
             )
         offline = self._offline(snap, at)
-        booking = snap.holding(member.id, at, self.room.grace_before, self.room.grace_after)
-        if booking is None and self.room.walk_up_minutes > 0:
-            # Their walk-up starts at the next whole minute: it holds from the tap on.
-            early = snap.holding(member.id, at, WALK_UP_MIN_SECONDS, self.room.grace_after)
-            if early is not None and self._snapshot.is_walk_up(early.id):
-                booking = early
+        booking = self._holding(snap, member, at)
+        if booking is None and offline is None and self._may_look():
+            looked = await self._look(snap, at)
+            if looked is not None:
+                snap = looked
+                booking = self._holding(snap, member, at)
         if booking is not None:
             if self._ends_walk_up(booking, at) and offline is None:
                 return await self._end_walk_up(snap, booking, member, at)
@@ -139,6 +150,51 @@ class BookingRule:
         if self.room.walk_up_minutes > 0:
             return await self._walk_up(snap, member, at, offline)
         return Verdict(Outcome.NO_BOOKING, member, self._why_not(snap, member, at))
+
+    def _holding(self, snap: RoomSnapshot, member: Membership, at: datetime) -> Booking | None:
+        booking = snap.holding(member.id, at, self.room.grace_before, self.room.grace_after)
+        if booking is None and self.room.walk_up_minutes > 0:
+            # Their walk-up starts at the next whole minute: it holds from the tap on.
+            early = snap.holding(member.id, at, WALK_UP_MIN_SECONDS, self.room.grace_after)
+            if early is not None and self._snapshot.is_walk_up(early.id):
+                booking = early
+        return booking
+
+    # --- a live look, when the snapshot has no booking for the member ------------------
+
+    def _may_look(self) -> bool:
+        """At most one live look per room every ``look_interval`` seconds: a booking
+        made since the last refresh is found at once, and nobody tapping again and again
+        at a room can spend the general group's 60 requests a minute."""
+        now = time.monotonic()
+        if now - self._last_look < self._look_interval:
+            return False
+        self._last_look = now
+        return True
+
+    async def _look(self, snap: RoomSnapshot, at: datetime) -> RoomSnapshot | None:
+        """The room's bookings around now, asked live (a booking made a minute ago on the
+        member's phone); None when Cobot does not answer in time (the snapshot decides)."""
+        reach = max(self.room.grace_before, self.room.walk_up_minutes * 60.0)
+        # The query has whole minutes: round outwards, and merge over what was asked.
+        start = (at - timedelta(seconds=self.room.grace_after)).replace(second=0, microsecond=0)
+        end = _next_minute(at + timedelta(seconds=reach))
+        try:
+            found = await list_resource_bookings(
+                self._client,
+                self.room.resource_id,
+                start,
+                end,
+                priority=Priority.LIVE,
+                deadline=self._look_deadline,
+            )
+        except Unavailable as exc:
+            self._breaker.record_failure(str(exc))
+            return None
+        except ApiError:
+            return None
+        self._breaker.record_success()
+        return await self._snapshot.merge(self.room.resource_id, start, end, found)
 
     # --- admitting ------------------------------------------------------------------
 
