@@ -126,7 +126,10 @@ async def latency(base_url: str) -> None:
     print("|---|---|---|")
     for what, values in (
         (f"booking door, booked member admitted, {TAPS} taps", admitted),
-        (f"booking door, other member refused (reason built), {TAPS} taps", refused),
+        (
+            f"booking door, other member refused (reason built; 1 live look/10 s), {TAPS} taps",
+            refused,
+        ),
         (f"front door, cached re-entry (the target), {TAPS} taps", cached),
     ):
         print(f"| {what} | {pct(values, 50):.3f} ms | {pct(values, 99):.3f} ms |")
