@@ -398,3 +398,17 @@ async def test_cobot_not_answering_the_look_decides_from_the_snapshot(tmp_path: 
         assert time.monotonic() - started < 1.5
         assert r.breaker.is_open
         r.space.faults.clear()
+
+
+async def test_a_card_registered_since_the_last_sync_is_asked_about(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.space.rooms.add_booking(ROOM, T0, T0 + 60 * M, membership_id=ADA)
+        await r.refresher().refresh_once()
+        r.space.register_token("0ANEWCARD1", ADA)  # Ada's new card, not synced yet
+        rule = r.rule()
+        verdict = await r.tap(rule, "0ANEWCARD1")
+        assert verdict.outcome is Outcome.OPENED_BOOKING
+        member = r.cache.lookup("0ANEWCARD1")
+        assert member is not None and member.id == ADA
+        unknown = await r.tap(rule, "0ANOBODY01")
+        assert unknown.outcome is Outcome.UNKNOWN_TOKEN  # within 10 s: not asked again

@@ -10,7 +10,8 @@ The bookings come from the snapshot (gateway/bookings), in memory: a found booki
 no API call (so a booking deleted at Cobot keeps opening until the next refresh). Online,
 a tap that finds none looks at Cobot live once (the room's bookings around now, within
 the decision deadline, at most once per room every ``LOOK_INTERVAL`` seconds), so a
-booking made on a phone a minute ago opens the door at once. "Offline" (the breaker is
+booking made on a phone a minute ago opens the door at once (a card registered since the
+last token sync is likewise asked about once). "Offline" (the breaker is
 open, or the snapshot is older than ``[bookings] max_age`` because refreshes fail) the
 snapshot alone decides: the outcome is ``opened-offline`` (the door's offline signal)
 and walk-up booking stops. A snapshot that does not reach now (none fetched yet, or last
@@ -32,6 +33,7 @@ through the record backends), unless already checked in today.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -45,6 +47,7 @@ from gateway.cobot.bookings import Booking, create_booking, end_booking, list_re
 from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import ApiError, NoSlot, Refused, Unavailable
 from gateway.cobot.ratelimit import Priority
+from gateway.errors import StorageError
 from gateway.model import ClockQuality, Direction, Membership, Outcome, RecordKind, Tap
 from gateway.rules.base import Verdict
 
@@ -107,10 +110,11 @@ class BookingRule:
         self._look_deadline = look_deadline
         self._look_interval = look_interval
         self._last_look = float("-inf")
+        self._last_token_look = float("-inf")
         self._refresh_soon = refresh_soon
 
     async def judge(self, tap: Tap) -> Verdict:
-        member = self._cache.lookup(tap.token)
+        member = self._cache.lookup(tap.token) or await self._new_token(tap.token)
         if member is None:
             return Verdict(Outcome.UNKNOWN_TOKEN, None, "token not known")
         if tap.clock in (ClockQuality.UNSYNCED, ClockQuality.NOW):
@@ -160,7 +164,33 @@ class BookingRule:
                 booking = early
         return booking
 
-    # --- a live look, when the snapshot has no booking for the member ------------------
+    # --- live looks: a card or a booking newer than the last sync or refresh -----------
+
+    async def _new_token(self, token: str) -> Membership | None:
+        """A card registered since the last token sync: asked once (``GET
+        /api/check_in_tokens/:token``, within the decision deadline, at most once per
+        room every ``look_interval``), and kept in the cache when Cobot knows it."""
+        if self._breaker.is_open:
+            return None
+        now = time.monotonic()
+        if now - self._last_token_look < self._look_interval:
+            return None
+        self._last_token_look = now
+        try:
+            record = await self._client.get_token(
+                token, priority=Priority.LIVE, deadline=self._look_deadline
+            )
+        except Unavailable as exc:
+            self._breaker.record_failure(str(exc))
+            return None
+        except ApiError:
+            return None
+        if record is None:
+            return None
+        # If it cannot be stored, this tap still knows the member; the next sync stores it.
+        with contextlib.suppress(StorageError):
+            await self._cache.add(record.token, record.membership)
+        return record.membership
 
     def _may_look(self) -> bool:
         """At most one live look per room every ``look_interval`` seconds: a booking
