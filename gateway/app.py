@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.attendance import Attendance
+from gateway.bookings.doors import DoorRules, booking_rate_limits
+from gateway.bookings.snapshot import BookingSnapshot
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
 from gateway.clock import SYSTEM_CLOCK, SystemClock
@@ -74,6 +76,8 @@ class Gateway:
     sync: TokenSync
     decider: Decider
     runner: Runner
+    snapshot: BookingSnapshot
+    door_rules: DoorRules
 
     def __init__(
         self,
@@ -112,7 +116,11 @@ class Gateway:
             await asyncio.to_thread(self.clock.refresh)
             await self._load()
             self.limiter = RateLimiter(
-                {Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: cfg.cobot.default_rpm}
+                {
+                    Group.CHECK_INS: cfg.cobot.check_in_rpm,
+                    Group.DEFAULT: cfg.cobot.default_rpm,
+                    **booking_rate_limits(cfg),
+                }
             )
             async with CobotClient(
                 cfg.cobot.base_url,
@@ -145,6 +153,8 @@ class Gateway:
         if held:
             log.warning("door_outcome_unknown", entries=held, delivered="yes (billed once a day)")
         await self.outbox.load()
+        self.snapshot = BookingSnapshot(self.db)
+        await self.snapshot.load()
 
     def _build(self, client: CobotClient) -> None:
         cfg = self.cfg
@@ -171,8 +181,20 @@ class Gateway:
             policy=cfg.gateway.offline_policy,
             deadline=cfg.gateway.decision_deadline,
         )
+        self.door_rules = DoorRules.build(
+            cfg,
+            cache=self.cache,
+            attendance=self.attendance,
+            snapshot=self.snapshot,
+            client=client,
+            breaker=self.breaker,
+        )
         self.decider = Decider(
-            rule, [self.records], self.attendance, hooks=[*self._hooks, self._returning_device]
+            rule,
+            [self.records],
+            self.attendance,
+            door_rules=self.door_rules.rules,
+            hooks=[*self._hooks, self._returning_device],
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
         ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
@@ -190,6 +212,7 @@ class Gateway:
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
             Part("clock", self._watch_clock),
+            *self.door_rules.parts(),
         ]
         if self.portal is not None:
             parts.append(Part("portal", self._run_portal))
@@ -355,6 +378,7 @@ class Gateway:
             "storage_error": self.decider.storage_error,
             "unsaved_records": self.records.unsaved,
             "dropped_taps": self._dropped_taps,
+            "rooms": self.door_rules.status(),
             "parts": {
                 name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
                 for name, s in self.runner.states.items()

@@ -26,10 +26,14 @@ from gateway.outbox import Entry
 from gateway.readers.base import ReaderState, TapSink, make_tap
 from gateway.redact import redact
 from gateway.sim import ADMIN_TOKEN, Plan, SimSpace, demo_space, run_sim
+from gateway.sim.seed import MEETING_ROOM, PHONE_BOOTH
 
 HELP = """\
 Type a card number and press Enter (try the cards above).
   out CARD   check that member out (as an exit reader would)
+  room CARD  tap at the Meeting Room's reader (opens for the member who booked it)
+  booth CARD tap at the Phone Booth's reader (free: a tap books it for 30 minutes;
+             the same card again, a minute or more later, ends the booking)
   offline    the internet goes down: the simulated Cobot stops answering
   online     the internet is back: queued check-ins are replayed
   status     what the gateway knows right now
@@ -52,6 +56,7 @@ To run this against your real space:
      cobot.base_url = "https://YOUR-SPACE.cobot.me"
   2. get an access token: sudo checkin-gateway login --config {CONFIG}
      (it opens Cobot's sign-in in your browser and stores the token)
+     (meeting rooms also need read_resources read_bookings write_bookings)
   3. checkin-gateway check-config --config {CONFIG}
      checkin-gateway run --config {CONFIG}
 """
@@ -66,7 +71,12 @@ _OUTCOME_WORDS = {
     Outcome.DOOR_FAILED: "the door could not be driven",
     Outcome.CHECKED_OUT: "check-out sent to Cobot",
     Outcome.CHECK_OUT_QUEUED: "offline: check-out queued until Cobot answers",
+    Outcome.OPENED_BOOKING: "their booking of the room holds now",
+    Outcome.OPENED_WALK_UP: "the room was free",
+    Outcome.WALK_UP_ENDED: "their walk-up booking ended early",
+    Outcome.NO_BOOKING: "no booking",
 }
+ROOMS = {"room": ("room-1", MEETING_ROOM, 0), "booth": ("booth", PHONE_BOOTH, 30)}
 # Why a decision was taken locally: whether Cobot was asked at all.
 _NOT_ASKED = "Cobot was not asked: it has not answered lately (the gateway keeps retrying)"
 _NO_ANSWER = "Cobot was asked but did not answer in time"
@@ -75,9 +85,12 @@ _NO_ANSWER = "Cobot was asked but did not answer in time"
 class DemoDoor:
     """Stands in for the relay; the narrator says when it opened."""
 
+    def __init__(self, name: str = "front") -> None:
+        self._name = name
+
     @property
     def name(self) -> str:
-        return "front"
+        return self._name
 
     async def open(self) -> None:
         return None
@@ -97,10 +110,12 @@ class DemoConsole:
         out: TextIO,
         commands: dict[str, object],
         api_down: Callable[[], bool] = lambda: False,
+        rooms: dict[str, RoomReader] | None = None,
     ) -> None:
         self._out = out
         self._commands = commands
         self._api_down = api_down
+        self._rooms = rooms or {}
         self._state = ReaderState.CONNECTING
         self.done = asyncio.Event()
         self.go = asyncio.Event()  # set once the first token sync has been shown
@@ -143,6 +158,8 @@ class DemoConsole:
                     self._tap(sink, arg.strip(), Direction.OUT)
                 else:
                     print("  out needs a card number: out CARD", file=self._out, flush=True)
+            elif word.lower() in self._rooms and arg.strip():
+                self._rooms[word.lower()].tap(arg.strip())
             elif callable(action):
                 result = action()
                 if asyncio.iscoroutine(result):
@@ -151,6 +168,34 @@ class DemoConsole:
                 self._tap(sink, line, Direction.IN)
         self._state = ReaderState.STOPPED
         self.done.set()
+
+
+class RoomReader:
+    """A meeting room's reader in the demo: the console hands it the typed cards."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._sink: TapSink | None = None
+        self._state = ReaderState.CONNECTING
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    def tap(self, token: str) -> None:
+        if self._sink is not None:
+            self._sink(make_tap(self._name, token, Direction.IN))
+
+    async def run(self, sink: TapSink) -> None:
+        self._sink, self._state = sink, ReaderState.READY
+        try:
+            await asyncio.Event().wait()  # taps come from the console
+        finally:
+            self._sink, self._state = None, ReaderState.STOPPED
 
 
 async def run_demo(state_dir: Path | None, out: TextIO) -> int:
@@ -179,8 +224,27 @@ async def _start(
                 {
                     "gateway": {"state_dir": str(state), "decision_deadline": 1.5},
                     "cobot": {"base_url": base_url},
-                    "readers": [{"name": "front", "type": "keyboard", "door": "front"}],
-                    "doors": [{"name": "front", "type": "command", "command": ["true"]}],
+                    "readers": [
+                        {"name": "front", "type": "keyboard", "door": "front"},
+                        *(
+                            {"name": word, "type": "keyboard", "door": door}
+                            for word, (door, _, _) in ROOMS.items()
+                        ),
+                    ],
+                    "doors": [
+                        {"name": "front", "type": "command", "command": ["true"]},
+                        *(
+                            {
+                                "name": door,
+                                "type": "command",
+                                "command": ["true"],
+                                "access": "booking",
+                                "resource_id": rid,
+                                "walk_up_minutes": walk_up,
+                            }
+                            for door, rid, walk_up in ROOMS.values()
+                        ),
+                    ],
                 },
                 "demo",
             )
@@ -210,7 +274,13 @@ class Narrator:
         )
         self.say(f"  who    {who}")
         words = _OUTCOME_WORDS[d.outcome]
-        if d.outcome is Outcome.REFUSED and d.reason:
+        if d.reason and d.outcome in (
+            Outcome.REFUSED,
+            Outcome.DENIED_OFFLINE,
+            Outcome.NO_BOOKING,
+            Outcome.OPENED_WALK_UP,
+            Outcome.WALK_UP_ENDED,
+        ):
             words += f": {d.reason}"
         elif d.outcome is Outcome.DENIED_OFFLINE and d.reason:
             words += f" ({d.reason.split(' (', 1)[0]})"
@@ -286,17 +356,19 @@ async def _run(
         say(HELP)
         say(OFFLINE_POLICY)
 
+    rooms = {word: RoomReader(word) for word in ROOMS}
     console = DemoConsole(
         out,
         {"offline": offline, "online": online, "status": status, "help": show_help},
         api_down=lambda: bool(holder) and holder[0].breaker.is_open,
+        rooms=rooms,
     )
     narrator = Narrator(out, console, name_of)
     gateway = Gateway(
         cfg,
         ADMIN_TOKEN,
-        doors={"front": DemoDoor()},
-        readers=[console],
+        doors={"front": DemoDoor(), **{d: DemoDoor(d) for d, _, _ in ROOMS.values()}},
+        readers=[console, *rooms.values()],
         hooks=[narrator.decision],
         delivery_hooks=[narrator.delivered],
     )
@@ -308,6 +380,8 @@ async def _run(
     await asyncio.wait([task, stop, ready], return_when=asyncio.FIRST_COMPLETED)
     if ready.done() and not ready.cancelled() and ready.exception() is None:
         say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
+        for line in _describe_rooms(space):
+            say(f"  {line}")
         console.go.set()
         done = asyncio.create_task(console.done.wait())
         await asyncio.wait([task, done, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -328,6 +402,8 @@ async def _run(
 async def _ready(gateway: Gateway) -> None:
     await gateway.ready.wait()
     await gateway.sync.sync_once()
+    for refresher in gateway.door_rules.refreshers:
+        await refresher.refresh_once()
 
 
 def _introduce(say: Callable[[str], None], space: SimSpace, base_url: str) -> None:
@@ -340,6 +416,21 @@ def _introduce(say: Callable[[str], None], space: SimSpace, base_url: str) -> No
     say(HELP)
     say(OFFLINE_POLICY)
     say(REAL_SPACE)
+
+
+def _describe_rooms(space: SimSpace) -> list[str]:
+    lines = []
+    for word, (_, rid, walk_up) in ROOMS.items():
+        resource = space.rooms.resource(rid)
+        booked = [b for b in space.rooms.bookings.values() if b.resource_id == rid]
+        what = ", ".join(
+            f"{space.members[b.membership_id].name if b.membership_id else 'blocked'} "
+            f"{b.start.astimezone():%H:%M}-{b.end.astimezone():%H:%M}"
+            for b in booked
+        )
+        walk = f", walk-up {walk_up} min" if walk_up else ""
+        lines.append(f"'{word} CARD': {resource.name} ({what or 'no bookings today'}{walk})")
+    return lines
 
 
 def _describe_cards(space: SimSpace) -> list[str]:

@@ -7,6 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+
 from gateway.cobot.errors import MalformedResponse, NotFound
 from gateway.cobot.headers import retry_after
 from gateway.model import CheckIn
@@ -81,3 +83,16 @@ def answer_404(documented: bool, what: str, raw: bytes) -> NotFound | MalformedR
         status=404,
         json_body=cobots,
     )
+
+
+async def read_body(content: aiohttp.StreamReader) -> bytes:
+    """The whole body, cut after ``MAX_BODY + 1`` bytes. ``read(n)`` alone returns what
+    has arrived so far: a body larger than one chunk (a long token or booking list) would
+    be cut short and read as "not JSON"."""
+    raw = bytearray()
+    while len(raw) <= MAX_BODY:
+        chunk = await content.read(MAX_BODY + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    return bytes(raw)

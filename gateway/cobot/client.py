@@ -17,12 +17,12 @@ import structlog
 
 from gateway.clock import SystemClock
 from gateway.cobot.answers import (
-    MAX_BODY,
     CheckInResult,
     Headers,
     answer_404,
     json_or_text,
     parse_retry_after,
+    read_body,
     read_json,
 )
 from gateway.cobot.endpoints import ENDPOINTS, Endpoint, Scope
@@ -349,7 +349,7 @@ class CobotClient:
                 headers={"Authorization": self._auth},
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.content.read(MAX_BODY + 1)
+                raw = await read_body(resp.content)
                 status = resp.status
                 headers = Headers(
                     retry_after=resp.headers.get("Retry-After"),

@@ -2,8 +2,8 @@
 
 One table, used by the client (it builds every request path from here, so it cannot
 call an endpoint the table does not list) and by ``doctor`` and ``login`` (which scopes
-to check or to ask for). Source: /work/shared/api/cobot-check-ins.txt, "Scope required"
-of each endpoint.
+to check or to ask for). Source: /work/shared/api/cobot-check-ins.txt, cobot-resources.txt
+and cobot-bookings.txt, "Scope required" of each endpoint.
 
 ``FEATURES`` says which part of the gateway makes which calls; ``scopes_for(cfg)`` turns
 a configuration into the scopes its features need. A test walks the gateway's source
@@ -28,6 +28,9 @@ class Scope(enum.StrEnum):
     CHECKIN_TOKENS = "checkin_tokens"
     READ_CHECK_INS = "read_check_ins"
     WRITE = "write"
+    READ_RESOURCES = "read_resources"  # cobot-resources.txt
+    READ_BOOKINGS = "read_bookings"  # cobot-bookings.txt
+    WRITE_BOOKINGS = "write_bookings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,24 @@ ENDPOINTS: dict[str, Endpoint] = {
         "Delete check-in token",
         answers_404=True,
     ),
+    # gateway/cobot/bookings.py (meeting-room doors)
+    "get_resource": Endpoint(
+        "GET", "/api/resources/:id", Scope.READ_RESOURCES, "Get resource", answers_404=True
+    ),
+    "list_resource_bookings": Endpoint(
+        "GET",
+        "/api/resources/:id/bookings",
+        Scope.READ_BOOKINGS,
+        "List bookings of a resource",
+        answers_404=True,
+    ),
+    "create_booking": Endpoint(
+        "POST", "/api/resources/:id/bookings", Scope.WRITE_BOOKINGS, "Create booking"
+    ),
+    # The page's example URL lacks /api; its heading has it, which we follow.
+    "end_booking": Endpoint(
+        "PUT", "/api/bookings/:id", Scope.WRITE_BOOKINGS, "Update booking", answers_404=True
+    ),
 }
 
 
@@ -128,6 +149,16 @@ CHECK_OUT = Feature(
     "check-out", "check-outs (direction = out, or mac checkout_on_departure)", ("check_out",)
 )
 PORTAL = Feature("portal", "captive-portal sign-in with login and password", ("check_in",))
+BOOKING_DOOR = Feature(
+    "booking door",
+    "meeting-room doors: the room's resource and its bookings (access = booking)",
+    ("get_resource", "list_resource_bookings"),
+)
+WALK_UP = Feature(
+    "walk-up booking",
+    "booking a free room by tapping at its door (walk_up_minutes)",
+    ("create_booking", "end_booking"),
+)
 # Not used by the running gateway; kept so the table covers every client method.
 TOKEN_ADMIN = Feature(
     "token admin", "registering and deleting tokens", ("create_token", "delete_token")
@@ -140,6 +171,8 @@ FEATURES: tuple[Feature, ...] = (
     BACKDATED,
     CHECK_OUT,
     PORTAL,
+    BOOKING_DOOR,
+    WALK_UP,
     TOKEN_ADMIN,
 )
 
@@ -155,6 +188,11 @@ def features_for(cfg: Config) -> list[Feature]:
     portal = getattr(cfg, "portal", None)
     if portal is not None and getattr(portal, "enabled", True):
         used.append(PORTAL)
+    rooms = [d for d in cfg.doors if getattr(d, "access", "check-in") == "booking"]
+    if rooms:
+        used.append(BOOKING_DOOR)
+    if any(getattr(d, "walk_up_minutes", 0) for d in rooms):
+        used.append(WALK_UP)
     return used
 
 

@@ -39,6 +39,9 @@ class Priority(enum.IntEnum):
 class Group(enum.StrEnum):
     CHECK_INS = "check_ins"
     DEFAULT = "default"
+    # Booking writes (POST/PUT/DELETE of bookings, 10 per minute): taken on top of a
+    # DEFAULT slot by gateway/cobot/bookings.py, never chosen by ``group_for``.
+    BOOKING_WRITES = "booking_writes"
 
 
 def group_for(path: str) -> Group:

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 from gateway.config.model import (
     DOOR_TYPES,
     READER_TYPES,
+    BookingsSection,
     CobotSection,
     Config,
+    DoorBase,
     GatewaySection,
     GpioDoorConfig,
     MacReaderConfig,
@@ -28,8 +30,8 @@ from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
 from gateway.portal.settings import check_portal
 
-_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal")
-_TABLES = ("gateway", "cobot", "queue", "portal")
+_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "bookings")
+_TABLES = ("gateway", "cobot", "queue", "portal", "bookings")
 CREDENTIAL_NAME = "cobot-token"
 # Cobot's documented limits (API pages: general, check-ins): 60 requests a minute per
 # user, 120 for check-ins. Configuring more is allowed (another server, a raised quota)
@@ -108,6 +110,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         readers=_typed_tables(data, "readers", READER_TYPES, top),
         doors=_typed_tables(data, "doors", DOOR_TYPES, top),
         portal=_portal(data, top),
+        bookings=build(BookingsSection, data.get("bookings", {}), top.key("bookings")),
     )
     _cross_check(cfg, top)
     return cfg
@@ -145,6 +148,17 @@ def _cross_check(cfg: Config, top: Where) -> None:
     for i, door in enumerate(cfg.doors):
         if isinstance(door, GpioDoorConfig):
             _check_gpio_lines(door, top.key("doors").index(i))
+    for i, door in enumerate(cfg.doors):
+        _check_access(door, top.key("doors").index(i))
+    if cfg.bookings.max_age < cfg.bookings.refresh_interval:
+        raise (
+            top.key("bookings")
+            .key("max_age")
+            .error(
+                f"must be at least refresh_interval ({cfg.bookings.refresh_interval:g}), "
+                f"got {cfg.bookings.max_age:g}"
+            )
+        )
     door_names = {d.name for d in cfg.doors}
     for i, reader in enumerate(cfg.readers):
         if isinstance(reader, WiegandReaderConfig):
@@ -230,6 +244,23 @@ def config_warnings(cfg: Config) -> list[str]:
             "excess with 429"
         )
     return out
+
+
+def _check_access(door: DoorBase, where: Where) -> None:
+    """The booking keys belong to ``access = "booking"`` doors, which need a resource."""
+    if door.access == "booking":
+        if not door.resource_id or not door.resource_id.strip():
+            raise where.key("resource_id").error(
+                'missing; access = "booking" needs the Cobot resource behind this door '
+                'as a string, e.g. resource_id = "12355" (GET /api/resources lists them)'
+            )
+        return
+    defaults = DoorBase(name="", type="")
+    for key in ("resource_id", "grace_before", "grace_after", "check_in", "walk_up_minutes"):
+        if getattr(door, key) != getattr(defaults, key):
+            raise where.key(key).error(
+                f'only used with access = "booking" (this door has access = "{door.access}")'
+            )
 
 
 def _check_gpio_lines(door: GpioDoorConfig, where: Where) -> None:

@@ -153,10 +153,25 @@ class MacReaderConfig(ReaderBase):
     ignore: tuple[str, ...] = field(default=(), metadata={"parse": _mac})
 
 
+DoorAccess = Literal["check-in", "booking", "member"]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DoorBase:
     name: str
     type: str
+    # Who may open it: "check-in" (Cobot's preview, the default), "booking" (the member
+    # holding a booking of ``resource_id`` now), "member" (any token the cache knows).
+    access: DoorAccess = "check-in"
+    # access = "booking": the Cobot resource behind this door, and seconds before its
+    # booking starts / after it ends that its member may enter.
+    resource_id: str | None = None
+    grace_before: float = field(default=600.0, metadata=_bounds(0, 86_400))
+    grace_after: float = field(default=300.0, metadata=_bounds(0, 86_400))
+    # access = "booking": entering on a booking also checks the member in.
+    check_in: bool = False
+    # access = "booking", > 0: a tap at a free room books it now for this many minutes.
+    walk_up_minutes: int = field(default=0, metadata=_bounds(0, 1440))
 
 
 def _argv_item(text: str) -> str:
@@ -329,6 +344,17 @@ DOOR_TYPES: dict[str, type[DoorBase]] = {
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BookingsSection:
+    """``[bookings]``: the snapshot of each booking door's room (gateway/bookings)."""
+
+    # Seconds between snapshots of each room's bookings (yesterday to tomorrow).
+    refresh_interval: float = field(default=300.0, metadata=_bounds(30, 86_400))
+    # A snapshot older than this (refreshes failing) still decides, but as "offline":
+    # the door signals offline and walk-up booking stops.
+    max_age: float = field(default=1800.0, metadata=_bounds(60, 7 * 86_400))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     source: str
     gateway: GatewaySection
@@ -337,6 +363,7 @@ class Config:
     readers: tuple[ReaderBase, ...] = ()
     doors: tuple[DoorBase, ...] = ()
     portal: PortalSection | None = None
+    bookings: BookingsSection = BookingsSection()
 
     def door(self, name: str) -> DoorBase:
         return next(d for d in self.doors if d.name == name)

@@ -33,6 +33,7 @@ from gateway.cobot.errors import (
 )
 from gateway.config.loader import load_access_token
 from gateway.config.model import Config
+from gateway.doctor.bookings import check_booking_doors
 from gateway.doctor.report import Report, Status
 from gateway.doctor.system import System
 from gateway.errors import ConfigError
@@ -129,8 +130,10 @@ async def check_api(
     async with CobotClient(
         cfg.cobot.base_url, token, None, timeout=cfg.cobot.request_timeout, quiet=True
     ) as client:
-        results = await asyncio.gather(*(_outcome(client, PROBES[s]) for s in scopes))
-    outcomes = dict(zip(scopes, results, strict=True))
+        # The booking scopes are checked with the rooms' own resources (doctor/bookings.py).
+        probed = [s for s in scopes if s in PROBES]
+        results = await asyncio.gather(*(_outcome(client, PROBES[s]) for s in probed))
+    outcomes = dict(zip(probed, results, strict=True))
     url = cfg.cobot.base_url
     errors = [exc for exc, _ in results if exc is not None]
     down = next((e for e in errors if isinstance(e, Unavailable | MalformedResponse)), None)
@@ -163,6 +166,11 @@ async def check_api(
     report.add("api token valid", Status.OK, "accepted (no 401)")
     for scope, (failure, _) in outcomes.items():
         _scope_row(report, scope, need[scope], failure, scopes)
+    if any(d.access == "booking" for d in cfg.doors):
+        async with CobotClient(
+            cfg.cobot.base_url, token, None, timeout=cfg.cobot.request_timeout, quiet=True
+        ) as client:
+            await check_booking_doors(report, cfg, client)
 
 
 def _scope_row(

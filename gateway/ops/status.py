@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.bookings.doors import describe_rooms
 from gateway.config.model import Config
 from gateway.ops.queue import queue_summary
 from gateway.readers.report import reader_stats_lines
@@ -138,6 +139,8 @@ def _print_daemon(daemon: dict[str, Any], out: TextIO) -> None:
             f"{blocked}, {g['waiting']} waiting",
             file=out,
         )
+    for line in describe_rooms(dict(daemon.get("rooms") or {})):
+        print(line, file=out)
 
 
 def _print_queue(q: dict[str, Any], out: TextIO) -> None:

@@ -16,6 +16,9 @@ ADMITTING = frozenset(
         Outcome.OPENED_MEMBER,
         Outcome.CHECKED_OUT,
         Outcome.CHECK_OUT_QUEUED,
+        Outcome.OPENED_BOOKING,
+        Outcome.OPENED_WALK_UP,
+        Outcome.WALK_UP_ENDED,
     }
 )
 

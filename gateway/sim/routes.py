@@ -39,6 +39,8 @@ class Route:
     handler: Handler
     scope: Scope
     admin_only: bool
+    # The rate-limit window it counts in when not its own template's (booking writes).
+    limit_key: str | None = None
 
 
 class UnsupportedMediaType(SimRefusal):
@@ -55,6 +57,18 @@ def ok(body: object, status: int = 200) -> web.Response:
 # --- request parsing ---------------------------------------------------------------
 
 
+async def body_bytes(request: web.Request) -> bytes:
+    """The request body, empty for none or only whitespace; 400 beyond ``MAX_BODY``."""
+    if not request.body_exists:
+        return b""
+    raw = await request.content.read(MAX_BODY + 1)
+    while len(raw) <= MAX_BODY and (more := await request.content.read(MAX_BODY + 1 - len(raw))):
+        raw += more  # read(n) returns what has arrived so far
+    if len(raw) > MAX_BODY:
+        raise BadRequest("request body too large")
+    return raw if raw.strip() else b""
+
+
 async def params(request: web.Request) -> dict[str, str]:
     """The body's parameters: JSON or form-encoded, as the General page allows.
 
@@ -62,12 +76,8 @@ async def params(request: web.Request) -> dict[str, str]:
     often coerce; a client relying on that would break elsewhere), another content
     type 415. An empty body is no parameters.
     """
-    if not request.body_exists:
-        return {}
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest("request body too large")
-    if not raw.strip():
+    raw = await body_bytes(request)
+    if not raw:
         return {}
     ctype = request.content_type
     if ctype == "application/json":

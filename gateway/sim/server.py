@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from gateway.sim.booking_routes import BOOKING_ROUTES
 from gateway.sim.faults import GARBAGE_BODY, FaultMode, SimRequest
 from gateway.sim.model import Role, SimRefusal
 from gateway.sim.oauth import add_oauth_routes
@@ -54,7 +55,7 @@ def make_app(space: SimSpace) -> web.Application:
     app[SPACE] = space
     app[STOPPING] = asyncio.Event()
     add_oauth_routes(app, space)
-    for route in ROUTES:
+    for route in (*ROUTES, *BOOKING_ROUTES):
         path = re.sub(r":(\w+)", r"{\1}", route.template)
         endpoint = _endpoint(route)
         # The docs write some paths with a trailing slash ("/check_ins/?from="): both
@@ -173,7 +174,7 @@ async def _serve(request: web.Request, route: Route, space: SimSpace) -> web.Res
         return response
     request[EXCHANGE].user = access.label
     # Counted before the role/scope check: a forbidden request is still a request.
-    decision = space.rate_limit.hit(access.token, route.template)
+    decision = space.rate_limit.hit(access.token, route.limit_key or route.template)
     if not decision.allowed:
         response = ok({"error": "Rate limit exceeded.", "retry_after": decision.retry_after}, 429)
         response.headers["Retry-After"] = str(decision.retry_after)
