@@ -2,7 +2,7 @@
 need around them: one snapshot refresher each (a supervised part) and their status.
 
 ``app.py`` calls ``DoorRules.build(...)`` in ``_build``, hands ``rules`` to the Decider,
-adds ``parts()`` to the runner and ``status()`` to status.json. Doors with the default
+adds ``parts()`` to the runner and ``status()`` to the daemon's status. Doors with the default
 ``access = "check-in"`` get no entry: the Decider's default rule serves them.
 """
 
@@ -136,7 +136,7 @@ class DoorRules:
 
 
 def describe_rooms(rooms: dict[str, Any]) -> list[str]:
-    """``status``'s lines for the rooms part of status.json."""
+    """``status``'s lines for the rooms part of the daemon's status."""
     lines = []
     for door, r in rooms.items():
         room = r.get("room") or f"resource {r.get('resource_id')}"
