@@ -21,6 +21,7 @@ from gateway.config.loader import load_config
 from gateway.doctor import run_doctor
 from gateway.sim import ADMIN_TOKEN, Role, demo_space, run_sim
 from gateway.sim import Scope as SimScope
+from gateway.sim.booking_routes import BOOKING_ROUTES
 from gateway.sim.routes import ROUTES
 from gateway.sim.space import SimSpace
 from tests.test_doctor import SERVICE, SYNCED, parse_rows, system_for, write_config
@@ -66,7 +67,7 @@ async def doctor(
 
 
 def test_the_clients_table_agrees_with_the_simulators_reading_of_the_api_pages() -> None:
-    sim = {(r.method, r.template): r.scope.value for r in ROUTES}
+    sim = {(r.method, r.template): r.scope.value for r in (*ROUTES, *BOOKING_ROUTES)}
     for name, endpoint in ENDPOINTS.items():
         assert sim[(endpoint.method, endpoint.template)] == endpoint.scope.value, name
 
