@@ -21,7 +21,7 @@ from gateway.decide import Decision
 from gateway.demo import DemoDoor as NullDoor  # a door that only records nothing
 from gateway.model import Direction, TokenFormat
 from gateway.readers.base import make_tap
-from gateway.readers.serial.frames import Rdm6300Parser, encode_rdm6300
+from gateway.readers.serial.frames import Em4100Parser, encode_rdm6300
 from gateway.readers.tokens import format_token
 from gateway.sim.seed import ADMIN_TOKEN, RDM_TOKEN
 
@@ -103,7 +103,7 @@ async def throughput(base_url: str) -> None:
         stream = encode_rdm6300(bytes.fromhex(RDM_TOKEN)) * FRAMES
         rates = []
         for _ in range(RUNS):
-            parser = Rdm6300Parser()
+            parser = Em4100Parser()
             started = time.perf_counter()
             decided = 0
             for i in range(0, len(stream), 4096):

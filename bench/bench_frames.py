@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.model import TokenFormat
 from gateway.readers.serial.decode import make_decoder
-from gateway.readers.serial.frames import LineParser, Rdm6300Parser, encode_rdm6300
+from gateway.readers.serial.frames import Em4100Parser, LineParser, encode_rdm6300
 
 FRAMES = 20_000
 REPEATS = 5
@@ -58,7 +58,7 @@ def _rate(make: Callable[[], Feed], chunks: list[bytes]) -> float:
 def main() -> None:
     rdm, lines = _stream(), _lines()
     cases: list[tuple[str, bytes, Callable[[], Feed]]] = [
-        ("RDM6300 parser (frames)", rdm, lambda: Rdm6300Parser().feed),
+        ("RDM6300 parser (frames)", rdm, lambda: Em4100Parser().feed),
         ("RDM6300 parser + hex token", rdm, lambda: make_decoder("rdm6300", TokenFormat.HEX).feed),
         ("line parser (tokens)", lines, lambda: LineParser().feed),
     ]

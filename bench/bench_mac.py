@@ -119,7 +119,7 @@ def _rate(work: Callable[[list[bytes]], None], frames: list[bytes]) -> float:
 
 def cpu_rates() -> None:
     from gateway.readers.mac.packets import parse_frame
-    from gateway.readers.mac.presence import Presence
+    from gateway.readers.mac.presence import DevicePresence
 
     rng = random.Random(5)
     macs = device_macs(rng)
@@ -131,7 +131,9 @@ def cpu_rates() -> None:
             parse_frame(f)
 
     def pipeline(batch: list[bytes]) -> None:
-        presence = Presence(reader="bench", lookup=tokens.get, away_after=1800, lookup_interval=2.0)
+        presence = DevicePresence(
+            reader="bench", lookup=tokens.get, away_after=1800, lookup_interval=2.0
+        )
         for f in batch:
             s = parse_frame(f)
             if s is not None:
@@ -151,7 +153,7 @@ def cpu_rates() -> None:
 
     rows = [
         ("hand-written parser (`packets.parse_frame`)", _rate(parse, frames)),
-        ("parser + presence table (`Presence.observe`)", _rate(pipeline, frames)),
+        ("parser + presence table (`DevicePresence.observe`)", _rate(pipeline, frames)),
         ("scapy `Ether(frame)` dissection, for comparison", _rate(scapy_parse, frames[:4000])),
     ]
     print(f"CPU only, {FRAMES:,} frames (50% ARP, 40% DHCP client, 10% server replies), "
@@ -282,7 +284,7 @@ name = "wifi"
 type = "mac"
 interface = "{lan.interface}"
 """)
-                ready = (b'"event": "ready"', b'"mac_listening"')
+                ready = (b'"event": "ready"', b'"mac_reader_ready"')
                 async with gateway_process(
                     cfg, ready_events=ready, token=ADMIN_TOKEN, prefix=prefix
                 ) as proc:

@@ -17,17 +17,17 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from gateway.attendance import Attendance
+from gateway.bookings.doors import DoorRules, booking_rate_limits
+from gateway.bookings.snapshot import BookingSnapshot
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
 from gateway.clock import SYSTEM_CLOCK, SystemClock
@@ -61,8 +61,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is dropped
-STATUS_FILE = "status.json"
-STATUS_INTERVAL = 5.0
 HOUSEKEEPING_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
 CLOCK_POLL = 10.0  # seconds between looks at an unsynchronised clock
 _ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
@@ -84,6 +82,8 @@ class Gateway:
     decider: Decider
     runner: Runner
     moco: MocoService | None = None  # with a [moco] section
+    snapshot: BookingSnapshot
+    door_rules: DoorRules
 
     def __init__(
         self,
@@ -123,7 +123,11 @@ class Gateway:
         try:
             await asyncio.to_thread(self.clock.refresh)
             await self._load()
-            limits = {Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: cfg.cobot.default_rpm}
+            limits = {
+                Group.CHECK_INS: cfg.cobot.check_in_rpm,
+                Group.DEFAULT: cfg.cobot.default_rpm,
+                **booking_rate_limits(cfg),
+            }
             if cfg.moco is not None:
                 limits[Group.MOCO] = cfg.moco.rpm
             self.limiter = RateLimiter(limits)
@@ -177,6 +181,8 @@ class Gateway:
         if held:
             log.warning("door_outcome_unknown", entries=held, delivered="yes (billed once a day)")
         await self.outbox.load()
+        self.snapshot = BookingSnapshot(self.db)
+        await self.snapshot.load()
 
     def _build(self, client: CobotClient) -> None:
         cfg = self.cfg
@@ -203,10 +209,19 @@ class Gateway:
             policy=cfg.gateway.offline_policy,
             deadline=cfg.gateway.decision_deadline,
         )
+        self.door_rules = DoorRules.build(
+            cfg,
+            cache=self.cache,
+            attendance=self.attendance,
+            snapshot=self.snapshot,
+            client=client,
+            breaker=self.breaker,
+        )
         self.decider = Decider(
             rule,
             [self.records],
             self.attendance,
+            door_rules=self.door_rules.rules,
             hooks=[*self._hooks, self._returning_device],
             reader_backends=self._reader_backends(),
         )
@@ -252,7 +267,7 @@ class Gateway:
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
             Part("clock", self._watch_clock),
-            Part("status", self._status_loop),
+            *self.door_rules.parts(),
         ]
         if self.moco is not None:
             parts.append(Part("moco", self.moco.records.run))
@@ -422,6 +437,7 @@ class Gateway:
             "unsaved_records": self.records.unsaved,
             "dropped_taps": self._dropped_taps,
             "moco": self.moco.status() if self.moco is not None else None,
+            "rooms": self.door_rules.status(),
             "parts": {
                 name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
                 for name, s in self.runner.states.items()
@@ -451,18 +467,3 @@ class Gateway:
                 for k, v in dataclasses.asdict(stats).items()
             }
         return out
-
-    async def _status_loop(self) -> None:
-        path = self.cfg.gateway.state_dir / STATUS_FILE
-        while True:
-            try:
-                _write_atomic(path, json.dumps(self.status(), indent=1))
-            except OSError as exc:
-                log.debug("status_not_written", error=str(exc))
-            await asyncio.sleep(STATUS_INTERVAL)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -44,6 +44,10 @@ class TokenCache:
         """Make the cache exactly the API's list (tokens removed upstream stop working).
         Returns (added, removed)."""
         fresh = {r.token: r.membership for r in records}
+        if fresh == self._tokens:
+            # Nothing changed (the usual case): write nothing. An idle gateway must not
+            # wear out its SD card with a sync every few minutes.
+            return 0, 0
         try:
             async with self._db.transaction() as tx:
                 await tx.execute("DELETE FROM tokens")

@@ -1,4 +1,4 @@
-"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|demo``.
+"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|login|demo``.
 
 ``async def main(argv)`` does the work and returns the exit code; ``run()`` is the thin
 synchronous entry point. Tests call ``main([...])`` directly.
@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -20,14 +19,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 import structlog
 
 from gateway import __version__
-from gateway.config import load_access_token, load_config
-from gateway.errors import ConfigError, GatewayError
+from gateway.config import config_warnings, load_access_token, load_config
+from gateway.errors import ConfigError, DoorError, GatewayError
 from gateway.log import configure
+from gateway.statedir import StateDirError, StateLock, prepare
 from gateway.systemd import Notifier, status_line
 from gateway.systemd.lifecycle import run_notified
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.status import StatusServer
 
 log = structlog.get_logger(__name__)
 
@@ -36,31 +37,88 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
+DEFAULT_CONFIG = Path("/etc/checkin-gateway/config.toml")
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"the gateway's TOML config (default: {DEFAULT_CONFIG})",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="checkin-gateway",
         description="Turns members' arrival (RFID, NFC, Wi-Fi) into Cobot check-ins.",
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the gateway in the foreground (systemd runs this)")
-    run.add_argument("--config", "-c", required=True, type=Path)
+    _config_arg(run)
     chk = sub.add_parser("check-config", help="validate a config file and exit")
-    chk.add_argument("--config", "-c", required=True, type=Path)
-    st = sub.add_parser("status", help="show readers, API, queue and rate limits")
-    st.add_argument("--config", "-c", required=True, type=Path)
-    st.add_argument("--json", action="store_true")
+    _config_arg(chk)
+    st = sub.add_parser(
+        "status",
+        help="is the daemon running; readers, API, queue (exit 0 running, 3 not running)",
+    )
+    _config_arg(st)
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
     q = sub.add_parser("queue", help="list, retry or drop queued check-ins")
-    q.add_argument("--config", "-c", required=True, type=Path)
-    q.add_argument("action", choices=["list", "retry", "drop"])
-    q.add_argument("id", nargs="?", type=int)
-    q.add_argument("--all", action="store_true", help="list: include delivered entries")
+    qsub = q.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ql = qsub.add_parser("list", help="list waiting and failed entries (or the ones named)")
+    _config_arg(ql)
+    ql.add_argument("ids", nargs="*", type=int, metavar="ID", help="show only these entries")
+    ql.add_argument("--all", action="store_true", help="include delivered and dropped entries")
+    ql.add_argument(
+        "--limit", type=int, default=200, metavar="N", help="show at most N entries (200)"
+    )
+    qr = qsub.add_parser("retry", help="send a failed or waiting entry again, now")
+    _config_arg(qr)
+    qr.add_argument("id", type=int, metavar="ID", help="the entry's id (see `queue list`)")
+    qd = qsub.add_parser("drop", help="give up on an entry; it stays listed as dropped")
+    _config_arg(qd)
+    qd.add_argument("id", type=int, metavar="ID", help="the entry's id (see `queue list`)")
+    qd.add_argument(
+        "--by", metavar="NAME", help="who drops it, for the record (default: your login)"
+    )
     doc = sub.add_parser(
         "doctor", help="check config, devices, permissions, API token and clock; say what to fix"
     )
-    doc.add_argument("--config", "-c", type=Path, default=Path("/etc/checkin-gateway/config.toml"))
+    _config_arg(doc)
+    login = sub.add_parser(
+        "login", help="get a Cobot access token in the browser (OAuth) and store it"
+    )
+    _config_arg(login)
+    login.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="loopback port for the browser's redirect (default: any free one; fix it "
+        "for `ssh -L`)",
+    )
+    login.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the browser (default 600)",
+    )
     demo = sub.add_parser("demo", help="a gateway on a simulated Cobot, keyboard reader")
-    demo.add_argument("--state-dir", type=Path, default=None)
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the demo's database here (default: a temporary directory)",
+    )
     return p
 
 
@@ -74,19 +132,30 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
             case "check-config":
                 return _check_config(args.config, out)
             case "status":
-                return await _status(args.config, out, as_json=args.json)
+                from gateway.ops.status import status_command
+
+                return await status_command(load_config(args.config), out, as_json=args.json)
             case "queue":
-                return await _queue(args.config, args.action, args.id, args.all, out)
+                return await _queue(args, out)
             case "doctor":
                 from gateway.doctor import run_doctor
 
                 return await run_doctor(args.config, out)
+            case "login":
+                from gateway.login import run_login
+
+                return await run_login(args.config, out, port=args.port, wait=args.timeout)
             case "demo":
                 from gateway.demo import run_demo
 
                 return await run_demo(args.state_dir, out)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (StateDirError, DoorError) as exc:
+        # The environment is wrong (state dir, a door's device): restarting will not
+        # fix it, so the unit's RestartPreventExitStatus=2 applies.
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -101,24 +170,71 @@ def _check_config(path: Path, out: TextIO) -> int:
         from gateway.moco.keys import load_moco_keys
 
         load_moco_keys(cfg)
+    for warning in config_warnings(cfg):
+        print(f"warning: {warning}", file=out)
     print(
         f"{path}: OK ({len(cfg.readers)} reader(s), {len(cfg.doors)} door(s), "
         f"offline policy {cfg.gateway.offline_policy.value})",
         file=out,
     )
+    try:
+        load_access_token(cfg)
+    except ConfigError as exc:
+        if os.environ.get("INVOCATION_ID"):
+            raise  # under systemd (ExecStartPre): the service cannot start without it
+        # A fresh install has no token yet; `run` refuses without one (exit 2).
+        print(f"note: {exc}", file=out)
+        print(
+            f"      get one with: sudo checkin-gateway login --config {path}",
+            file=out,
+        )
     return EXIT_OK
 
 
 async def _run(path: Path) -> int:
     from gateway.app import Gateway
+    from gateway.status import StatusServer, socket_path
 
+    # Everything that can be wrong with the config or the environment is found before
+    # the first log line, and ends the process with one line and exit 2.
     cfg = load_config(path)
-    configure(cfg.gateway.log_level, cfg.gateway.log_format)
     token = load_access_token(cfg)
-    # systemd's Type=notify: READY=1 once readers and cache are up, a status line,
-    # the watchdog from this loop. All no-ops outside systemd.
-    notifier = Notifier.from_environ()
-    gateway = Gateway(cfg, token, on_ready=lambda: notifier.ready(_status_line(gateway)))
+    os.umask(0o077)  # card numbers and MACs: every file we create is ours alone
+    state_dir = cfg.gateway.state_dir
+    prepare(state_dir)
+    lock = StateLock(state_dir)
+    lock.acquire()
+    try:
+        configure(cfg.gateway.log_level, cfg.gateway.log_format)
+        for warning in config_warnings(cfg):
+            log.warning("config_warning", warning=warning)
+        # systemd's Type=notify: READY=1 once readers and cache are up, a status line,
+        # the watchdog from this loop. All no-ops outside systemd.
+        notifier = Notifier.from_environ()
+        gateway = Gateway(cfg, token, on_ready=lambda: notifier.ready(_status_line(gateway)))
+        status_server = StatusServer(
+            socket_path(state_dir), lambda: _status(gateway), state_dir=state_dir
+        )
+        return await _serve(gateway, status_server, notifier)
+    finally:
+        lock.release()
+
+
+def _status(gateway: Gateway) -> dict[str, Any]:
+    if not gateway.ready.is_set():
+        return {"starting": True}
+    return gateway.status()
+
+
+async def _serve_status(server: StatusServer) -> None:
+    """The status socket is a convenience: failing to make it is logged, not fatal."""
+    try:
+        await server.run()
+    except OSError as exc:
+        log.error("status_socket_failed", path=str(server.path), error=str(exc))
+
+
+async def _serve(gateway: Gateway, status_server: StatusServer, notifier: Notifier) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()
@@ -132,10 +248,19 @@ async def _run(path: Path) -> int:
             notifier.stopping()
             main_task.cancel()
 
+    async def run_all() -> None:
+        status_task = asyncio.create_task(_serve_status(status_server), name="status-socket")
+        try:
+            await gateway.run()
+        finally:
+            status_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status_task
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig.name)
     try:
-        await run_notified(gateway.run, notifier, lambda: _status_line(gateway))
+        await run_notified(run_all, notifier, lambda: _status_line(gateway))
     except asyncio.CancelledError:
         if not stopping:
             raise
@@ -160,119 +285,27 @@ def _status_line(gateway: Gateway) -> str | None:
     )
 
 
-async def _status(path: Path, out: TextIO, *, as_json: bool) -> int:
-    from gateway.outbox import Outbox
-    from gateway.store import open_db
+async def _queue(args: argparse.Namespace, out: TextIO) -> int:
+    from gateway.ops import queue
+    from gateway.store import open_db, open_db_readonly
 
-    cfg = load_config(path)
-    status_file = cfg.gateway.state_dir / "status.json"
-    daemon: dict[str, object] | None = None
-    with contextlib.suppress(OSError, ValueError):
-        daemon = json.loads(status_file.read_text(encoding="utf-8"))
+    cfg = load_config(args.config)
+    bound = cfg.queue.max_entries
+    if args.action == "list":
+        if args.limit < 1:
+            raise ConfigError(f"--limit: expected 1 or more, got {args.limit}")
+        db = await open_db_readonly(cfg.gateway.state_dir)
+        try:
+            return await queue.list_entries(
+                db, bound, out, ids=args.ids, include_done=args.all, limit=args.limit
+            )
+        finally:
+            await db.close()
     db = await open_db(cfg.gateway.state_dir)
     try:
-        outbox = Outbox(db, cfg.queue.max_entries)
-        queue = await outbox.stats()
-    finally:
-        await db.close()
-    report = {"daemon": daemon, "queue": queue}
-    if as_json:
-        print(json.dumps(report, indent=2), file=out)
-        return EXIT_OK
-    if daemon is None:
-        print("daemon: no status file (not running, or never started)", file=out)
-    else:
-        age = time.time() - float(daemon.get("time", 0))  # type: ignore[arg-type]
-        fresh = "running" if age < 30 else f"status is {age:.0f}s old: not running?"
-        print(f"daemon: pid {daemon.get('pid')} ({fresh})", file=out)
-        for name, r in dict(daemon.get("readers", {})).items():  # type: ignore[call-overload]
-            err = f" - {r['error']}" if r.get("error") else ""
-            print(f"  reader {name}: {r['state']}{err}", file=out)
-        api = dict(daemon.get("api", {}))  # type: ignore[call-overload]
-        print(
-            f"  api: breaker {api.get('breaker')}"
-            f"{', auth failing' if api.get('auth_failed') else ''}"
-            f"{', last error: ' + str(api['last_error']) if api.get('last_error') else ''}",
-            file=out,
-        )
-        print(f"  tokens cached: {daemon.get('tokens')}", file=out)
-        if daemon.get("storage_error"):
-            print(f"  STORAGE FAILING: {daemon['storage_error']}", file=out)
-        for g in daemon.get("rate_limits", []):  # type: ignore[attr-defined]
-            blocked = f", blocked {g['blocked_for_s']}s" if g["blocked_for_s"] else ""
-            print(
-                f"  rate limit {g['group']}: {g['used']}/{g['limit']} in the last minute"
-                f"{blocked}, {g['waiting']} waiting",
-                file=out,
-            )
-    if daemon is not None and isinstance(daemon.get("moco"), dict):
-        _print_moco(daemon["moco"], out)  # type: ignore[arg-type]
-    print(
-        f"queue: {queue['depth']} waiting (bound {queue['bound']}), "
-        f"oldest {queue['oldest_age_s']}s, {queue['failed']} failed, "
-        f"last error: {queue['last_error'] or '-'}",
-        file=out,
-    )
-    return EXIT_OK
-
-
-def _print_moco(moco: dict[str, Any], out: TextIO) -> None:
-    """MOCO's line and who is clocked in today (user ids; names redacted)."""
-    auth = f", key failing: {moco['auth_failed']}" if moco.get("auth_failed") else ""
-    err = f", last error: {moco['last_error']}" if moco.get("last_error") else ""
-    print(f"  moco: breaker {moco.get('breaker')}{auth}{err}", file=out)
-    staff = moco.get("clocked_in_today") or []
-    if not staff:
-        print("  clocked in today: nobody", file=out)
-    for s in staff:
-        print(
-            f"  clocked in today: user {s['user_id']} ({s.get('name') or '-'}) "
-            f"since {s.get('since') or '?'}",
-            file=out,
-        )
-
-
-async def _queue(
-    path: Path, action: str, entry_id: int | None, include_done: bool, out: TextIO
-) -> int:
-    from gateway.outbox import Outbox
-    from gateway.redact import redact
-    from gateway.store import open_db
-
-    cfg = load_config(path)
-    if action in ("retry", "drop") and entry_id is None:
-        print(f"queue {action} needs an entry id (see 'queue list')", file=sys.stderr)
-        return EXIT_CONFIG
-    db = await open_db(cfg.gateway.state_dir)
-    try:
-        outbox = Outbox(db, cfg.queue.max_entries)
-        if action == "list":
-            entries = await outbox.list(include_done=include_done)
-            print(
-                f"{'id':>6} {'state':<9} {'kind':<9} {'tapped at (UTC)':<20} {'tries':>5} "
-                f"{'member':<12} {'token':<14} last error",
-                file=out,
-            )
-            for e in entries:
-                print(
-                    f"{e.id:>6} {e.state.value:<9} {e.kind.value:<9} "
-                    f"{e.tapped_at.strftime('%Y-%m-%d %H:%M:%S'):<20} {e.attempts:>5} "
-                    f"{(e.membership_id or '-')[:12]:<12} {redact(e.token):<14} "
-                    f"{e.last_error or ''}",
-                    file=out,
-                )
-            if not entries:
-                print("(queue is empty)", file=out)
-            return EXIT_OK
-        assert entry_id is not None
-        done = await (outbox.retry(entry_id) if action == "retry" else outbox.drop(entry_id))
-        if not done:
-            print(f"no open or failed entry {entry_id}", file=sys.stderr)
-            return EXIT_FAILURE
-        print(
-            f"entry {entry_id}: {'will be retried' if action == 'retry' else 'dropped'}", file=out
-        )
-        return EXIT_OK
+        if args.action == "retry":
+            return await queue.retry_entry(db, bound, args.id, out)
+        return await queue.drop_entry(db, bound, args.id, args.by or queue.operator(), out)
     finally:
         await db.close()
 

@@ -43,11 +43,14 @@ class Clock(Protocol):
     def synchronized(self) -> bool:
         """Whether the wall clock is synchronised (NTP)."""
 
+    def reference_now(self) -> datetime | None:
+        """The true time if it is known: ``now()`` once synchronised, else ``now()``
+        corrected by the last API ``Date`` seen (a clock hours off, no NTP), else None."""
+
 
 class _Timex(ctypes.Structure):
-    # struct timex from <sys/timex.h> (glibc, 64-bit): modes, then longs; status at
-    # index 7 of the int-sized fields that follow. Only ``modes`` and ``status`` are used;
-    # the rest is padding large enough for the kernel's structure.
+    # The head of struct timex (adjtimex(2)); the rest is padding we never read. The
+    # layout follows the C types, so it is right on 32- and 64-bit Pis alike.
     _fields_ = [
         ("modes", ctypes.c_uint),
         ("offset", ctypes.c_long),
@@ -55,22 +58,7 @@ class _Timex(ctypes.Structure):
         ("maxerror", ctypes.c_long),
         ("esterror", ctypes.c_long),
         ("status", ctypes.c_int),
-        ("constant", ctypes.c_long),
-        ("precision", ctypes.c_long),
-        ("tolerance", ctypes.c_long),
-        ("time_sec", ctypes.c_long),
-        ("time_usec", ctypes.c_long),
-        ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long),
-        ("jitter", ctypes.c_long),
-        ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long),
-        ("jitcnt", ctypes.c_long),
-        ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long),
-        ("stbcnt", ctypes.c_long),
-        ("tai", ctypes.c_int),
-        ("padding", ctypes.c_int * 11),
+        ("_rest", ctypes.c_byte * 256),
     ]
 
 
@@ -105,6 +93,7 @@ class SystemClock:
     def __init__(self, flag: Path = TIMESYNCD_FLAG, boot_id: str | None = None) -> None:
         self._flag = flag
         self._synced = False
+        self._offset: timedelta | None = None
         self._boot = boot_id or _read_boot_id()
 
     def now(self) -> datetime:
@@ -127,8 +116,19 @@ class SystemClock:
 
     def observe(self, reference: datetime) -> None:
         """A trusted time (an API answer's ``Date``) was seen just now."""
-        if not self._synced and abs(reference - self.now()) <= AGREEMENT:
+        if self._synced:
+            return
+        offset = reference - self.now()
+        if abs(offset) <= AGREEMENT:
             self._synced = True
+        else:
+            # Hours off and no NTP: taps stay marked, but their true time can be known.
+            self._offset = offset
+
+    def reference_now(self) -> datetime | None:
+        if self._synced:
+            return self.now()
+        return None if self._offset is None else self.now() + self._offset
 
 
 SYSTEM_CLOCK = SystemClock()

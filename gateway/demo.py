@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -20,74 +21,96 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.config.model import Config
 from gateway.decide import Decision
-from gateway.moco.keys import MocoKeys
-from gateway.moco_sim import ACCOUNT_KEY, MocoSpace, demo_moco, run_moco_sim
+from gateway.demo_moco import (
+    CARD_LINE,
+    KEYS,
+    MocoSpace,
+    clock_words,
+    demo_moco,
+    moco_section,
+    run_moco_sim,
+)
 from gateway.model import CheckIn, Direction, Outcome, Signal
 from gateway.outbox import Entry
 from gateway.readers.base import ReaderState, TapSink, make_tap
 from gateway.redact import redact
 from gateway.sim import ADMIN_TOKEN, Plan, SimSpace, demo_space, run_sim
+from gateway.sim.seed import MEETING_ROOM, PHONE_BOOTH
 
-STAFF_CARD = "5E00000001"  # MOCO user 933590696 (John Doe), no Cobot member
-STAFF_USER = 933590696
-
-_HELP = """\
+HELP = """\
 Type a card number and press Enter (try the cards above).
   out CARD   check that member out (as an exit reader would)
-  {staff} the staff card: clocks in, and (a minute later) out, at a simulated MOCO
+  room CARD  tap at the Meeting Room's reader (opens for the member who booked it)
+  booth CARD tap at the Phone Booth's reader (free: a tap books it for 30 minutes;
+             the same card again, a minute or more later, ends the booking)
+  5E00000001 the staff card: clocks in, and (a minute later) out, at a simulated MOCO
   offline    the internet goes down: the simulated Cobot stops answering
   online     the internet is back: queued check-ins are replayed
   status     what the gateway knows right now
-  help       this text;  quit (or Ctrl-D) to stop
+  help       this text;  quit, Ctrl-D or Ctrl-C to stop
 """
-HELP = _HELP.format(staff=f"{STAFF_CARD:<10}")
 
-REAL_SPACE = """\
+OFFLINE_POLICY = """\
+Offline, with offline_policy = "known-tokens" (the default), every card in the local
+cache gets in, including members Cobot would refuse online (no time passes left, a
+membership not yet confirmed): their check-ins wait in the queue and Cobot may refuse
+them later. To keep the door shut for everyone while Cobot does not answer, set
+offline_policy = "deny" in [gateway].
+"""
+
+CONFIG = "/etc/checkin-gateway/config.toml"
+
+REAL_SPACE = f"""\
 To run this against your real space:
-  1. copy config/example.toml to /etc/checkin-gateway/gateway.toml and set
+  1. copy config/example.toml to {CONFIG} and set
      cobot.base_url = "https://YOUR-SPACE.cobot.me"
-  2. put an access token (an admin's, scopes: checkin checkin_tokens read_check_ins
-     write) into the file named by cobot.access_token_file
-  3. checkin-gateway check-config --config /etc/checkin-gateway/gateway.toml
-     checkin-gateway run --config /etc/checkin-gateway/gateway.toml
+  2. get an access token: sudo checkin-gateway login --config {CONFIG}
+     (it opens Cobot's sign-in in your browser and stores the token)
+     (meeting rooms also need read_resources read_bookings write_bookings)
+  3. checkin-gateway check-config --config {CONFIG}
+     checkin-gateway run --config {CONFIG}
 """
 
 _OUTCOME_WORDS = {
     Outcome.OPENED_CACHED: "already checked in today: opened without asking Cobot",
     Outcome.OPENED_ONLINE: "Cobot's preview said yes",
-    Outcome.OPENED_OFFLINE: "Cobot did not answer in time; the card is in the local cache",
+    Outcome.OPENED_OFFLINE: "offline: the card is in the local cache, so it gets in",
     Outcome.REFUSED: "Cobot's preview said no",
-    Outcome.DENIED_OFFLINE: "Cobot did not answer and the card is not known locally",
+    Outcome.DENIED_OFFLINE: "offline, and the door stays shut",
     Outcome.UNKNOWN_TOKEN: "unknown card",
     Outcome.DOOR_FAILED: "the door could not be driven",
-    Outcome.CHECKED_OUT: "checked out",
-    Outcome.CHECK_OUT_QUEUED: "check-out queued until Cobot answers",
-    Outcome.OPENED_MEMBER: "a known card",
+    Outcome.CHECKED_OUT: "check-out sent to Cobot",
+    Outcome.CHECK_OUT_QUEUED: "offline: check-out queued until Cobot answers",
+    Outcome.OPENED_BOOKING: "their booking of the room holds now",
+    Outcome.OPENED_WALK_UP: "the room was free",
+    Outcome.WALK_UP_ENDED: "their walk-up booking ended early",
+    Outcome.NO_BOOKING: "no booking",
     Outcome.STAFF: "not a member: a staff card, clocked at MOCO",
 }
+ROOMS = {"room": ("room-1", MEETING_ROOM, 0), "booth": ("booth", PHONE_BOOTH, 30)}
+# Why a decision was taken locally: whether Cobot was asked at all.
+_NOT_ASKED = "Cobot was not asked: it has not answered lately (the gateway keeps retrying)"
+_NO_ANSWER = "Cobot was asked but did not answer in time"
 
 
 class DemoDoor:
-    """Stands in for the relay; the narrator says when it opened. MOCO's feedback (one
-    beep in, two out) is told in words."""
+    """Stands in for the relay; the narrator says when it opened."""
 
-    def __init__(self, say: Callable[[str], None] | None = None) -> None:
-        self._say = say
+    def __init__(self, name: str = "front", say: Callable[[str], None] | None = None) -> None:
+        self._name = name
+        self._say = say  # MOCO's in/out feedback, told in words
 
     @property
     def name(self) -> str:
-        return "front"
+        return self._name
 
     async def open(self) -> None:
         return None
 
     async def signal(self, signal: Signal) -> None:
-        if self._say is None:
-            return
-        if signal is Signal.CLOCKED_IN:
-            self._say("  moco   clocked IN: a presence opened (one beep)")
-        elif signal is Signal.CLOCKED_OUT:
-            self._say("  moco   clocked OUT: the presence closed (two beeps)")
+        words = clock_words(signal)
+        if words is not None and self._say is not None:
+            self._say(words)
 
     async def aclose(self) -> None:
         return None
@@ -96,12 +119,28 @@ class DemoDoor:
 class DemoConsole:
     """The keyboard reader of the demo, plus a few commands to show offline behaviour."""
 
-    def __init__(self, out: TextIO, commands: dict[str, object]) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        commands: dict[str, object],
+        api_down: Callable[[], bool] = lambda: False,
+        rooms: dict[str, RoomReader] | None = None,
+    ) -> None:
         self._out = out
         self._commands = commands
+        self._api_down = api_down
+        self._rooms = rooms or {}
         self._state = ReaderState.CONNECTING
         self.done = asyncio.Event()
         self.go = asyncio.Event()  # set once the first token sync has been shown
+        # Per tap: was the API already known to be down when it was read? Then Cobot is
+        # not asked at all, and the narrator must not say it "did not answer in time".
+        self.api_down_at: dict[int, bool] = {}
+
+    def _tap(self, sink: TapSink, token: str, direction: Direction) -> None:
+        tap = make_tap(self.name, token, direction)
+        self.api_down_at[id(tap)] = self._api_down()
+        sink(tap)
 
     @property
     def name(self) -> str:
@@ -128,16 +167,49 @@ class DemoConsole:
             action = self._commands.get(word.lower())
             if word.lower() in ("quit", "exit"):
                 break
-            if word.lower() == "out" and arg.strip():
-                sink(make_tap(self.name, arg.strip(), Direction.OUT))
+            if word.lower() == "out":
+                if arg.strip():
+                    self._tap(sink, arg.strip(), Direction.OUT)
+                else:
+                    print("  out needs a card number: out CARD", file=self._out, flush=True)
+            elif word.lower() in self._rooms and arg.strip():
+                self._rooms[word.lower()].tap(arg.strip())
             elif callable(action):
                 result = action()
                 if asyncio.iscoroutine(result):
                     await result
             else:
-                sink(make_tap(self.name, line, Direction.IN))
+                self._tap(sink, line, Direction.IN)
         self._state = ReaderState.STOPPED
         self.done.set()
+
+
+class RoomReader:
+    """A meeting room's reader in the demo: the console hands it the typed cards."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._sink: TapSink | None = None
+        self._state = ReaderState.CONNECTING
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    def tap(self, token: str) -> None:
+        if self._sink is not None:
+            self._sink(make_tap(self._name, token, Direction.IN))
+
+    async def run(self, sink: TapSink) -> None:
+        self._sink, self._state = sink, ReaderState.READY
+        try:
+            await asyncio.Event().wait()  # taps come from the console
+        finally:
+            self._sink, self._state = None, ReaderState.STOPPED
 
 
 async def run_demo(state_dir: Path | None, out: TextIO) -> int:
@@ -145,6 +217,20 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
 
     configure("warning", "console")
     space = demo_space()
+    # Ctrl-C from the first instant: a clean stop that says so, not a traceback or
+    # make's "Error 130". The handler is ours until the demo returns.
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    try:
+        return await _start(state_dir, space, interrupted, out)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _start(
+    state_dir: Path | None, space: SimSpace, interrupted: asyncio.Event, out: TextIO
+) -> int:
     moco = demo_moco()
     with tempfile.TemporaryDirectory(prefix="checkin-gateway-demo-") as tmp:
         state = state_dir or Path(tmp)
@@ -153,30 +239,51 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
                 {
                     "gateway": {"state_dir": str(state), "decision_deadline": 1.5},
                     "cobot": {"base_url": base_url},
-                    "moco": {
-                        "base_url": moco_url,
-                        "users": [{"token": STAFF_CARD, "user_id": STAFF_USER}],
-                    },
+                    "moco": moco_section(moco_url),
                     "readers": [
                         {
                             "name": "front",
                             "type": "keyboard",
                             "door": "front",
                             "record": ["cobot", "moco"],
-                        }
+                        },
+                        *(
+                            {"name": word, "type": "keyboard", "door": door}
+                            for word, (door, _, _) in ROOMS.items()
+                        ),
                     ],
-                    "doors": [{"name": "front", "type": "command", "command": ["true"]}],
+                    "doors": [
+                        {"name": "front", "type": "command", "command": ["true"]},
+                        *(
+                            {
+                                "name": door,
+                                "type": "command",
+                                "command": ["true"],
+                                "access": "booking",
+                                "resource_id": rid,
+                                "walk_up_minutes": walk_up,
+                            }
+                            for door, rid, walk_up in ROOMS.values()
+                        ),
+                    ],
                 },
                 "demo",
             )
-            return await _run(cfg, space, base_url, out, moco)
+            return await _run(cfg, space, base_url, out, interrupted, moco)
 
 
 class Narrator:
     """Tells a newcomer, in plain words, what happened to each tap."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        console: DemoConsole | None = None,
+        name_of: Callable[[str | None], str | None] = lambda token: None,
+    ) -> None:
         self._out = out
+        self._console = console
+        self._name_of = name_of
 
     def say(self, text: str = "") -> None:
         print(text, file=self._out, flush=True)
@@ -188,11 +295,26 @@ class Narrator:
         )
         self.say(f"  who    {who}")
         words = _OUTCOME_WORDS[d.outcome]
-        if d.reason and d.outcome in (Outcome.REFUSED, Outcome.DENIED_OFFLINE):
+        if d.reason and d.outcome in (
+            Outcome.REFUSED,
+            Outcome.DENIED_OFFLINE,
+            Outcome.NO_BOOKING,
+            Outcome.OPENED_WALK_UP,
+            Outcome.WALK_UP_ENDED,
+        ):
             words += f": {d.reason}"
+        elif d.outcome is Outcome.DENIED_OFFLINE and d.reason:
+            words += f" ({d.reason.split(' (', 1)[0]})"
         if d.preview_ms is not None:
             words += f" ({d.preview_ms:.0f} ms)"
         self.say(f"  cobot  {words}")
+        if d.outcome in (Outcome.OPENED_OFFLINE, Outcome.DENIED_OFFLINE, Outcome.CHECK_OUT_QUEUED):
+            not_asked = self._console is not None and self._console.api_down_at.pop(
+                id(d.tap), False
+            )
+            self.say(f"         {_NOT_ASKED if not_asked else _NO_ANSWER}")
+        elif self._console is not None:
+            self._console.api_down_at.pop(id(d.tap), None)
         self.say(f"  door   {'OPEN (relay pulse)' if d.opened else 'stays SHUT'}")
         if d.outcome is Outcome.OPENED_OFFLINE:
             self.say("  queue  check-in stored on disk; it goes to Cobot when the API is back")
@@ -200,8 +322,16 @@ class Narrator:
 
     def delivered(self, entry: Entry, check_in: CheckIn | None, how: str) -> None:
         what = entry.kind.value.replace("_", "-")
+        whose = self._name_of(entry.token) or (
+            f"card {redact(entry.token)}" if entry.token else "an unknown member"
+        )
         if how.startswith("refused"):
-            self.say(f"  cobot  queued {what} refused: {how.removeprefix('refused: ')}")
+            self.say(f"  cobot  queued {what} of {whose} refused: {how.removeprefix('refused: ')}")
+        elif entry.kind.value == "check_out":
+            if check_in is None:
+                self.say(f"  cobot  {whose} was not checked in: nothing to check out")
+            else:
+                self.say(f"  cobot  {whose} checked out")
         elif check_in is not None and entry.kind.value == "check_in":
             until = check_in.valid_until.astimezone().strftime("%H:%M")
             name = check_in.membership.name if check_in.membership else "guest"
@@ -211,9 +341,15 @@ class Narrator:
             self.say(f"  cobot  {what} delivered")
 
 
-async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO, moco: MocoSpace) -> int:
-    narrator = Narrator(out)
-    say = narrator.say
+async def _run(  # noqa: PLR0915 (the demo's commands are closures over its state)
+    cfg: Config,
+    space: SimSpace,
+    base_url: str,
+    out: TextIO,
+    interrupted: asyncio.Event,
+    moco: MocoSpace,
+) -> int:
+    say = Narrator(out).say
     holder: list[Gateway] = []
 
     def offline() -> None:
@@ -231,42 +367,58 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO, moco: M
             holder[0].moco.records.replayer.wake()
         say("  (both answer again; queued check-ins and staff taps are replayed)")
 
-    def status() -> None:
+    async def status() -> None:
         s = holder[0].status()
+        api = "online" if s["api"]["breaker"] == "closed" else "offline"
+        failed = [e for e in await holder[0].outbox.list() if e.state.value == "failed"]
         say(
-            f"  api {s['api']['breaker']}, {s['tokens']} cards cached, "
-            f"{s['queue_depth']} check-ins queued"
+            f"  {api}, {s['tokens']} cards cached, {s['queue_depth']} check-ins queued, "
+            f"{len(failed)} refused by Cobot on replay"
         )
+        for e in failed:
+            whose = name_of(e.token) or f"card {redact(e.token)}"
+            say(f"    {e.kind.value.replace('_', '-')} of {whose}: {e.last_error}")
 
+    def name_of(token: str | None) -> str | None:
+        member = holder[0].cache.lookup(token) if token else None
+        return member.name if member else None
+
+    def show_help() -> None:
+        say(HELP)
+        say(OFFLINE_POLICY)
+
+    rooms = {word: RoomReader(word) for word in ROOMS}
     console = DemoConsole(
-        out, {"offline": offline, "online": online, "status": status, "help": lambda: say(HELP)}
+        out,
+        {"offline": offline, "online": online, "status": status, "help": show_help},
+        api_down=lambda: bool(holder) and holder[0].breaker.is_open,
+        rooms=rooms,
     )
+    narrator = Narrator(out, console, name_of)
     gateway = Gateway(
         cfg,
         ADMIN_TOKEN,
-        doors={"front": DemoDoor(say)},
-        moco_keys=MocoKeys(ACCOUNT_KEY),
-        readers=[console],
+        doors={"front": DemoDoor(say=say), **{d: DemoDoor(d) for d, _, _ in ROOMS.values()}},
+        moco_keys=KEYS,
+        readers=[console, *rooms.values()],
         hooks=[narrator.decision],
         delivery_hooks=[narrator.delivered],
     )
     holder.append(gateway)
-    say("checkin-gateway demo")
-    say(f"A simulated Cobot space answers at {base_url} (this machine only).")
-    say("Cards in the demo space:")
-    for line in _describe_cards(space):
-        say(f"  {line}")
-    say(f"  {STAFF_CARD:<18} {'John Doe (staff)':<20} MOCO user {STAFF_USER}: a time clock")
-    say()
-    say(HELP)
-    say(REAL_SPACE)
+    _introduce(say, space, base_url)
     task = asyncio.create_task(gateway.run())
-    await gateway.ready.wait()
-    await gateway.sync.sync_once()
-    say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
-    console.go.set()
-    done = asyncio.create_task(console.done.wait())
-    await asyncio.wait([task, done], return_when=asyncio.FIRST_COMPLETED)
+    stop = asyncio.create_task(interrupted.wait())
+    ready = asyncio.create_task(_ready(gateway))
+    await asyncio.wait([task, stop, ready], return_when=asyncio.FIRST_COMPLETED)
+    if ready.done() and not ready.cancelled() and ready.exception() is None:
+        say(f"Ready: {len(gateway.cache)} cards synced from Cobot. Tap away.")
+        for line in _describe_rooms(space):
+            say(f"  {line}")
+        console.go.set()
+        done = asyncio.create_task(console.done.wait())
+        await asyncio.wait([task, done, stop], return_when=asyncio.FIRST_COMPLETED)
+        done.cancel()
+    ready.cancel()
     with contextlib.suppress(TimeoutError):  # show what became of the last taps
         async with asyncio.timeout(5):
             await gateway.settle()
@@ -274,9 +426,44 @@ async def _run(cfg: Config, space: SimSpace, base_url: str, out: TextIO, moco: M
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    done.cancel()
-    say("demo stopped")
+    stop.cancel()
+    say("demo stopped (Ctrl-C)" if interrupted.is_set() else "demo stopped")
     return 0
+
+
+async def _ready(gateway: Gateway) -> None:
+    await gateway.ready.wait()
+    await gateway.sync.sync_once()
+    for refresher in gateway.door_rules.refreshers:
+        await refresher.refresh_once()
+
+
+def _introduce(say: Callable[[str], None], space: SimSpace, base_url: str) -> None:
+    say("checkin-gateway demo")
+    say(f"A simulated Cobot space answers at {base_url} (this machine only).")
+    say("Cards in the demo space:")
+    for line in _describe_cards(space):
+        say(f"  {line}")
+    say(f"  {CARD_LINE}")
+    say("")
+    say(HELP)
+    say(OFFLINE_POLICY)
+    say(REAL_SPACE)
+
+
+def _describe_rooms(space: SimSpace) -> list[str]:
+    lines = []
+    for word, (_, rid, walk_up) in ROOMS.items():
+        resource = space.rooms.resource(rid)
+        booked = [b for b in space.rooms.bookings.values() if b.resource_id == rid]
+        what = ", ".join(
+            f"{space.members[b.membership_id].name if b.membership_id else 'blocked'} "
+            f"{b.start.astimezone():%H:%M}-{b.end.astimezone():%H:%M}"
+            for b in booked
+        )
+        walk = f", walk-up {walk_up} min" if walk_up else ""
+        lines.append(f"'{word} CARD': {resource.name} ({what or 'no bookings today'}{walk})")
+    return lines
 
 
 def _describe_cards(space: SimSpace) -> list[str]:

@@ -206,7 +206,9 @@ class Drainer:
                 if found is not None:
                     await self._delivered(entry, found, log_, how="found")
                     return True
-            await self._outbox.mark_sending(entry.id)
+            if not await self._outbox.mark_sending(entry.id):
+                log_.info("not_sent", why="dropped by an operator meanwhile")
+                return True
             sent = True
             result = await self._send(entry, priority)
         except Refused as exc:
@@ -280,7 +282,8 @@ class Drainer:
         be known, so it is recorded as of delivery (never back-dated)."""
         if entry.clock is not ClockQuality.UNSYNCED:
             return entry
-        if not self._clock.synchronized():
+        reference = self._clock.reference_now()
+        if reference is None:
             await self._outbox.defer(
                 entry.id,
                 "waiting for the clock to be synchronised before sending",
@@ -292,12 +295,12 @@ class Drainer:
             entry.tapped_at,
             entry.tapped_mono,
             entry.boot_id,
-            now=self._clock.now(),
+            now=reference,
             monotonic=self._clock.monotonic(),
             boot_id=self._clock.boot_id(),
         )
         quality = ClockQuality.NOW if fixed is None else ClockQuality.CORRECTED
-        tapped_at = self._clock.now() if fixed is None else fixed
+        tapped_at = reference if fixed is None else fixed
         await self._outbox.correct_time(entry.id, tapped_at, quality)
         log_.warning(
             "tap_time_corrected" if fixed else "tap_day_unknown",

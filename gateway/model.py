@@ -67,6 +67,10 @@ class Outcome(enum.StrEnum):
     CHECKED_OUT = "checked-out"
     STAFF = "staff"  # a staff card (a MOCO user) on a reader recording to MOCO: clocked
     CHECK_OUT_QUEUED = "check-out-queued"
+    OPENED_BOOKING = "opened-booking"  # a booking door: the member's booking holds now
+    OPENED_WALK_UP = "opened-walk-up"  # a booking door: booked it now for the member
+    WALK_UP_ENDED = "walk-up-ended"  # the member's second tap ended their walk-up early
+    NO_BOOKING = "no-booking"  # a booking door: no booking of the member's holds now
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ class State(enum.StrEnum):
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    DROPPED = "dropped"  # an operator gave up on it (`queue drop`): kept, with who/when
 
 
 OPEN_STATES = (State.HELD, State.PENDING, State.SENDING)
@@ -243,12 +244,15 @@ class Outbox:
         )
         return [_entry(r) for r in rows]
 
-    async def mark_sending(self, entry_id: int) -> None:
-        await self._update(
+    async def mark_sending(self, entry_id: int) -> bool:
+        """Written before the request goes out; False when the entry is no longer open
+        (an operator dropped it meanwhile): then nothing may be sent."""
+        changed = await self._update(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? "
-            "WHERE id = ?",
+            "WHERE id = ? AND state IN ('pending', 'sending')",
             (time.time(), entry_id),
         )
+        return changed > 0
 
     async def mark_delivered(self, entry_id: int, result_id: str | None) -> None:
         await self._close(entry_id, State.DELIVERED, None, result_id)
@@ -277,12 +281,19 @@ class Outbox:
         )
         return cur > 0
 
-    async def drop(self, entry_id: int) -> bool:
-        """Operator: give up on an entry (it is deleted, not delivered)."""
-        cur = await self._update(
-            "DELETE FROM outbox WHERE id = ? AND state != 'delivered'", (entry_id,)
+    async def mark_dropped(self, entry_id: int, by: str) -> bool:
+        """Operator: give up on an entry that was not delivered. The row stays, in
+        state ``dropped`` with who and when (schema version 3), so ``queue list --all``
+        still shows what became of the tap. False when no such open or failed entry."""
+        row = await self._db.fetchone("SELECT state FROM outbox WHERE id = ?", (entry_id,))
+        changed = await self._update(
+            "UPDATE outbox SET state = 'dropped', dropped_by = ?, dropped_at = ?, "
+            "updated_at = ? WHERE id = ? AND state IN ('pending', 'sending', 'failed')",
+            (by, time.time(), time.time(), entry_id),
         )
-        return cur > 0
+        if changed and row is not None and row[0] in OPEN_STATES:
+            self._open = max(0, self._open - 1)
+        return changed > 0
 
     async def purge_delivered(self, older_than: float = KEEP_DELIVERED) -> None:
         await self._update(

@@ -54,7 +54,7 @@ _SCHEMA = [
         membership_id TEXT,
         reader TEXT NOT NULL,
         tapped_at TEXT NOT NULL,            -- ISO 8601 UTC, what the member is billed from
-        state TEXT NOT NULL,                -- pending | sending | delivered | failed
+        state TEXT NOT NULL,                -- pending | sending | delivered | failed | dropped
         attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt_at REAL NOT NULL DEFAULT 0,  -- unix time
         last_error TEXT,
@@ -71,6 +71,11 @@ _SCHEMA = [
     ALTER TABLE outbox ADD COLUMN clock TEXT NOT NULL DEFAULT 'synced';
     ALTER TABLE outbox ADD COLUMN boot_id TEXT;
     ALTER TABLE outbox ADD COLUMN tapped_mono REAL;
+    """,
+    # version 3: `queue drop` keeps the row as state 'dropped', saying who and when.
+    """
+    ALTER TABLE outbox ADD COLUMN dropped_by TEXT;
+    ALTER TABLE outbox ADD COLUMN dropped_at REAL;
     """,
 ]
 
@@ -222,13 +227,23 @@ class Transaction:
 
 
 async def open_db(state_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
-    """Open (creating and migrating) the database; raise StorageError naming the path."""
+    """Open (creating and migrating) the database; raise StorageError naming the path.
+
+    The state directory is made private first (0700, files 0600: ``statedir.prepare``)
+    and the file is created 0600 before SQLite opens it, so its -wal and -shm files get
+    the same mode whatever the umask. A failure says what is wrong with the directory
+    (``StateDirError``: read-only, disk full, permissions) where that is the cause; only
+    a file SQLite cannot read as a database is called "not a usable gateway database".
+    """
+    from gateway.statedir import StateDirError, create_private, diagnose, prepare
+
     path = state_dir / DB_NAME
+    await asyncio.to_thread(prepare, state_dir)
     try:
-        await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(create_private, path)
         db = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"cannot open {path}: {exc}") from exc
+        raise StateDirError(diagnose(state_dir, exc) or f"cannot open {path}: {exc}") from exc
     try:
         await db.execute(f"PRAGMA busy_timeout = {CLI_BUSY_TIMEOUT_MS}")  # start-up may wait
         await db.execute("PRAGMA journal_mode = WAL")
@@ -237,11 +252,73 @@ async def open_db(state_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) ->
         await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     except sqlite3.DatabaseError as exc:
         await db.close()
+        problem = _environment(state_dir, exc)
+        if problem is not None:
+            raise StateDirError(problem) from exc
         raise StorageError(f"{path} is not a usable gateway database: {exc}") from exc
     except BaseException:
         await db.close()
         raise
     return Database(db, path)
+
+
+def _environment(state_dir: Path, exc: sqlite3.Error) -> str | None:
+    """The state directory's fault behind a SQLite error, or None when the file itself
+    is the problem (corrupt, not a database)."""
+    from gateway.statedir import diagnose
+
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return None
+    return diagnose(state_dir, exc) or (
+        f"{state_dir}: SQLite cannot write there ({exc})"
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN)
+        else None
+    )
+
+
+class NoDatabase(StorageError):
+    """``open_db_readonly``: the state directory has no database (the gateway never ran)."""
+
+
+async def open_db_readonly(state_dir: Path) -> Database:
+    """Open the database for reading only (``status``, ``queue list``): never creates,
+    migrates or otherwise writes. Raises NoDatabase when there is none yet.
+
+    SQLite's ``mode=ro`` still creates -wal and -shm files next to a WAL database (and
+    fails on a read-only mount). So when no gateway holds the state directory and no
+    -wal file is left over (a clean stop checkpoints and removes it), the file is
+    opened ``immutable=1``: complete as it is, nothing written. Otherwise (a daemon is
+    running, or a crash left a -wal) ``mode=ro`` reads through the existing -wal/-shm.
+    """
+    from gateway.statedir import holder
+
+    path = state_dir / DB_NAME
+    if not path.is_file():
+        raise NoDatabase(f"{state_dir} has no database yet (the gateway never ran with it)")
+    wal = path.with_name(DB_NAME + "-wal")
+    quiet = holder(state_dir) is None and not (wal.exists() and wal.stat().st_size > 0)
+    uri = f"{path.as_uri()}?{'immutable=1' if quiet else 'mode=ro'}"
+    try:
+        db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    try:
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+    except sqlite3.Error as exc:
+        await db.close()
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    if not row or int(row[0]) == 0:
+        await db.close()
+        raise NoDatabase(f"{path} holds no gateway tables yet")
+    return Database(db, path)
+
+
+async def schema_version(db: Database) -> int:
+    row = await db.fetchone("PRAGMA user_version")
+    return int(row[0]) if row else 0
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

@@ -15,9 +15,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class Daemon:
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
+    def __init__(self, config: Path, env: dict[str, str], *, stdin_pipe: bool = False) -> None:
+        """``stdin_pipe``: give the daemon a pipe on stdin (a keyboard reader that can
+        read); by default it gets /dev/null, as under systemd."""
         self.config = config
         self.env = env
+        self._stdin = asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL
         self.events: list[dict[str, Any]] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -33,7 +36,7 @@ class Daemon:
             str(self.config),
             cwd=REPO,
             env={**os.environ, **self.env},
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=self._stdin,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )

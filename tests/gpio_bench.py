@@ -14,7 +14,9 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -108,6 +110,20 @@ class KernelGpioSim:
                 folder.rmdir()
 
 
+def open_bench(kind: str, what: str) -> Bench:
+    """The bench a parametrised fixture asked for: ``"gpio-sim"`` (skipped with the
+    reason when this kernel has none; CI runs on the same kind of VM, tests/vm/ has it)
+    or ``"fake"``. ``what`` names the tests in the skip message."""
+    import pytest
+
+    if kind == "gpio-sim":
+        why_not = kernel_gpio_sim()
+        if why_not is not None:
+            pytest.skip(f"{why_not}: the {what} tests ran on the fake chip only")
+        return KernelGpioSim()
+    return FakeChip()
+
+
 # --- the fake chip -------------------------------------------------------------------
 
 
@@ -121,6 +137,8 @@ class FakeChip:
         self.physical = [False] * NUM_LINES
         self.requests: dict[int, FakeRequest] = {}
         self.open_chip: OpenChip | None = self._open
+        # The kernel stamps edges with CLOCK_MONOTONIC; tests may stamp their own.
+        self.clock_ns: Callable[[], int] = time.monotonic_ns
 
     def _open(self, path: str) -> FakeChipHandle:
         if path != self.chip_path:
@@ -167,11 +185,13 @@ class FakeChipHandle:
         event_buffer_size: int | None = None,
         output_values: dict[int | str, Any] | None = None,
     ) -> FakeRequest:
-        del consumer, event_buffer_size
+        del consumer
         offsets = {self.line_offset_from_id(line): settings for line, settings in config.items()}
         if any(offset in self._chip.requests for offset in offsets):
             raise OSError(errno.EBUSY, "Device or resource busy")
-        return FakeRequest(self._chip, offsets, output_values or {})
+        # The kernel's default queue is 16 events per line (gpiolib-cdev.c).
+        buffer = event_buffer_size or 16 * len(offsets)
+        return FakeRequest(self._chip, offsets, output_values or {}, buffer)
 
     def close(self) -> None:
         pass
@@ -179,9 +199,14 @@ class FakeChipHandle:
 
 class FakeRequest:
     def __init__(
-        self, chip: FakeChip, settings: dict[int, gpiod.LineSettings], initial: dict[Any, Any]
+        self,
+        chip: FakeChip,
+        settings: dict[int, gpiod.LineSettings],
+        initial: dict[Any, Any],
+        buffer: int = 64,
     ) -> None:
         self._chip = chip
+        self._buffer = buffer
         self._settings = settings
         self._events: list[gpiod.EdgeEvent] = []
         self._read_fd, self._write_fd = os.pipe()
@@ -232,7 +257,13 @@ class FakeRequest:
             return
         kind = gpiod.EdgeEvent.Type.RISING_EDGE if active else gpiod.EdgeEvent.Type.FALLING_EDGE
         self._seq += 1
-        self._events.append(gpiod.EdgeEvent(kind.value, 0, offset, self._seq, self._seq))
+        if len(self._events) >= self._buffer:
+            # A full queue drops its oldest event, as gpiolib-cdev does: the reader sees
+            # a gap in the sequence numbers.
+            del self._events[0]
+            os.read(self._read_fd, 1)
+        event = gpiod.EdgeEvent(kind.value, self._chip.clock_ns(), offset, self._seq, self._seq)
+        self._events.append(event)
         os.write(self._write_fd, b"e")
 
     def read_edge_events(self, max_events: int | None = None) -> list[gpiod.EdgeEvent]:

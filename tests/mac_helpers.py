@@ -10,7 +10,7 @@ from tests.netns import Lan
 
 
 class FakeClock:
-    """Presence time, moved by the test (sockets and the event loop run in real time)."""
+    """DevicePresence time, moved by the test (sockets and the event loop run in real time)."""
 
     def __init__(self, wall: float = 1_900_000_000.0) -> None:
         self.mono = 1000.0

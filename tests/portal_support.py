@@ -111,6 +111,7 @@ async def running_portal(
     space: SimSpace | None = None,
     clock: Clock | None = None,
     firewall: RecordingFirewall | None = None,
+    limiter: RateLimiter | None = None,
     **cfg: object,
 ) -> AsyncIterator[Portal]:
     space = space or demo_space()
@@ -123,7 +124,7 @@ async def running_portal(
         signed_in.append((mac, check_in))
 
     async with run_sim(space) as sim_url:
-        limiter = RateLimiter({Group.CHECK_INS: 100_000, Group.DEFAULT: 100_000})
+        limiter = limiter or RateLimiter({Group.CHECK_INS: 100_000, Group.DEFAULT: 100_000})
         async with CobotClient(sim_url, ADMIN_TOKEN, limiter) as client:
             service = PortalService(
                 portal_config(**cfg),

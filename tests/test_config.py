@@ -102,6 +102,21 @@ def test_the_issue_example_loads(tmp_path: Path) -> None:
             ('command = ["/usr/local/bin/open-door"]', 'command = "/usr/local/bin/open-door"'),
             "doors[0].command: expected a list of strings",
         ),
+        (
+            ('command = ["/usr/local/bin/open-door"]', "command = []"),
+            "doors[0].command: expected a list of at least 1 item(s), got 0",
+        ),
+        (
+            ('command = ["/usr/local/bin/open-door"]', 'command = [""]'),
+            "doors[0].command[0]: expected a non-empty string",
+        ),
+        (
+            (
+                'command = ["/usr/local/bin/open-door"]',
+                'command = ["/usr/local/bin/open-door"]\nfeedback_command = []',
+            ),
+            "doors[0].feedback_command: expected a list of at least 1 item(s), got 0",
+        ),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -151,3 +166,64 @@ def test_access_token_sources(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="is empty"):
         load_access_token(cfg2, {})
+
+
+READER_TABLE = ISSUE_EXAMPLE[ISSUE_EXAMPLE.index("[[readers]]") : ISSUE_EXAMPLE.index("[[doors]]")]
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            '[[readers]]\nname = "g"\ntype = "wiegand"\nd0_line = 5\nd1_line = 6\nformat = "35"\n',
+            "readers[1].format: unknown Wiegand format '35'; expected one of auto, 26, 34, 37",
+        ),
+        (
+            '[[readers]]\nname = "g"\ntype = "wiegand"\nd0_line = 5\nd1_line = 6\n'
+            'format = ["26", "h10302", "37"]\n',
+            "readers[1].format: H10302 and H10304 are both 37 bits",
+        ),
+        (
+            '[[readers]]\nname = "g"\ntype = "wiegand"\nd0_line = 5\nd1_line = 5\n',
+            "readers[1].d1_line: D0 and D1 are the same line (5)",
+        ),
+        (
+            '[[readers]]\nname = "g"\ntype = "wiegand"\nd0_line = 5\n',
+            "readers[1].d1_line: missing",
+        ),
+        (
+            '[[readers]]\nname = "g"\ntype = "wiegand"\nd0_line = 5\nd1_line = 6\n'
+            'token_format = "facility"\n',
+            "readers[1].token_format: expected one of 'facility-card', 'decimal', 'hex'",
+        ),
+        (
+            '[[readers]]\nname = "h"\ntype = "hid"\ndevice = "/dev/hidraw0"\n',
+            "readers[1].device: expected a /dev/input/by-id/...-event-kbd path or 'vendor:product'",
+        ),
+        (
+            '[[readers]]\nname = "h"\ntype = "hid"\ndevice = "08ff:0009"\nlayout = "dvorak"\n',
+            "readers[1].layout: expected one of 'us', 'uk', 'de', 'fr'",
+        ),
+    ],
+)
+def test_wiegand_and_hid_config_errors(tmp_path: Path, table: str, expected: str) -> None:
+    path = write(tmp_path, ISSUE_EXAMPLE.replace("[[doors]]", table + "\n[[doors]]"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert expected in str(err.value)
+
+
+def test_wiegand_and_hid_load(tmp_path: Path) -> None:
+    from gateway.config.model import HidReaderConfig, WiegandReaderConfig
+
+    extra = (
+        '[[readers]]\nname = "g"\ntype = "wiegand"\nchip = "pinctrl-rp1"\nd0_line = "GPIO5"\n'
+        'd1_line = 6\nformat = ["26", "34"]\ntoken_format = "decimal"\n\n'
+        '[[readers]]\nname = "h"\ntype = "hid"\ndevice = "08ff:0009"\n\n'
+    )
+    cfg = load_config(write(tmp_path, ISSUE_EXAMPLE.replace("[[doors]]", extra + "[[doors]]")))
+    wiegand, hid = cfg.readers[1:]
+    assert isinstance(wiegand, WiegandReaderConfig) and isinstance(hid, HidReaderConfig)
+    assert (wiegand.chip, wiegand.d0_line, wiegand.d1_line) == ("pinctrl-rp1", "GPIO5", 6)
+    assert wiegand.format == ("26", "34") and wiegand.token_format == "decimal"
+    assert (hid.device, hid.layout, hid.token_timeout) == ("08ff:0009", "us", 0.5)

@@ -66,7 +66,7 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Pa
                 await daemon.wait_for("serial_reader_ready")
                 size = rng.randint(30, 60)
                 batch, pending = pending[:size], pending[size:]
-                await _tap_then_kill(daemon, master, batch, rng)
+                await _tap_then_kill(daemon, master, batch, rng, repeat=2)  # held: it repeats
                 admitted |= {
                     e["membership_id"]
                     for e in daemon.events
@@ -105,12 +105,14 @@ async def test_sigkill_at_random_instants_loses_and_doubles_nothing(tmp_path: Pa
     assert not space.doubled(), f"doubled: {space.doubled()}"
 
 
-async def _tap_then_kill(daemon: Daemon, master: int, batch: list[str], rng: random.Random) -> None:
+async def _tap_then_kill(
+    daemon: Daemon, master: int, batch: list[str], rng: random.Random, *, repeat: int = 1
+) -> None:
     """Send the batch's cards through the pty; SIGKILL once a random share of it was
     decided (so the test covers many taps however loaded the machine is), at a random
     instant."""
     for token in batch:
-        os.write(master, encode_rdm6300(bytes.fromhex(token)))
+        os.write(master, encode_rdm6300(bytes.fromhex(token)) * repeat)
         await asyncio.sleep(rng.uniform(0, 0.004))
     size = len(batch)
     decided = rng.randint(size // 3, size - 1)
@@ -182,7 +184,7 @@ async def test_sigkill_during_moco_taps_and_replay_loses_and_doubles_no_presence
                 await daemon.wait_for("serial_reader_ready")
                 size = rng.randint(25, 40)
                 batch, pending = pending[:size], pending[size:]
-                await _tap_then_kill(daemon, master, batch, rng)
+                await _tap_then_kill(daemon, master, batch, rng, repeat=2)
                 clocked |= {e["user_id"] for e in daemon.events if e.get("event") == "clocked_in"}
                 clocked |= {e["user_id"] for e in daemon.events if e.get("event") == "clocked_out"}
                 daemon = Daemon(cfg, env)

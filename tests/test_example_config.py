@@ -14,6 +14,7 @@ from gateway.config.loader import load_config
 from gateway.config.model import (
     DOOR_TYPES,
     READER_TYPES,
+    BookingsSection,
     CobotSection,
     GatewaySection,
     MocoSection,
@@ -53,10 +54,15 @@ def tables(text: str) -> dict[str, str]:
 
 
 def keys_shown(block: str) -> set[str]:
-    return set(re.findall(r"^#? ?([a-z_]+) = ", block, re.M))
+    return set(re.findall(r"^#? ?([a-z_][a-z0-9_]*) = ", block, re.M))
 
 
-SECTIONS = {"[gateway]": GatewaySection, "[cobot]": CobotSection, "[queue]": QueueSection}
+SECTIONS = {
+    "[gateway]": GatewaySection,
+    "[cobot]": CobotSection,
+    "[queue]": QueueSection,
+    "[bookings]": BookingsSection,
+}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from gateway.config.model import GpioDoorConfig
 from gateway.doors.gpio import GpioDoor
 from gateway.errors import DoorError
 from gateway.model import Signal
-from tests.gpio_bench import Bench, FakeChip, KernelGpioSim, kernel_gpio_sim
+from tests.gpio_bench import Bench, open_bench
 
 LOCK, CONTACT, EXIT, GREEN, RED, BUZZER = range(6)
 WAIT = 5.0  # seconds a test waits for something that should take a fraction of that
@@ -34,14 +34,7 @@ def default_logging() -> Iterator[None]:
 
 @pytest.fixture(params=["gpio-sim", "fake"])
 def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
-    if request.param == "gpio-sim":
-        why_not = kernel_gpio_sim()
-        if why_not is not None:
-            # Not require(): CI runs on this same kind of VM, whose kernel has none.
-            pytest.skip(f"{why_not}: the GPIO door tests ran on the fake chip only")
-        sim: Bench = KernelGpioSim()
-    else:
-        sim = FakeChip()
+    sim = open_bench(request.param, "GPIO door")
     try:
         yield sim
     finally:

@@ -20,7 +20,7 @@ from gateway.config.model import MacReaderConfig
 from gateway.decide import Decision
 from gateway.model import Direction, Membership, Outcome
 from gateway.readers.base import ReaderContext, ReaderState
-from gateway.readers.mac import sniff
+from gateway.readers.mac import confirm, sniff
 from gateway.readers.mac.reader import MacReader
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 from gateway.sim.seed import MAC_TOKEN, MARGARET
@@ -96,6 +96,11 @@ async def test_a_registered_mac_checks_in_once(
         return lan.in_listener(lambda: real_open(interface))
 
     monkeypatch.setattr(sniff, "open_packet_socket", open_in_lan)
+    # Departure probes, too, go out only inside the test's namespace.
+    real_link = confirm.open_link
+    monkeypatch.setattr(
+        confirm, "open_link", lambda interface: lan.in_listener(lambda: real_link(interface))
+    )
     async with site(tmp_path) as s:
         lan.set_client_mac(MAC_TOKEN)  # Margaret's laptop (registered on the portal)
         await udhcpc(lan, "margaret-laptop", tries=2)
@@ -129,7 +134,7 @@ async def test_a_registered_mac_checks_in_once(
 
 
 async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
-    """Presence time runs on a clock the test moves; sockets, sweeps and HTTP are real."""
+    """DevicePresence time runs on a clock the test moves; sockets, sweeps and HTTP are real."""
     clock = FakeClock()
     gateways: list[Gateway] = []
     cfg = MacReaderConfig(
@@ -144,6 +149,7 @@ async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
         ReaderContext(state_dir=tmp_path / "state", lookup=lookup),
         clock=clock,
         opener=listener_opener(lan),
+        probe_opener=lambda interface: lan.in_listener(lambda: confirm.open_link(interface)),
         sweep_interval=0.05,
     )
     async with site(tmp_path, reader=reader, checkout_on_departure=True, away_after=AWAY) as s:
@@ -152,7 +158,9 @@ async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
         await arping(lan)
         await eventually(lambda: s.space.active_check_in(MARGARET) is not None, timeout=10)
 
-        clock.advance(AWAY)  # the laptop has been silent for away_after
+        clock.advance(AWAY)  # the laptop has been silent for away_after: it is asked
+        await eventually(lambda: len(reader.presence.asking) == 1, timeout=10)
+        clock.advance(confirm.CONFIRM_WAIT)  # and does not answer (it holds no address)
         await eventually(lambda: len(s.decisions) == 2, timeout=10)
         out = s.decisions[1]
         assert (out.tap.direction, out.outcome) == (Direction.OUT, Outcome.CHECKED_OUT)

@@ -27,6 +27,7 @@ from structlog.testing import capture_logs
 from gateway.config.model import MacReaderConfig
 from gateway.model import Direction, Membership, Tap
 from gateway.readers.base import ReaderContext, ReaderState
+from gateway.readers.mac.confirm import CONFIRM_WAIT, open_link
 from gateway.readers.mac.reader import MacReader
 from tests.conftest import require
 from tests.mac_helpers import FakeClock, listener_opener
@@ -91,6 +92,7 @@ async def start(lan: Lan, tmp_path: Path) -> AsyncIterator[Start]:
             clock=clock,
             tz=UTC,
             opener=listener_opener(lan),
+            probe_opener=lambda interface: lan.in_listener(lambda: open_link(interface)),
             sleep=lambda _delay: asyncio.sleep(0.05),  # reconnect at once in tests
             sweep_interval=0.05,
         )
@@ -281,12 +283,16 @@ async def test_departure_checks_out_when_configured(lan: Lan, start: Start) -> N
     await asyncio.sleep(0.2)  # several sweeps
     assert len(running.taps) == 1
     running.clock.advance(1)
+    await asyncio.sleep(0.2)  # silent: asked with an ARP request nobody answers
+    assert len(running.taps) == 1
+    running.clock.advance(CONFIRM_WAIT)
     await running.wait(lambda: len(running.taps) == 2, "departure")
     assert [(t.token, t.direction) for t in running.taps] == [
         (ALICE_LAPTOP, Direction.IN),
         (ALICE_LAPTOP, Direction.OUT),
     ]
-    await arping(lan)  # back again: a new arrival
+    running.clock.advance(86400)
+    await arping(lan)  # back the next day: a new arrival (the same day: see below)
     await running.wait(lambda: len(running.taps) == 3, "return")
     assert running.taps[-1].direction is Direction.IN
 
@@ -297,6 +303,8 @@ async def test_departure_without_checkout_taps_nothing(lan: Lan, start: Start) -
     await arping(lan)
     await running.wait(lambda: running.taps, "arrival")
     running.clock.advance(601)
+    await asyncio.sleep(0.2)  # the unanswered probe
+    running.clock.advance(CONFIRM_WAIT)
     await running.wait(lambda: not running.reader.presence.present_members(), "gone")
     assert len(running.taps) == 1
 
@@ -352,7 +360,8 @@ def test_without_cap_net_raw_the_reader_fails_with_the_fix(lan: Lan, tmp_path: P
         try:
             asyncio.run(reader.run(lambda tap: None))
         except ReaderError as exc:
-            print(f"{{reader.state.value}} {{time.monotonic() - start:.3f}}")
+            # After the reader's own log lines (on stdout too): the result.
+            print(f"RESULT {{reader.state.value}} {{time.monotonic() - start:.3f}}")
             print(exc)
             sys.exit(0)
         sys.exit(f"no ReaderError; state {{reader.state}}")
@@ -364,10 +373,74 @@ def test_without_cap_net_raw_the_reader_fails_with_the_fix(lan: Lan, tmp_path: P
         cwd=Path(__file__).parent.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    status, message = result.stdout.split("\n", 1)
+    status, message = result.stdout.split("RESULT ", 1)[1].split("\n", 1)
     state, elapsed = status.split()
     assert state == "failed"
     assert float(elapsed) < 1.0  # at once, no retrying
     assert "CAP_NET_RAW" in message
     assert "AmbientCapabilities=CAP_NET_RAW" in message
     assert "Operation not permitted" in message
+
+
+# -- issue 12 case 5: a sleeping phone is asked before it counts as gone ----------------
+
+
+def client_address(lan: Lan, present: bool) -> None:
+    """Give the client namespace its address (so its kernel answers ARP for it), or
+    take it away (a device that has left: nobody answers)."""
+    verb = "add" if present else "del"
+    result = lan.run(lan.client, "ip", "addr", verb, f"{CLIENT_IP}/24", "dev", lan.interface)
+    assert result.returncode == 0, result.stderr
+
+
+async def test_silent_device_answers_the_arp_probe_and_stays(lan: Lan, start: Start) -> None:
+    lan.set_client_mac(ALICE_LAPTOP)
+    client_address(lan, present=True)
+    running = await start(checkout_on_departure=True)
+    await arping(lan)
+    await running.wait(lambda: running.taps, "alice's check-in tap")
+    presence = running.reader.presence
+    frames_before = running.reader.stats.frames
+    running.clock.advance(1800)  # silent for away_after: asleep, or gone?
+    await running.wait(lambda: presence.asking.answered == 1, "the probe answered")
+    # The answer was a real ARP reply from the client's kernel, heard by the reader.
+    assert running.reader.stats.frames > frames_before
+    dev = presence.device(ALICE_LAPTOP)
+    assert dev is not None
+    assert dev.present
+    running.clock.advance(CONFIRM_WAIT + 1)
+    await asyncio.sleep(0.3)  # several sweeps
+    assert [t.direction for t in running.taps] == [Direction.IN]
+    assert presence.present_members() == {ALICE.id: frozenset({ALICE_LAPTOP})}
+
+
+async def test_silent_device_that_does_not_answer_is_checked_out_once_a_day(
+    lan: Lan, start: Start
+) -> None:
+    lan.set_client_mac(ALICE_LAPTOP)
+    running = await start(checkout_on_departure=True)
+    await arping(lan)  # from CLIENT_IP, which the client does not hold: nobody answers
+    await running.wait(lambda: running.taps, "alice's check-in tap")
+    presence = running.reader.presence
+    outgoing = lan.run(lan.client, "cat", f"/sys/class/net/{lan.interface}/statistics/rx_packets")
+    received_before = int(outgoing.stdout)
+    running.clock.advance(1800)
+    await asyncio.sleep(0.3)  # the probe went out; the device has CONFIRM_WAIT to answer
+    received = lan.run(lan.client, "cat", f"/sys/class/net/{lan.interface}/statistics/rx_packets")
+    assert int(received.stdout) > received_before  # the probe reached the device's link
+    assert [t.direction for t in running.taps] == [Direction.IN]
+    running.clock.advance(CONFIRM_WAIT)
+    await running.wait(lambda: len(running.taps) == 2, "the departure")
+    assert [(t.token, t.direction) for t in running.taps] == [
+        (ALICE_LAPTOP, Direction.IN),
+        (ALICE_LAPTOP, Direction.OUT),
+    ]
+    assert (presence.asking.answered, presence.asking.unanswered) == (0, 1)
+    stats = running.reader.stats
+    assert (stats.probes_answered, stats.probes_unanswered, stats.probes_failed) == (0, 1, 0)
+    # Back the same day: no second check-in (a second time pass), logged instead.
+    with capture_logs() as logs:
+        await arping(lan)
+        await running.wait(lambda: presence.present_members() != {}, "alice's device seen again")
+    assert len(running.taps) == 2
+    assert "mac_member_returned_after_checkout" in [e["event"] for e in logs]

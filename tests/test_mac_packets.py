@@ -19,7 +19,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from gateway.readers.mac.packets import MAX_HOSTNAME, Sighting, Source, parse_frame
+from gateway.readers.mac.packets import MAX_HOSTNAME, DeviceSighting, Source, parse_frame
 
 MAC = "00:16:3e:12:34:56"
 CHADDR = bytes.fromhex(MAC.replace(":", ""))
@@ -67,7 +67,7 @@ def test_discover_with_hostname_client_id_and_requested_address() -> None:
             ("client_id", b"\x01" + CHADDR),
         ],
     )
-    assert parse_frame(frame) == Sighting(
+    assert parse_frame(frame) == DeviceSighting(
         MAC,
         Source.DHCP,
         ip="10.0.0.23",
@@ -78,7 +78,7 @@ def test_discover_with_hostname_client_id_and_requested_address() -> None:
 
 @pytest.mark.parametrize("kind", ["discover", "request", "inform", None])
 def test_client_messages_are_sightings(kind: str | None) -> None:
-    assert parse_frame(dhcp(kind)) == Sighting(MAC, Source.DHCP)
+    assert parse_frame(dhcp(kind)) == DeviceSighting(MAC, Source.DHCP)
 
 
 def test_renewal_names_the_client_address() -> None:
@@ -100,7 +100,7 @@ def test_reply_op_is_ignored_even_on_the_server_port() -> None:
 
 def test_relayed_request_counts_chaddr_not_the_relay() -> None:
     frame = dhcp("request", sport=67, ip=IP(src="10.9.0.1", dst="10.0.0.1"))
-    assert parse_frame(frame) == Sighting(MAC, Source.DHCP)
+    assert parse_frame(frame) == DeviceSighting(MAC, Source.DHCP)
 
 
 def test_client_port_traffic_is_not_a_sighting() -> None:
@@ -128,14 +128,14 @@ def test_ip_options_move_the_udp_header() -> None:
     ip = IP(src="0.0.0.0", dst="255.255.255.255", options=[IPOption_NOP()] * 3 + [IPOption_EOL()])
     frame = dhcp("discover", ip=ip, options=[("hostname", b"x")])
     assert frame[14] & 0x0F == 6
-    assert parse_frame(frame) == Sighting(MAC, Source.DHCP, hostname="x")
+    assert parse_frame(frame) == DeviceSighting(MAC, Source.DHCP, hostname="x")
 
 
 def test_later_fragments_are_skipped_first_fragment_parsed() -> None:
     later = dhcp(ip=IP(src="0.0.0.0", dst="255.255.255.255", frag=10))
     first = dhcp(ip=IP(src="0.0.0.0", dst="255.255.255.255", flags="MF"))
     assert parse_frame(later) is None
-    assert parse_frame(first) == Sighting(MAC, Source.DHCP)
+    assert parse_frame(first) == DeviceSighting(MAC, Source.DHCP)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,9 @@ def test_later_fragments_are_skipped_first_fragment_parsed() -> None:
         (b"alice\x00garbage", "alice"),  # NUL-terminated by some clients
         (b"bob\x07\x1b[31m", "bob[31m"),  # control characters dropped (log injection)
         ("zoë".encode(), "zoë"),
-        (b"caf\xe9", "caf\ufffd"),  # Latin-1: replaced, not an error
+        (b"caf\xe9", "café"),  # Latin-1 keeps its characters
+        (b"Jos\xe9-M\xfcller", "José-Müller"),
+        (b"\x85\x9bx", "x"),  # C1 controls (Latin-1 0x80-0x9f) dropped
         (b"x" * 200, "x" * MAX_HOSTNAME),
         (b"\x00\x00", None),
         (b"   ", None),
@@ -167,14 +169,14 @@ def test_truncated_option_keeps_what_came_before() -> None:
     frame = dhcp(options=[("hostname", b"alice")])[:-1]  # drop 'end'
     frame += bytes([61, 200, 1, 2])  # client id claiming 200 bytes; 2 present
     sighting = parse_frame(frame)
-    assert sighting == Sighting(MAC, Source.DHCP, hostname="alice")
+    assert sighting == DeviceSighting(MAC, Source.DHCP, hostname="alice")
 
 
 def test_udp_length_bounds_the_options() -> None:
     """Bytes after the UDP datagram (Ethernet padding) are not options."""
     frame = dhcp(options=[])[:-1]  # ends right after the message-type option, no 'end'
     padded = frame + bytes([12, 3]) + b"eve"
-    assert parse_frame(padded) == Sighting(MAC, Source.DHCP)
+    assert parse_frame(padded) == DeviceSighting(MAC, Source.DHCP)
 
 
 def test_ipv6_udp_on_dhcp_ports_is_not_a_sighting() -> None:
@@ -187,17 +189,17 @@ def test_ipv6_udp_on_dhcp_ports_is_not_a_sighting() -> None:
 
 @pytest.mark.parametrize("op", [1, 2])
 def test_arp_request_and_reply(op: int) -> None:
-    assert parse_frame(arp(op)) == Sighting(MAC, Source.ARP, ip="10.0.0.7")
+    assert parse_frame(arp(op)) == DeviceSighting(MAC, Source.ARP, ip="10.0.0.7")
 
 
 def test_arp_probe_has_no_address_yet() -> None:
-    assert parse_frame(arp(psrc="0.0.0.0")) == Sighting(MAC, Source.ARP)
+    assert parse_frame(arp(psrc="0.0.0.0")) == DeviceSighting(MAC, Source.ARP)
 
 
 def test_arp_sender_not_ethernet_source() -> None:
     """The ARP sender field names the device (a bridge may rewrite the frame's source)."""
     frame = bytes(Ether(src="00:11:11:11:11:11") / ARP(hwsrc=MAC, psrc="10.0.0.7"))
-    assert parse_frame(frame) == Sighting(MAC, Source.ARP, ip="10.0.0.7")
+    assert parse_frame(frame) == DeviceSighting(MAC, Source.ARP, ip="10.0.0.7")
 
 
 @pytest.mark.parametrize(
@@ -293,6 +295,95 @@ def test_matches_scapy(
     )
     decoded = Ether(frame)
     assert decoded[BOOTP].chaddr[:6] == mac  # scapy reads back what it built
-    assert parse_frame(frame) == Sighting(
+    assert parse_frame(frame) == DeviceSighting(
         text, Source.DHCP, ip=str(requested), hostname=hostname, client_id=client_id.hex()
     )
+
+
+# -- option overload (RFC 2131 4.1, RFC 2132 9.3) -----------------------------------------
+
+
+def overloaded(
+    overload: int,
+    *,
+    options: bytes = b"",
+    file: bytes = b"",
+    sname: bytes = b"",
+    mac: str = MAC,
+) -> bytes:
+    """A BOOTREQUEST whose options field holds ``options`` and option 52, and whose
+    ``file``/``sname`` fields hold the given option bytes (zero-padded, as on the wire)."""
+    bootp = BOOTP(
+        op=1,
+        chaddr=bytes.fromhex(mac.replace(":", "")),
+        xid=7,
+        file=file.ljust(128, b"\x00"),
+        sname=sname.ljust(64, b"\x00"),
+    )
+    body = bytes(bootp) + b"\x63\x82\x53\x63" + options + bytes([52, 1, overload, 255])
+    return bytes(
+        Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / Raw(body)
+    )
+
+
+RELEASE_TYPE = bytes([53, 1, 7, 255])
+DISCOVER_TYPE = bytes([53, 1, 1])
+
+
+def test_release_with_its_message_type_in_file_is_not_a_sighting() -> None:
+    frame = overloaded(1, file=RELEASE_TYPE)
+    assert frame[14 + 20 + 8 + 240 :].startswith(bytes([52, 1, 1]))  # really in `file`
+    assert parse_frame(frame) is None
+
+
+def test_release_with_its_message_type_in_sname_is_not_a_sighting() -> None:
+    assert parse_frame(overloaded(2, sname=RELEASE_TYPE)) is None
+
+
+def test_hostname_in_file_is_the_hostname() -> None:
+    file = DISCOVER_TYPE + bytes([12, 11]) + b"alice-phone" + bytes([255])
+    assert parse_frame(overloaded(1, file=file)) == DeviceSighting(
+        MAC, Source.DHCP, hostname="alice-phone"
+    )
+
+
+def test_both_fields_read_file_before_sname() -> None:
+    """RFC 3396: a value split over the fields is joined in the order options, file,
+    sname."""
+    file = bytes([12, 6]) + b"alice-" + bytes([255])
+    sname = bytes([12, 6]) + b"laptop" + bytes([61, 3, 1, 0xAB, 0xCD, 255])
+    frame = overloaded(3, options=DISCOVER_TYPE, file=file, sname=sname)
+    assert parse_frame(frame) == DeviceSighting(
+        MAC, Source.DHCP, hostname="alice-laptop", client_id="01abcd"
+    )
+
+
+def test_without_overload_file_and_sname_are_not_options() -> None:
+    """A boot file name that happens to look like options is a file name."""
+    bootp = BOOTP(op=1, chaddr=CHADDR, xid=7, file=RELEASE_TYPE.ljust(128, b"\x00"))
+    frame = bytes(
+        Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / bootp
+        / DHCP(options=[("message-type", "discover"), "end"])
+    )
+    assert parse_frame(frame) == DeviceSighting(MAC, Source.DHCP)
+
+
+def test_overload_named_inside_file_does_not_chain() -> None:
+    """Option 52 counts only in the options field (RFC 2131 4.1)."""
+    file = bytes([52, 1, 2]) + DISCOVER_TYPE + bytes([255])
+    frame = overloaded(1, file=file, sname=RELEASE_TYPE)
+    assert parse_frame(frame) == DeviceSighting(MAC, Source.DHCP)
+
+
+def test_scapy_reads_the_same_overloaded_release() -> None:
+    """Cross-check with scapy's own dissector: the release is where we say it is."""
+    frame = overloaded(1, file=RELEASE_TYPE)
+    dissected = Ether(frame)
+    assert dissected[BOOTP].file.startswith(RELEASE_TYPE)
+    assert ("message-type", 7) not in (dissected[DHCP].options or [])

@@ -6,13 +6,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.model import Membership
-from gateway.readers.mac.packets import Sighting, Source
+from gateway.readers.mac.confirm import CONFIRM_WAIT
+from gateway.readers.mac.packets import DeviceSighting, Source
 from gateway.readers.mac.presence import (
     FORGET_AFTER,
     Change,
     Device,
+    DevicePresence,
     MemberStay,
-    Presence,
     PresenceEvent,
 )
 from tests.mac_helpers import FakeClock
@@ -40,8 +41,10 @@ class Tokens(dict[str, Membership]):
         return self.get(token)
 
 
-def make(tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: object) -> Presence:
-    return Presence(
+def make(
+    tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: object
+) -> DevicePresence:
+    return DevicePresence(
         reader="wifi",
         lookup=tokens.lookup,
         away_after=AWAY,
@@ -53,8 +56,8 @@ def make(tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: objec
     )
 
 
-def seen(mac: str, source: Source = Source.ARP, **kw: str) -> Sighting:
-    return Sighting(mac, source, **kw)
+def seen(mac: str, source: Source = Source.ARP, **kw: str) -> DeviceSighting:
+    return DeviceSighting(mac, source, **kw)
 
 
 def arrived(token: str, member: Membership, mac: str) -> PresenceEvent:
@@ -293,7 +296,7 @@ def test_requeue_after_a_failed_save(tokens: Tokens, clock: FakeClock) -> None:
     assert [s.member_id for s in again.members] == [ALICE.id]
 
 
-def _saved(p: Presence) -> tuple[list[Device], list[MemberStay]]:
+def _saved(p: DevicePresence) -> tuple[list[Device], list[MemberStay]]:
     """What a store would hold after saving everything (copies, as if read back)."""
     changes = p.take_changes()
     devices = [
@@ -332,3 +335,147 @@ def test_restored_stay_without_present_devices_departs(tokens: Tokens, clock: Fa
     p = make(tokens, clock)
     p.restore([], [MemberStay(ALICE.id, LAPTOP, "2030-03-01")])
     assert p.sweep() == [departed(LAPTOP, ALICE, "")]
+
+
+# -- issue 12 case 5: silence alone is not departure; one check-in a day ---------------
+
+
+class Asked:
+    """A Confirmer that records the probes; ``ok`` says whether one could be sent."""
+
+    def __init__(self, ok: bool = True) -> None:
+        self.ok = ok
+        self.probes: list[tuple[str, str]] = []
+
+    def probe(self, mac: str, ip: str) -> bool:
+        self.probes.append((mac, ip))
+        return self.ok
+
+
+def test_a_silent_device_that_answers_stays(tokens: Tokens, clock: FakeClock) -> None:
+    asked = Asked()
+    p = make(tokens, clock, confirm=asked)
+    p.observe(seen(PHONE, ip="10.0.0.7"))
+    clock.advance(AWAY)
+    assert p.sweep() == []
+    assert asked.probes == [(PHONE, "10.0.0.7")]
+    clock.advance(0.2)
+    assert p.observe(seen(PHONE, ip="10.0.0.7")) is None  # its ARP reply
+    clock.advance(CONFIRM_WAIT)
+    assert p.sweep() == []
+    assert p.present_members() == {ALICE.id: frozenset({PHONE})}
+    assert (p.asking.answered, p.asking.unanswered) == (1, 0)
+
+
+def test_a_silent_device_that_does_not_answer_leaves(tokens: Tokens, clock: FakeClock) -> None:
+    asked = Asked()
+    p = make(tokens, clock, confirm=asked)
+    p.observe(seen(PHONE, ip="10.0.0.7"))
+    clock.advance(AWAY)
+    assert p.sweep() == []
+    clock.advance(CONFIRM_WAIT - 0.1)
+    assert p.sweep() == []
+    clock.advance(0.1)
+    assert p.sweep() == [departed(PHONE, ALICE, PHONE)]
+    assert len(asked.probes) == 1
+    assert (p.asking.answered, p.asking.unanswered) == (0, 1)
+
+
+def test_without_an_address_or_a_way_to_ask_silence_decides(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    p = make(tokens, clock, confirm=Asked())
+    p.observe(seen(PHONE))  # no IPv4 address ever heard
+    clock.advance(AWAY)
+    assert p.sweep() == [departed(PHONE, ALICE, PHONE)]
+    q = make(tokens, clock, confirm=Asked(ok=False))
+    q.observe(seen(LAPTOP, ip="10.0.0.8"))
+    clock.advance(AWAY)
+    assert q.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+
+
+def test_unregistered_devices_are_never_asked(clock: FakeClock) -> None:
+    asked = Asked()
+    p = make(Tokens(), clock, confirm=asked)
+    p.observe(seen("00:16:3e:00:00:99", ip="10.0.0.9"))
+    clock.advance(AWAY)
+    assert p.sweep() == []
+    assert asked.probes == []
+    assert p.present_count == 0
+
+
+def test_back_the_same_day_after_a_checkout_is_not_a_second_check_in(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    """Cobot: one check-in per member per day ("already checked in for that day"); a
+    second one would use a second time pass."""
+    p = make(tokens, clock)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    clock.advance(AWAY)
+    assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+    clock.advance(3600)
+    with capture_logs() as logs:
+        assert p.observe(seen(LAPTOP, Source.DHCP)) is None
+        assert p.observe(seen(PHONE)) is None
+    assert [e["event"] for e in logs if e["event"].startswith("mac_member")] == [
+        "mac_member_returned_after_checkout"
+    ]
+    assert p.present_members() == {ALICE.id: frozenset({LAPTOP, PHONE})}
+    # Leaving again is no second check-out: they were not checked in again.
+    clock.advance(AWAY)
+    assert p.sweep() == []
+    assert p.present_members() == {}
+
+
+def test_back_the_next_day_after_a_checkout_is_checked_in(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+    clock.advance(86400)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+
+
+async def test_the_same_day_rule_survives_a_restart(
+    tokens: Tokens, clock: FakeClock, tmp_path
+) -> None:
+    """Checked out by departure, the gateway restarts, the member comes back the same
+    day: still no second check-in. The next day: checked in."""
+    from gateway.readers.mac.store import PresenceStore
+
+    path = tmp_path / "presence.sqlite"
+    store = PresenceStore(path)
+    await store.open()
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
+    changes = p.take_changes()
+    assert changes.checkouts == [(ALICE.id, "2030-03-01")]
+    await store.save(changes)
+    await store.aclose()
+
+    again = PresenceStore(path)
+    devices, stays = await again.open()
+    assert again.checkouts == {ALICE.id: "2030-03-01"}
+    await again.aclose()
+    q = make(tokens, clock)
+    q.restore(devices, stays, again.checkouts)
+    clock.advance(600)
+    assert q.observe(seen(LAPTOP)) is None
+    assert q.present_members() == {ALICE.id: frozenset({LAPTOP})}
+    r = make(tokens, clock)
+    r.restore(devices, stays, again.checkouts)
+    clock.advance(86400)
+    assert r.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+
+
+def test_a_failed_save_of_a_checkout_is_tried_again(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    p.sweep()
+    changes = p.take_changes()
+    assert p.take_changes().checkouts == []
+    p.requeue(changes)
+    assert p.take_changes().checkouts == [(ALICE.id, "2030-03-01")]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +90,7 @@ async def test_without_cap_net_raw_run_fails_at_once_and_says_how_to_fix(tmp_pat
 async def test_missing_interface_is_retried_with_capped_backoff(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reader_module, "RECONNECT_CAP", 8.0)
+    monkeypatch.setattr(reader_module, "LINK_POLICY", replace(reader_module.LINK_POLICY, cap=8.0))
     sleeps = Sleeps()
     opener = Opener(*[enodev()] * 7, eperm())  # the capability is dropped later, say
     reader = MacReader(CFG, ctx(tmp_path), opener=opener, sleep=sleeps)
@@ -96,7 +98,8 @@ async def test_missing_interface_is_retried_with_capped_backoff(
         await asyncio.wait_for(reader.run(taps().append), 5)
     assert opener.calls == 8
     assert sleeps.delays == [1, 2, 4, 8, 8, 8, 8]
-    missing = [e for e in logs if e["event"] == "mac_interface_missing"]
+    missing = [e for e in logs if e["event"] == "mac_reader_unavailable"]
+    assert {e["problem"] for e in missing} == {"no-interface"}
     assert [e["log_level"] for e in missing] == ["warning"] + ["debug"] * 6
     assert reader.state is ReaderState.FAILED
     stats = reader.stats
@@ -179,3 +182,81 @@ async def test_a_failing_sweep_is_logged_and_the_next_one_runs(tmp_path: Path) -
         with pytest.raises(asyncio.CancelledError):
             await task
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["mac_sweep_failed"]
+
+
+class Pullable:
+    """A socket-like link the test can pull: readable at once, then ``recvfrom`` fails
+    with ENETDOWN as a packet socket does when its interface goes down."""
+
+    def __init__(self) -> None:
+        self._ours, self._peer = socket.socketpair()
+        self._ours.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._ours.fileno()
+
+    def recvfrom(self, _size: int) -> tuple[bytes, object]:
+        self._ours.recv(16)
+        raise OSError(errno.ENETDOWN, "Network is down")
+
+    def pull(self) -> None:
+        self._peer.send(b"x")
+
+    def close(self) -> None:
+        self._ours.close()
+        self._peer.close()
+
+
+async def test_backoff_starts_over_only_after_the_socket_lived_stable_after(
+    tmp_path: Path,
+) -> None:
+    now = [0.0]
+    delays: list[float] = []
+    links: list[Pullable] = []
+
+    def opener(interface: str) -> socket.socket:
+        if len(delays) < 3:  # Wi-Fi still coming up at boot
+            raise enodev()
+        links.append(Pullable())
+        return links[-1]  # type: ignore[return-value]
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        now[0] += delay
+        await asyncio.sleep(0)
+
+    reader = MacReader(CFG, ctx(tmp_path), opener=opener, sleep=sleep, link_clock=lambda: now[0])
+    with capture_logs() as logs:
+        task = asyncio.create_task(reader.run(taps().append))
+        try:
+            await asyncio.wait_for(_until(lambda: reader.state is ReaderState.READY), 5)
+            assert delays == [1.0, 2.0, 4.0]
+            now[0] += reader_module.LINK_POLICY.stable_after
+            links[-1].pull()
+            await asyncio.wait_for(_until(lambda: reader.stats.reconnects == 1), 5)
+            assert delays[3:] == [1.0]
+            links[-1].pull()  # at once: a flapping link backs off further
+            await asyncio.wait_for(_until(lambda: reader.stats.reconnects == 2), 5)
+            assert delays[4:] == [2.0]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    lines = [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("mac_reader_")]
+    assert lines == [
+        ("mac_reader_unavailable", "warning"),
+        ("mac_reader_unavailable", "debug"),
+        ("mac_reader_unavailable", "debug"),
+        ("mac_reader_ready", "info"),
+        ("mac_reader_lost", "warning"),
+        ("mac_reader_back", "info"),
+        ("mac_reader_lost", "debug"),
+        ("mac_reader_back", "debug"),
+    ]
+    stats = reader.stats
+    assert (stats.opens, stats.failures, stats.last_error) == (3, 5, "wlan0: Network is down")
+
+
+async def _until(cond: Callable[[], bool]) -> None:
+    while not cond():
+        await asyncio.sleep(0.001)

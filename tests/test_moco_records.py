@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from gateway.moco.keys import MocoKeys
@@ -21,6 +25,16 @@ from tests.moco_helpers import (
     eventually,
     moco_rig,
 )
+
+
+@pytest.fixture(autouse=True)
+def info_logs() -> Iterator[None]:
+    """These tests read info events; another test in this process (the doctor) may have
+    configured structlog to drop them."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**saved)
 
 
 def rows(r: MocoRig) -> list[tuple[str, str | None]]:

@@ -8,61 +8,61 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.readers.nfc.ndeftext import MAX_TOKEN_LENGTH, text_token
-from gateway.readers.nfc.presence import RANDOM_KEY, Presence, card_key
+from gateway.readers.nfc.presence import RANDOM_KEY, CardPresence, card_key
 
 A = bytes.fromhex("04a1b2c3d4e5f6")
 B = bytes.fromhex("0badcafe")
 LIFT = 1.0
 
 
-def rounds(p: Presence, seq: list[tuple[float, bytes | None]]) -> list[bytes]:
+def rounds(p: CardPresence, seq: list[tuple[float, bytes | None]]) -> list[bytes]:
     """Feed (time, key) rounds; return the arrivals."""
     return [key for t, key in seq if p.observe(key, t) and key is not None]
 
 
 def test_resting_card_is_one_arrival() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     # A card held for ten seconds, one round every 0.15 s.
     assert rounds(p, [(i * 0.15, A) for i in range(67)]) == [A]
 
 
 def test_missed_rounds_while_resting_do_not_count_as_lifting() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     seq = [(0.0, A), (0.15, None), (0.3, None), (0.45, A), (0.6, None), (1.5, A)]
     assert rounds(p, seq) == [A]
 
 
 def test_lift_for_a_second_then_tap_again_is_two_arrivals() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     seq = [(0.0, A), (0.5, A), (1.0, None), (1.5, None), (1.6, A)]  # absent 1.1 s
     assert rounds(p, seq) == [A, A]
 
 
 def test_short_lift_is_not_a_new_tap() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     assert rounds(p, [(0.0, A), (0.5, None), (0.9, A)]) == [A]
 
 
 def test_absence_must_be_observed_not_just_elapsed() -> None:
     # No rounds ran for 30 s (the reader was being reopened): the card still rests.
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     assert rounds(p, [(0.0, A), (30.0, A)]) == [A]
 
 
 def test_a_different_card_arrives_at_once_and_lifts_the_first() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     seq = [(0.0, A), (0.2, B), (0.4, B), (1.3, B), (1.5, A)]
     assert rounds(p, seq) == [A, B, A]  # at 1.3 A had been absent >= 1 s
 
 
 def test_no_card_is_never_an_arrival() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     assert rounds(p, [(i * 1.0, None) for i in range(5)]) == []
     assert p.resting() == frozenset()
 
 
 def test_forget_makes_the_next_sighting_an_arrival() -> None:
-    p = Presence(LIFT)
+    p = CardPresence(LIFT)
     assert p.observe(A, 0.0)
     p.forget(A)
     assert p.observe(A, 0.1)
@@ -71,7 +71,7 @@ def test_forget_makes_the_next_sighting_an_arrival() -> None:
 
 def test_negative_lift_time_rejected() -> None:
     with pytest.raises(ValueError, match="negative"):
-        Presence(-1)
+        CardPresence(-1)
 
 
 def test_random_uids_share_one_key_real_ones_do_not() -> None:
@@ -83,7 +83,7 @@ def test_random_uids_share_one_key_real_ones_do_not() -> None:
 
 
 def _reference(seq: list[tuple[float, bytes | None]], lift: float) -> list[bytes]:
-    """Presence spelled out: an arrival is a sighting with no earlier sighting, or
+    """CardPresence spelled out: an arrival is a sighting with no earlier sighting, or
     with a round without the card at least ``lift`` after the last sighting."""
     out = []
     for i, (_t, key) in enumerate(seq):
@@ -114,7 +114,7 @@ def test_presence_matches_its_definition(steps: list[tuple[float, bytes | None]]
     for dt, key in steps:
         t += dt
         seq.append((t, key))
-    assert rounds(Presence(LIFT), seq) == _reference(seq, LIFT)
+    assert rounds(CardPresence(LIFT), seq) == _reference(seq, LIFT)
 
 
 # -- NDEF text tokens ------------------------------------------------------------------

@@ -15,11 +15,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import ndef
 import nfc
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.config.model import NfcReaderConfig
 from gateway.errors import ReaderError
@@ -27,7 +29,7 @@ from gateway.model import Direction, Tap, TokenFormat
 from gateway.readers.base import ReaderState
 from gateway.readers.nfc.faults import FaultKind
 from gateway.readers.nfc.reader import STOP_DEADLINE, NfcReader
-from gateway.readers.nfc.worker import Timing
+from gateway.readers.nfc.worker import LINK_POLICY, Timing
 from tests.fakecard import Card, CardField, random_uid, type2_memory
 
 pytestmark = pytest.mark.real
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.real
 UID4 = bytes.fromhex("0a1b2c3d")
 UID7 = bytes.fromhex("04a1b2c3d4e5f6")
 UID10 = bytes.fromhex("04a1b2c3d4e5f6078899")
-FAST = Timing(sense_interval=0.05, retry_initial=0.05, retry_max=0.2)
+FAST = Timing(sense_interval=0.05, link=replace(LINK_POLICY, first_delay=0.05, cap=0.2))
 
 
 @pytest.fixture
@@ -298,7 +300,7 @@ async def test_unplugged_reader_reconnects_and_reads_again(field: CardField) -> 
 async def test_stop_during_reconnect_backoff_is_immediate(field: CardField) -> None:
     clf = Unpluggable()
     clf.plugged = False
-    slow = Timing(retry_initial=30.0, retry_max=30.0)
+    slow = Timing(link=replace(LINK_POLICY, first_delay=30.0, cap=30.0))
     reader = NfcReader(
         NfcReaderConfig(name="n", device=field.device), timing=slow, frontend_factory=lambda: clf
     )
@@ -376,7 +378,7 @@ async def test_lasting_permission_problem_fails_with_the_fix() -> None:
     with pytest.raises(ReaderError, match=r"60-checkin-gateway\.rules.*group checkin-gateway"):
         await asyncio.wait_for(reader.run(lambda tap: None), 10)
     assert reader.state is ReaderState.FAILED
-    assert clf.attempts == Timing().permission_attempts
+    assert clf.attempts == LINK_POLICY.permission_attempts == 3
     assert nfc_threads() == []
 
 
@@ -410,3 +412,58 @@ async def test_unresponsive_usb_reader_gets_a_usb_reset() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert set(resets) == {"usb:072f:2200"}
+
+
+async def test_backoff_starts_over_only_after_the_reader_stayed_open(field: CardField) -> None:
+    """Absent at start, plugged in, open for stable_after, pulled: the next wait is the
+    first delay again; pulled again at once (a loose cable): the backoff goes on."""
+    clf = Unpluggable()
+    clf.plugged = False
+    now = [0.0]
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:  # the timer fires at once; the clock follows
+        delays.append(delay)
+        now[0] += delay
+        if len(delays) >= 3:
+            clf.plugged = True
+        await asyncio.sleep(0)
+
+    reader = NfcReader(
+        NfcReaderConfig(name="n", device=field.device),
+        timing=Timing(sense_interval=0.05),  # the gateway's own link policy
+        frontend_factory=lambda: clf,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    with capture_logs() as logs:
+        task = asyncio.create_task(reader.run(lambda tap: None))
+        try:
+            await until(lambda: reader.state is ReaderState.READY)
+            assert delays == [0.5, 1.0, 2.0]
+            now[0] += LINK_POLICY.stable_after
+            clf.unplug()
+            await until(lambda: reader.stats.reconnects == 1)
+            assert delays[3:] == [0.5]
+            await until(lambda: reader.state is ReaderState.READY)
+            clf.unplug()
+            await until(lambda: reader.stats.reconnects == 2)
+            assert delays[4:] == [1.0]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert nfc_threads() == []
+    lines = [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("nfc_reader_")]
+    assert lines == [
+        ("nfc_reader_unavailable", "warning"),
+        ("nfc_reader_unavailable", "debug"),
+        ("nfc_reader_unavailable", "debug"),
+        ("nfc_reader_ready", "info"),
+        ("nfc_reader_lost", "warning"),
+        ("nfc_reader_back", "info"),
+        ("nfc_reader_lost", "debug"),
+        ("nfc_reader_back", "debug"),
+    ]
+    stats = reader.stats
+    assert (stats.opens, stats.failures, stats.state) == (3, 5, ReaderState.STOPPED)

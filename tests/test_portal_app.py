@@ -174,10 +174,8 @@ async def test_failed_sign_ins_are_throttled_per_login_ip_and_mac(tmp_path):
             assert status == 429
             assert "Too many failed attempts" in page
             assert len(portal.space.requests) == before
-        # Ada's login is locked from another device too.
-        async with portal.session("127.0.0.2") as s:
-            status, _page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
-            assert status == 429
+        # Ada's login does not lock Ada out of a device with no failures (issue 12 case
+        # 7): see test_attacker_cannot_lock_a_member_out_of_their_own_device.
         # The first device is locked for other logins (its MAC and IP).
         async with portal.session("127.0.0.1") as s:
             status, _page = await sign_in(s, portal.url, "grace@example.com", "grace-demo")
@@ -186,6 +184,38 @@ async def test_failed_sign_ins_are_throttled_per_login_ip_and_mac(tmp_path):
         async with portal.session("127.0.0.3") as s:
             status, _page = await sign_in(s, portal.url, "grace@example.com", "grace-demo")
             assert status == 200
+
+
+async def test_attacker_cannot_lock_a_member_out_of_their_own_device(tmp_path):
+    """OWASP account lockout: five wrong passwords for Ada's login from one device do
+    not keep Ada, on her own device, from signing in at once."""
+    async with running_portal(tmp_path, max_failures=5, failure_window=900) as portal:
+        async with portal.session("127.0.0.2") as attacker:
+            for _ in range(5):
+                status, _page = await sign_in(attacker, portal.url, "ada@example.com", "guess")
+                assert status == 403
+            status, _page = await sign_in(attacker, portal.url, "ada@example.com", "guess")
+            assert status == 429
+        async with portal.session("127.0.0.1") as own:
+            status, page = await sign_in(own, portal.url, "ada@example.com", "ada-demo")
+        assert status == 200, page
+        assert MAC1 in portal.firewall.allowed
+        assert len(portal.space.check_ins_of(ADA)) == 1
+
+
+async def test_a_guess_in_flight_for_a_login_does_not_refuse_its_member(tmp_path):
+    """Attempts for one login go one at a time, in line: the member's right password
+    waits for the attacker's slow guess instead of being refused."""
+    async with running_portal(tmp_path) as portal:
+        portal.space.faults.set("slow", paths=["/api/check_ins"], count=1, delay=1.0)
+        async with portal.session("127.0.0.2") as attacker, portal.session("127.0.0.1") as own:
+            guess = asyncio.create_task(sign_in(attacker, portal.url, "ada@example.com", "guess"))
+            while not portal.service._in_flight:
+                await asyncio.sleep(0.01)
+            status, page = await sign_in(own, portal.url, "ada@example.com", "ada-demo")
+            assert status == 200, page
+            assert (await guess)[0] == 403
+        assert MAC1 in portal.firewall.allowed
 
 
 async def test_parallel_guesses_do_not_slip_past_the_throttle(tmp_path):

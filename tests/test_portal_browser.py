@@ -124,3 +124,47 @@ async def test_german_page_in_chromium(browser, tmp_path):
         await page.get_by_role("link", name="English").click()
         assert await page.get_attribute("html", "lang") == "en"
         await context.close()
+
+
+async def test_busy_and_broken_pages_in_chromium(browser, tmp_path, monkeypatch):
+    """Issue 12 case 8 in a real browser: no rate-limit slot (a Retry-After in force)
+    shows the portal's own 503 page in German, styled (CSP allows it), no traceback; a
+    failing neighbour table shows the "try again" page, not a bare 500."""
+    from gateway.cobot.ratelimit import Group, RateLimiter
+    from gateway.errors import GatewayError
+
+    limiter = RateLimiter({Group.CHECK_INS: 120, Group.DEFAULT: 60})
+    limiter.block(Group.CHECK_INS, 60)
+    async with running_portal(tmp_path / "state", limiter=limiter) as portal:
+        context = await browser.new_context(locale="de-DE")
+        page = await context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        await page.goto(portal.url + "/")
+        await page.get_by_label("E-Mail-Adresse oder Benutzername").fill("ada@example.com")
+        await page.get_by_label("Passwort").fill("ada-demo")
+        async with page.expect_response(portal.url + "/sign-in") as answer:
+            await page.get_by_role("button", name="Anmelden und einchecken").click()
+        assert (await answer.value).status == 503
+        alert = page.get_by_role("alert")
+        assert "Gerade melden sich viele an" in await alert.inner_text()
+        assert await page.get_attribute("html", "lang") == "de"
+        # The form is still there to try again.
+        assert await page.get_by_label("Passwort").is_visible()
+        assert "Traceback" not in await page.content()
+        shot = tmp_path / "portal-busy.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        _keep(shot)
+
+        async def broken(ip: str) -> object:
+            raise GatewayError("ip neigh: timed out")
+
+        monkeypatch.setattr(portal.service, "client_state", broken)
+        response = await page.goto(portal.url + "/")
+        assert response is not None
+        assert response.status == 503
+        assert await page.title() == "Etwas ist schiefgelaufen · Co-Up <Test> & Friends"
+        assert "Bitte versuch es gleich noch einmal" in await page.get_by_role("alert").inner_text()
+        blocked = [p for p in problems if "Content Security Policy" in p]
+        assert blocked == []
+        await context.close()

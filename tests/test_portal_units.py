@@ -25,9 +25,9 @@ from gateway.portal.neighbours import (
     parse_ip_neigh,
     parse_proc_arp,
 )
-from gateway.portal.pages import Html, Kind, Message, escape
+from gateway.portal.pages import Html, Message, PageKind, escape
 from gateway.portal.probes import PROBES, Action, find_probe, normalise_host
-from gateway.portal.signin import Outcome, classify
+from gateway.portal.signin import SignInOutcome, classify
 from gateway.portal.throttle import Throttle, keys_for
 
 NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -156,7 +156,7 @@ def test_everything_substituted_is_escaped():
         '<b>"Space" & Co</b>',
         csrf='"><script>',
         login="<img src=x onerror=alert(1)>",
-        message=Message(Kind.ERROR, "<script>alert('x')</script>"),
+        message=Message(PageKind.ERROR, "<script>alert('x')</script>"),
     ).decode()
     assert "<script>" not in page
     assert "<img" not in page
@@ -255,11 +255,30 @@ def test_throttle_locks_after_max_failures_until_the_oldest_leaves_the_window():
     assert throttle.retry_after(keys) == 0
     throttle.failed(keys)
     assert throttle.retry_after(keys) == pytest.approx(40)  # the first failure was 20 s ago
-    # Each key counts on its own: the same login from elsewhere is locked too.
-    assert throttle.retry_after(keys_for(mac=None, ip=None, login="ada@example.com ")) > 0
+    # Each key counts on its own.
+    # The login alone (a device with no failures) is not locked: see the next test.
+    assert throttle.retry_after(keys_for(mac=None, ip=None, login="ada@example.com ")) == 0
     assert throttle.retry_after(keys_for(mac="02:00:00:00:00:09", ip="10.0.0.9", login="b")) == 0
     clock.t += 40
     assert throttle.retry_after(keys) == 0
+
+
+def test_a_login_under_attack_slows_failed_devices_but_not_a_clean_one():
+    """OWASP account lockout: another device's failures must not keep a member out."""
+    throttle = Throttle(5, 900, clock=Ticker(100.0))
+    attacker = keys_for(mac="02:00:00:00:00:66", ip="10.0.0.66", login="ada@example.com")
+    for _ in range(5):
+        throttle.failed(attacker)
+    assert throttle.retry_after(attacker) == pytest.approx(900)
+    member = keys_for(mac="02:00:00:00:00:01", ip="10.0.0.1", login="Ada@Example.com")
+    assert throttle.retry_after(member) == 0
+    # A second attacker device that failed once (for any login) meets the login's lock.
+    other = keys_for(mac="02:00:00:00:00:67", ip="10.0.0.67", login="ada@example.com")
+    throttle.failed(keys_for(mac="02:00:00:00:00:67", ip="10.0.0.67", login="bob"))
+    assert throttle.retry_after(other) == pytest.approx(900)
+    # Fewer than max_failures for the login: a failed device is not locked by it.
+    throttle.clear(["login:ada@example.com"])
+    assert throttle.retry_after(other) == 0
 
 
 def test_throttle_clear_and_bounded_memory():
@@ -389,10 +408,10 @@ def test_parse_set():
 @pytest.mark.parametrize(
     ("errors", "outcome"),
     [
-        ({"login": "Login or password incorrect."}, Outcome.WRONG_PASSWORD),
-        ({"base": "No time passes left."}, Outcome.NO_TIME_PASSES),
-        ({"membership": "Membership not confirmed yet."}, Outcome.NOT_CONFIRMED),
-        ({"base": "Something else."}, Outcome.REFUSED),
+        ({"login": "Login or password incorrect."}, SignInOutcome.WRONG_PASSWORD),
+        ({"base": "No time passes left."}, SignInOutcome.NO_TIME_PASSES),
+        ({"membership": "Membership not confirmed yet."}, SignInOutcome.NOT_CONFIRMED),
+        ({"base": "Something else."}, SignInOutcome.REFUSED),
     ],
 )
 def test_refusals_are_classified(errors, outcome):
@@ -402,7 +421,11 @@ def test_refusals_are_classified(errors, outcome):
 
 
 def test_our_own_trouble_does_not_count_against_a_member():
-    for outcome in (Outcome.UNAVAILABLE, Outcome.MISCONFIGURED, Outcome.SIGNED_IN):
+    for outcome in (
+        SignInOutcome.UNAVAILABLE,
+        SignInOutcome.MISCONFIGURED,
+        SignInOutcome.SIGNED_IN,
+    ):
         assert not outcome.counts_as_failure
 
 

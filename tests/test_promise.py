@@ -56,6 +56,9 @@ class FakeClock(SystemClock):
     def synchronized(self) -> bool:
         return self.synced
 
+    def reference_now(self) -> datetime | None:
+        return self.now() if self.synced else None
+
     def observe(self, reference: datetime) -> None:
         pass  # only ``sync`` sets this clock right
 
@@ -180,6 +183,34 @@ async def test_a_tap_whose_day_cannot_be_known_is_recorded_as_of_delivery(
         assert check_in.valid_from.date() == datetime.now(UTC).date()  # never back-dated
         [entry] = await r.gateway.outbox.list(include_done=True)
         assert entry.clock is ClockQuality.NOW
+
+
+class SkewedClock(SystemClock):
+    """Three hours behind, and no NTP ever: only the API's ``Date`` can tell the time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) - timedelta(hours=3)
+
+    def refresh(self) -> bool:
+        return False
+
+
+async def test_a_clock_hours_off_without_ntp_is_corrected_by_the_apis_date(
+    tmp_path: Path,
+) -> None:
+    clock = SkewedClock(boot_id="boot-1")
+    async with rig(tmp_path, clock=clock, decision_deadline=0.3) as r:
+        r.space.faults.set("error", status=503)  # answers (with a Date), but no check-in
+        d = await r.tap(RDM_TOKEN)
+        assert d.outcome is Outcome.OPENED_OFFLINE and d.tap.clock is ClockQuality.UNSYNCED
+        assert not clock.synchronized()  # 3 h off: the API's Date does not vouch for it
+        r.space.faults.clear()
+        r.gateway.breaker.probe_soon()
+        r.gateway.drainer.wake()
+        await eventually(lambda: len(r.space.check_ins_of(ADA)) == 1, timeout=10)
+        [entry] = await r.gateway.outbox.list(include_done=True)
+        assert entry.clock is ClockQuality.CORRECTED
+        assert abs(entry.tapped_at - datetime.now(UTC)) < timedelta(seconds=30)
 
 
 # --- case 3: another process holds the database ---------------------------------------

@@ -105,3 +105,31 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("Sun, 22 Nov 2026 09:00:00 GMT", now) == 0.0
     assert parse_retry_after(None) == 60.0
     assert parse_retry_after("soon") == 60.0
+
+
+def test_known_wait() -> None:
+    limiter = RateLimiter({Group.CHECK_INS: 2, Group.DEFAULT: 100}, window=60)
+    assert limiter.known_wait(Group.CHECK_INS, Priority.LIVE) == 0
+    limiter.block(Group.CHECK_INS, 30)
+    assert 29 < limiter.known_wait(Group.CHECK_INS, Priority.LIVE) <= 30
+    assert limiter.known_wait(Group.DEFAULT, Priority.LIVE) == 0
+
+
+async def test_a_deadline_shorter_than_a_retry_after_fails_at_once() -> None:
+    """Issue 12 case 8: a person waiting must not wait 10 s for a certain NoSlot."""
+    from gateway.cobot.client import CobotClient, NoSlot
+
+    limiter = RateLimiter({Group.CHECK_INS: 120, Group.DEFAULT: 60})
+    limiter.block(Group.CHECK_INS, 60)  # a 429's Retry-After in force
+    # Nothing is sent: the address is never contacted.
+    async with CobotClient("http://127.0.0.1:9", "token", limiter) as client:
+        started = time.monotonic()
+        with pytest.raises(NoSlot, match="next in 60"):
+            await client.check_in(token="x", preview=True, deadline=10.0)
+        assert time.monotonic() - started < 0.5
+        # A full window says the same.
+        full = RateLimiter({Group.CHECK_INS: 1, Group.DEFAULT: 60})
+        await full.acquire(Group.CHECK_INS, Priority.LIVE)
+    async with CobotClient("http://127.0.0.1:9", "token", full) as client:
+        with pytest.raises(NoSlot):
+            await client.check_in(token="x", preview=True, deadline=10.0)

@@ -13,10 +13,13 @@ from gateway.model import TokenFormat
 from gateway.readers.serial.decode import make_decoder
 from gateway.readers.serial.frames import (
     FRAME_LEN,
+    ID12LA,
     MAX_LINE,
+    RDM6300,
     CardFrame,
+    Em4100Parser,
     LineParser,
-    Rdm6300Parser,
+    encode_em4100,
     encode_rdm6300,
 )
 
@@ -29,7 +32,7 @@ FRAME_B = b"\x026200E3AF4769\x03"
 GHOST = b"\x02000000000000\x03"
 
 
-def feed_all(parser: Rdm6300Parser, chunks: Iterable[bytes]) -> list[CardFrame]:
+def feed_all(parser: Em4100Parser, chunks: Iterable[bytes]) -> list[CardFrame]:
     return [frame for chunk in chunks for frame in parser.feed(chunk)]
 
 
@@ -42,7 +45,7 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
-def accounted(parser: Rdm6300Parser) -> int:
+def accounted(parser: Em4100Parser) -> int:
     s = parser.stats
     return FRAME_LEN * (s.frames_ok + s.bad_checksum + s.ghost_ids) + s.garbage_bytes
 
@@ -59,7 +62,7 @@ def test_encoder_matches_hand_written_frames() -> None:
 
 
 def test_whole_frame() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     [frame] = parser.feed(FRAME_A)
     assert frame == CardFrame(CARD_A)
     assert frame.version == 0x0A
@@ -70,13 +73,13 @@ def test_whole_frame() -> None:
 
 
 def test_byte_by_byte() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert feed_all(parser, bytewise(FRAME_A + FRAME_B)) == [CardFrame(CARD_A), CardFrame(CARD_B)]
     assert parser.pending == 0
 
 
 def test_partial_frame_is_kept_between_calls() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert parser.feed(FRAME_A[:9]) == []
     assert parser.pending == 9
     assert parser.feed(FRAME_A[9:]) == [CardFrame(CARD_A)]
@@ -84,7 +87,7 @@ def test_partial_frame_is_kept_between_calls() -> None:
 
 
 def test_wrapped_in_garbage() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     garbage = b"\xff\x00noise\x03\x0341"
     assert parser.feed(garbage + FRAME_A + garbage) == [CardFrame(CARD_A)]
     assert parser.stats.garbage_bytes == 2 * len(garbage)
@@ -92,7 +95,7 @@ def test_wrapped_in_garbage() -> None:
 
 
 def test_several_frames_per_chunk() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert parser.feed(FRAME_A + FRAME_B + FRAME_A) == [
         CardFrame(CARD_A),
         CardFrame(CARD_B),
@@ -102,7 +105,7 @@ def test_several_frames_per_chunk() -> None:
 
 
 def test_bad_checksum_is_counted_and_skipped() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     bad = FRAME_A[:11] + b"4F" + FRAME_A[13:]
     assert parser.feed(bad + FRAME_B) == [CardFrame(CARD_B)]
     assert parser.stats.bad_checksum == 1
@@ -111,7 +114,7 @@ def test_bad_checksum_is_counted_and_skipped() -> None:
 
 
 def test_ghost_ids_are_dropped_and_counted() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     # A version byte with an all-zero id is a ghost too: no card has id 0.
     ghost_with_version = encode_rdm6300(bytes.fromhex("0500000000"))
     assert parser.feed(GHOST + FRAME_A + ghost_with_version) == [CardFrame(CARD_A)]
@@ -120,28 +123,28 @@ def test_ghost_ids_are_dropped_and_counted() -> None:
 
 
 def test_lowercase_hex() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert parser.feed(FRAME_A.lower() + FRAME_B.lower()) == [CardFrame(CARD_A), CardFrame(CARD_B)]
 
 
 def test_truncated_frame_followed_by_a_good_one() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     # The reader lost power mid-frame: the next STX proves the first one was cut off.
     assert parser.feed(FRAME_A[:7] + FRAME_B) == [CardFrame(CARD_B)]
     assert parser.stats.garbage_bytes == 7
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert feed_all(parser, bytewise(FRAME_A[:7] + FRAME_B)) == [CardFrame(CARD_B)]
 
 
 def test_missing_etx_resynchronises() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     no_etx = FRAME_A[:13] + b"Z"
     assert parser.feed(no_etx + FRAME_B) == [CardFrame(CARD_B)]
     assert parser.stats.garbage_bytes == len(no_etx)
 
 
 def test_non_hex_inside_a_frame_resynchronises_without_waiting() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert parser.feed(b"\x020A1G") == []
     # The G proves it is no frame: nothing is held back waiting for 14 bytes.
     assert parser.pending == 0
@@ -149,7 +152,7 @@ def test_non_hex_inside_a_frame_resynchronises_without_waiting() -> None:
 
 
 def test_reset_drops_a_partial_frame_as_garbage() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     parser.feed(FRAME_A[:7])
     parser.reset()
     # Without the reset the tail would complete the old prefix into a frame.
@@ -159,7 +162,7 @@ def test_reset_drops_a_partial_frame_as_garbage() -> None:
 
 
 def test_garbage_is_never_buffered() -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     for _ in range(1000):
         parser.feed(b"\x02\x02\x02" + b"0123456789ABCDEF" * 64)
         assert parser.pending <= FRAME_LEN - 1
@@ -185,7 +188,7 @@ def test_any_split_yields_the_same_frames(
 ) -> None:
     ids, payload = stream
     cuts = data.draw(st.lists(st.integers(0, len(payload)), max_size=30))
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert feed_all(parser, split_at(payload, cuts)) == [CardFrame(r) for r in ids]
     assert parser.stats.garbage_bytes == 0
     assert parser.pending == 0
@@ -193,7 +196,7 @@ def test_any_split_yields_the_same_frames(
 
 @given(st.lists(st.binary(max_size=200), max_size=30))
 def test_arbitrary_garbage_never_raises_and_stays_bounded(chunks: list[bytes]) -> None:
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     fed = 0
     for chunk in chunks:
         for frame in parser.feed(chunk):
@@ -217,7 +220,7 @@ def test_frames_embedded_in_garbage_without_stx_are_all_found(
         payload += junk.replace(b"\x02", b"") + encode_rdm6300(raw)
     payload += trailer.replace(b"\x02", b"")
     cuts = data.draw(st.lists(st.integers(0, len(payload)), max_size=10))
-    parser = Rdm6300Parser()
+    parser = Em4100Parser()
     assert feed_all(parser, split_at(payload, cuts)) == [CardFrame(raw) for _, raw in pieces]
 
 
@@ -352,3 +355,80 @@ def test_line_decoder_passes_tokens_verbatim() -> None:
     decoder = make_decoder("line", TokenFormat.DECIMAL)
     assert decoder.feed(b"abc-123\n\x01\n") == ["abc-123"]
     assert decoder.counts().bad == 1
+
+
+# --- ID-12LA / ID-20LA: CR LF before ETX ------------------------------------------------
+
+# The issue's bytes, written out: STX "1F00C0FFEE" "CE" CR LF ETX; 1F^00^C0^FF^EE = CE.
+ID12_FRAME = bytes.fromhex("02 31 46 30 30 43 30 46 46 45 45 43 45 0D 0A 03")
+ID12_CARD = bytes.fromhex("1F00C0FFEE")
+
+
+def id12_accounted(parser: Em4100Parser) -> int:
+    s = parser.stats
+    return ID12LA.frame_len * (s.frames_ok + s.bad_checksum + s.ghost_ids) + s.garbage_bytes
+
+
+def test_id12la_frame_whole() -> None:
+    assert ID12LA.frame_len == len(ID12_FRAME) == 16
+    assert encode_em4100(ID12_CARD, ID12LA) == ID12_FRAME
+    parser = Em4100Parser(ID12LA)
+    (frame,) = parser.feed(ID12_FRAME)
+    assert frame.raw == ID12_CARD
+    assert parser.stats.frames_ok == 1 and parser.pending == 0
+    decoder = make_decoder("id12la", TokenFormat.HEX)
+    assert decoder.feed(ID12_FRAME) == ["1F00C0FFEE"]
+
+
+def test_id12la_byte_by_byte() -> None:
+    parser = Em4100Parser(ID12LA)
+    frames = []
+    for i, b in enumerate(bytewise(ID12_FRAME)):
+        frames += parser.feed(b)
+        # Held back as a frame in progress until ETX, through the CR and the LF.
+        assert parser.pending == (i + 1) % 16
+    assert [f.raw for f in frames] == [ID12_CARD]
+    assert parser.stats.garbage_bytes == 0
+
+
+def test_id12la_wrapped_in_garbage_and_several_per_chunk() -> None:
+    other = encode_em4100(CARD_B, ID12LA)
+    stream = b"\xff\x00noise\x02" + ID12_FRAME + b"\r\n\x03" + other + ID12_FRAME + b"xx"
+    parser = Em4100Parser(ID12LA)
+    assert [f.raw for f in parser.feed(stream)] == [ID12_CARD, CARD_B, ID12_CARD]
+    assert parser.stats.garbage_bytes == 8 + 3 + 2
+    assert id12_accounted(parser) + parser.pending == len(stream)
+
+
+@given(st.lists(st.integers(0, 80), max_size=12))
+def test_id12la_any_split_yields_the_same_frames(cuts: list[int]) -> None:
+    stream = b"\x03junk" + ID12_FRAME + encode_em4100(CARD_A, ID12LA, lowercase=True) + b"\x02"
+    parser = Em4100Parser(ID12LA)
+    frames = [
+        f.raw
+        for chunk in split_at(stream, [c % len(stream) for c in cuts])
+        for f in parser.feed(chunk)
+    ]
+    assert frames == [ID12_CARD, CARD_A]
+    assert id12_accounted(parser) + parser.pending == len(stream)
+
+
+def test_each_layout_drops_the_other_as_garbage() -> None:
+    # What the issue saw: the rdm6300 parser drops ID-12LA frames (and the other way
+    # round); the garbage watch uses this to name the right protocol.
+    rdm = Em4100Parser(RDM6300)
+    assert rdm.feed(ID12_FRAME) == []
+    assert rdm.stats.garbage_bytes == 16
+    id12 = Em4100Parser(ID12LA)
+    assert id12.feed(FRAME_A) == []
+    assert id12.stats.garbage_bytes == 14
+
+
+def test_id12la_bad_checksum_and_broken_trailer_are_not_frames() -> None:
+    parser = Em4100Parser(ID12LA)
+    bad = bytearray(ID12_FRAME)
+    bad[12] = ord("F")  # checksum CF instead of CE
+    no_lf = ID12_FRAME[:14] + b"\r\x03"
+    assert parser.feed(bytes(bad) + no_lf + ID12_FRAME) == [CardFrame(ID12_CARD)]
+    assert (parser.stats.frames_ok, parser.stats.bad_checksum) == (1, 1)
+    assert parser.stats.garbage_bytes == len(no_lf)

@@ -7,6 +7,7 @@ the input buffer when it opens the port.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,8 @@ def _have_ptys() -> None:
 
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader_mod, "BACKOFF_INITIAL", 0.01)
-    monkeypatch.setattr(reader_mod, "BACKOFF_MAX", 0.05)
+    fast = replace(reader_mod.LINK_POLICY, first_delay=0.01, cap=0.05)
+    monkeypatch.setattr(reader_mod, "LINK_POLICY", fast)
 
 
 class Pty:
@@ -73,6 +75,9 @@ def pty() -> Iterator[Pty]:
 
 
 def config(port: str, **kw: Any) -> SerialReaderConfig:
+    # Most tests here write a card's frame once; the confirmation rule (a second read
+    # before a tap, on by default for rdm6300) has its own tests below.
+    kw.setdefault("confirm_reads", 1)
     return SerialReaderConfig(name="front", port=port, **kw)
 
 
@@ -265,7 +270,7 @@ async def test_backoff_while_absent_then_reset_only_after_a_stable_open(
                 assert sleep.delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
                 assert reader.stats.reconnects == 0
 
-                now[0] += reader_mod.STABLE_AFTER  # open long enough to count as stable
+                now[0] += reader_mod.LINK_POLICY.stable_after  # open long enough to count as stable
                 ptys[-1].unplug()
                 await wait_until(lambda: reader.stats.reconnects == 1, "reopen")
                 assert sleep.delays[8:] == [0.5]
@@ -284,7 +289,9 @@ async def test_backoff_while_absent_then_reset_only_after_a_stable_open(
     absent = [lvl for ev, lvl in events if ev == "serial_reader_unavailable"]
     assert absent == ["warning"] + ["debug"] * 7  # warn once, then quietly retry
     lost = [lvl for ev, lvl in events if ev == "serial_reader_lost"]
-    assert lost == ["warning", "info"]
+    assert lost == ["warning", "debug"]  # the flap repeats a kind of this outage: quiet
+    back = [lvl for ev, lvl in events if ev == "serial_reader_back"]
+    assert back == ["info", "debug"]  # once per warning
     assert "does not exist" in next(
         e["error"] for e in logs if e["event"] == "serial_reader_unavailable"
     )
@@ -300,7 +307,7 @@ async def test_permission_denied_retries_then_fails_with_the_fix(pty: Pty) -> No
         await asyncio.wait_for(reader.run(lambda _tap: None), DEADLINE)
     assert isinstance(caught.value.__cause__, serial.SerialException)
     assert reader.state is ReaderState.FAILED
-    assert len(sleep.delays) == reader_mod.PERMISSION_ATTEMPTS - 1
+    assert len(sleep.delays) == reader_mod.LINK_POLICY.permission_attempts - 1
     assert any(e["event"] == "serial_reader_failed" and e["log_level"] == "error" for e in logs)
 
 
@@ -453,3 +460,119 @@ async def test_reader_pulled_and_plugged_back_in(
         write_to(tmp_path / "B", encode_rdm6300(CARD_B))
         assert (await next_tap(taps)).token == "6200E3AF47"
     assert reader.state is ReaderState.STOPPED
+
+
+# --- What real readers send at the edges (issue 12) -------------------------------------
+
+ID12_FRAME = bytes.fromhex("02 31 46 30 30 43 30 46 46 45 45 43 45 0D 0A 03")
+
+
+async def test_id12la_reader_through_a_pty(pty: Pty) -> None:
+    taps: asyncio.Queue[Tap] = asyncio.Queue()
+    # The protocol's own defaults: an ID-12LA reads a card once, so no confirmation.
+    reader = SerialReader(config(pty.path, protocol="id12la", confirm_reads=None))
+    async with running(reader, taps.put_nowait):
+        await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+        pty.write(b"\x00" + ID12_FRAME[:7])
+        pty.write(ID12_FRAME[7:] + ID12_FRAME[:3])  # a frame split, the next one started
+        assert (await next_tap(taps)).token == "1F00C0FFEE"
+        stats = reader.stats
+        assert (stats.frames, stats.taps, stats.garbage_bytes, stats.unconfirmed) == (1, 1, 1, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_phantom_frame_is_dropped_and_counted_a_held_card_taps(pty: Pty) -> None:
+    taps: asyncio.Queue[Tap] = asyncio.Queue()
+    clock = Clock()
+    reader = SerialReader(config(pty.path, confirm_reads=None), clock=clock)  # rdm6300
+    async with running(reader, taps.put_nowait):
+        await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+        pty.write(encode_rdm6300(CARD_A))  # one frame, valid checksum, no card there
+        await wait_until(lambda: reader.stats.frames == 1, "the phantom frame read")
+        clock.now += 0.6  # past the 0.5 s window: it never got its second read
+        assert reader.stats.unconfirmed == 1
+        # A real card resting on the reader: its frame again about every 65 ms.
+        for n in range(2, 5):
+            pty.write(encode_rdm6300(CARD_B))
+            await wait_until(lambda n=n: reader.stats.frames == n, f"frame {n}")  # type: ignore[misc]
+            clock.now += 0.065
+        tap = await next_tap(taps)
+        assert tap.token == "6200E3AF47"
+        stats = reader.stats
+        assert (stats.taps, stats.unconfirmed) == (1, 1)
+    assert taps.empty()
+
+
+async def test_a_quick_real_tap_of_two_frames_is_a_tap(pty: Pty) -> None:
+    taps: asyncio.Queue[Tap] = asyncio.Queue()
+    reader = SerialReader(config(pty.path, confirm_reads=None))
+    async with running(reader, taps.put_nowait):
+        await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+        pty.write(encode_rdm6300(CARD_A))
+        await asyncio.sleep(0.065)  # what the module does between two reads of a card
+        pty.write(encode_rdm6300(CARD_A))
+        assert (await next_tap(taps)).token == "0A1B2C3D4E"
+        assert reader.stats.unconfirmed == 0
+
+
+async def test_only_garbage_warns_once_naming_the_right_protocol(pty: Pty) -> None:
+    reader = SerialReader(config(pty.path))  # rdm6300, but an ID-12LA is attached
+    with capture_logs() as logs:
+        async with running(reader, lambda _tap: None):
+            await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+            for _ in range(10):
+                pty.write(ID12_FRAME)
+            await wait_until(lambda: reader.stats.garbage_bytes == 160, "all garbage read")
+            assert reader.stats.frames == 0
+    warnings = [e for e in logs if e["event"] == "serial_reader_garbage"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert "set protocol = 'id12la'" in warnings[0]["problem"]
+    assert reader.stats.warning == warnings[0]["problem"]
+
+
+async def test_wrong_baud_rate_garbage_warns_once_and_status_shows_it(pty: Pty) -> None:
+    from gateway.readers.report import reader_stats_lines
+
+    reader = SerialReader(config(pty.path, protocol="line"))
+    with capture_logs() as logs:
+        async with running(reader, lambda _tap: None):
+            await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+            # What 9600 baud looks like read at another rate: bytes with the high bit,
+            # control characters, line ends now and then.
+            noise = bytes([0x80, 0xF8, 0x1E, 0x0A, 0xE0, 0x00, 0xFC, 0x0D] * 8)
+            for _ in range(4):
+                pty.write(noise)
+            await wait_until(lambda: reader.stats.bad == 64, "garbage lines read")
+            stats = reader.stats
+    warnings = [e["problem"] for e in logs if e["event"] == "serial_reader_garbage"]
+    assert len(warnings) == 1
+    assert "wrong baud rate (baudrate = 9600" in warnings[0]
+    status = dataclasses.asdict(stats)
+    lines = reader_stats_lines(status)
+    assert lines[0] == (
+        f"frames 0, taps 0, garbage {stats.garbage_bytes} bytes; "
+        f"dropped: {stats.bad} bad, 0 ghost, 0 unconfirmed"
+    )
+    assert stats.garbage_bytes == 64 * 3  # the bad lines' bytes; their line ends are not
+    assert lines[-1] == f"WARNING: {warnings[0]}"
+
+
+async def test_a_good_frame_first_means_no_garbage_warning(pty: Pty) -> None:
+    reader = SerialReader(config(pty.path))
+    with capture_logs() as logs:
+        async with running(reader, lambda _tap: None):
+            await wait_until(lambda: reader.state is ReaderState.READY, "READY")
+            pty.write(encode_rdm6300(CARD_A))
+            await wait_until(lambda: reader.stats.frames == 1, "frame")
+            pty.write(b"\xff" * 200)
+            await wait_until(lambda: reader.stats.garbage_bytes == 200, "garbage")
+    assert not [e for e in logs if e["event"] == "serial_reader_garbage"]
+    assert reader.stats.warning is None

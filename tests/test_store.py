@@ -71,8 +71,8 @@ async def test_outbox_lifecycle(tmp_path: Path) -> None:
     assert await outbox.retry(b)
     await outbox.load()
     assert outbox.depth == 1
-    assert await outbox.drop(b)
-    assert not await outbox.drop(a)  # delivered entries are history, not droppable
+    assert await outbox.mark_dropped(b, "test")
+    assert not await outbox.mark_dropped(a, "test")  # delivered entries are history
     stats = await outbox.stats()
     assert stats["depth"] == 0 and stats["delivered"] == 1
     await db.close()

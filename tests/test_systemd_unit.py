@@ -127,7 +127,7 @@ def test_the_unit_says_what_the_issue_asks() -> None:
     # No capability unless a drop-in grants it.
     assert values(text, "CapabilityBoundingSet") == [""]
     assert values(text, "AmbientCapabilities") == [""]
-    assert set(one["SupplementaryGroups"].split()) == {"dialout", "gpio"}
+    assert set(one["SupplementaryGroups"].split()) == {"dialout", "gpio", "input"}
     assert one["StateDirectory"] == one["ConfigurationDirectory"] == "checkin-gateway"
     assert one["LoadCredential"] == f"{CREDENTIAL_NAME}:/etc/checkin-gateway/cobot-token"
     assert one["ExecStart"].startswith(f"{INSTALLED_BINARY} run --config ")
@@ -161,6 +161,7 @@ def test_sysusers_creates_the_user_and_groups(tmp_path: Path) -> None:
     assert re.search(r"^checkin-gateway:x:\d+:\d+:.*:/usr/sbin/nologin$", passwd, re.M)
     assert re.search(r"^dialout:x:20:checkin-gateway$", group, re.M)
     assert re.search(r"^gpio:x:\d+:checkin-gateway$", group, re.M)
+    assert re.search(r"^input:x:\d+:checkin-gateway$", group, re.M)
 
 
 def test_make_install_files_lays_out_a_root(tmp_path: Path) -> None:

@@ -8,19 +8,25 @@ the caller decides what each means for a door or a queued check-in.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import structlog
 
 from gateway.clock import SystemClock
+from gateway.cobot.answers import (
+    CheckInResult,
+    Headers,
+    answer_404,
+    json_or_text,
+    parse_retry_after,
+    read_body,
+    read_json,
+)
+from gateway.cobot.endpoints import ENDPOINTS, Endpoint, Scope
 from gateway.cobot.errors import (
-    ApiError,
     MalformedResponse,
     NoSlot,
     NotFound,
@@ -28,6 +34,11 @@ from gateway.cobot.errors import (
     Refused,
     Unauthorized,
     Unavailable,
+)
+from gateway.cobot.headers import (
+    http_date,
+    missing_scope,
+    retry_after,
 )
 from gateway.cobot.parse import (
     format_time,
@@ -38,38 +49,11 @@ from gateway.cobot.parse import (
 )
 from gateway.cobot.ratelimit import Group, Priority, RateLimiter, group_for
 from gateway.model import CheckIn, Membership, TokenRecord
+from gateway.redact import redact_text, redact_url, remember
 
 log = structlog.get_logger(__name__)
 
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer is treated as unanswered
-MAX_BODY = 4 * 1024 * 1024  # a token list of tens of thousands fits; garbage beyond is cut
-DEFAULT_RETRY_AFTER = 60.0  # a 429 without a usable Retry-After waits a whole window
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float:
-    """Retry-After is seconds or an HTTP-date (RFC 9110 10.2.3)."""
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-class CheckInResult:
-    """A check-in and any warning Cobot attached (e.g. token registered to another)."""
-
-    __slots__ = ("check_in", "warning")
-
-    def __init__(self, check_in: CheckIn, warning: str | None) -> None:
-        self.check_in = check_in
-        self.warning = warning
 
 
 class CobotClient:
@@ -77,23 +61,32 @@ class CobotClient:
         self,
         base_url: str,
         access_token: str,
-        limiter: RateLimiter,
+        limiter: RateLimiter | None,
         *,
         timeout: float = REQUEST_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
+        quiet: bool = False,
         clock: SystemClock | None = None,
     ) -> None:
+        """``limiter``: None sends without client-side pacing (a handful of one-off
+        requests: doctor, login). ``quiet``: the caller reports failures itself, so auth
+        failures and odd answers are logged at debug only. ``clock`` hears the API's
+        ``Date`` (a right clock without NTP is trusted this way)."""
         self._clock = clock
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
+        remember(access_token, pin=True)
+        # None: no client-side pacing, for a handful of one-off requests (doctor, login).
         self._limiter = limiter
         self._timeout = timeout
         self._session = session
         self._own_session = session is None
         self._auth_failed = False
+        self._noted: set[str] = set()  # kinds of odd answers already logged at warning
+        self._quiet = quiet
 
     @property
-    def limiter(self) -> RateLimiter:
+    def limiter(self) -> RateLimiter | None:
         return self._limiter
 
     async def __aenter__(self) -> CobotClient:
@@ -137,17 +130,20 @@ class CobotClient:
         body: dict[str, str] = {}
         if login is not None:
             body["login"] = login
+            remember(login)
         if password is not None:
             body["password"] = password
+            remember(password)
         if token is not None:
             # With no login, "sending the token as login works, too"; we send ``token``.
             body["token"] = token
+            remember(token)  # masked should an answer or an error quote it
         if not body:
             raise ValueError("check_in needs a token or a login")
         params = {"preview": "true"} if preview else None
         data = await self._request(
-            "POST",
-            "/api/check_ins",
+            ENDPOINTS["check_in"],
+            {},
             json_body=body,
             params=params,
             priority=priority,
@@ -168,9 +164,14 @@ class CobotClient:
         if token is None and not login:
             raise ValueError("check_in_status needs a token or a login")
         params = {"token": token} if token is not None else {"login": login or ""}
+        remember(token or login)
         try:
             data = await self._request(
-                "GET", "/api/check_in", params=params, priority=priority, deadline=deadline
+                ENDPOINTS["check_in_status"],
+                {},
+                params=params,
+                priority=priority,
+                deadline=deadline,
             )
         except NotFound:
             return None
@@ -186,8 +187,8 @@ class CobotClient:
         """``DELETE /api/memberships/:id/check_ins/current``; None if not checked in."""
         try:
             data = await self._request(
-                "DELETE",
-                f"/api/memberships/{_seg(membership_id)}/check_ins/current",
+                ENDPOINTS["check_out"],
+                {"id": membership_id},
                 priority=priority,
                 deadline=deadline,
             )
@@ -206,8 +207,8 @@ class CobotClient:
         """``POST /api/memberships/:id/work_sessions``, optionally back-dated."""
         body = {"valid_from": format_time(valid_from)} if valid_from else {}
         data = await self._request(
-            "POST",
-            f"/api/memberships/{_seg(membership_id)}/work_sessions",
+            ENDPOINTS["create_work_session"],
+            {"id": membership_id},
             json_body=body,
             priority=priority,
             deadline=deadline,
@@ -226,8 +227,8 @@ class CobotClient:
     ) -> list[CheckIn]:
         """``GET /api/memberships/:id/check_ins?from=&to=`` (admin)."""
         data = await self._request(
-            "GET",
-            f"/api/memberships/{_seg(membership_id)}/check_ins",
+            ENDPOINTS["list_check_ins"],
+            {"id": membership_id},
             params={"from": format_time(start), "to": format_time(end)},
             priority=priority,
             deadline=deadline,
@@ -240,24 +241,21 @@ class CobotClient:
         self, *, priority: Priority = Priority.SYNC, deadline: float | None = None
     ) -> list[TokenRecord]:
         data = await self._request(
-            "GET", "/api/check_in_tokens", priority=priority, deadline=deadline
+            ENDPOINTS["list_tokens"], {}, priority=priority, deadline=deadline
         )
         return parse_token_list(data)
 
     async def get_token(
         self, token: str, *, priority: Priority = Priority.SYNC, deadline: float | None = None
     ) -> TokenRecord | None:
+        remember(token)
         try:
             data = await self._request(
-                "GET",
-                f"/api/check_in_tokens/{_seg(token)}",
-                priority=priority,
-                deadline=deadline,
+                ENDPOINTS["get_token"], {"token": token}, priority=priority, deadline=deadline
             )
         except NotFound:
             return None
-        records = parse_token_list([data])
-        return records[0]
+        return parse_token_list([data])[0]
 
     async def create_token(
         self,
@@ -268,8 +266,8 @@ class CobotClient:
         deadline: float | None = None,
     ) -> TokenRecord:
         data = await self._request(
-            "POST",
-            "/api/check_in_tokens",
+            ENDPOINTS["create_token"],
+            {},
             json_body={"membership_id": membership_id, "token": token},
             priority=priority,
             deadline=deadline,
@@ -283,8 +281,8 @@ class CobotClient:
         self, token: str, *, priority: Priority = Priority.SYNC, deadline: float | None = None
     ) -> None:
         await self._request(
-            "DELETE",
-            f"/api/check_in_tokens/{_seg(token)}",
+            ENDPOINTS["delete_token"],
+            {"token": token},
             priority=priority,
             deadline=deadline,
             expect=(200, 204),
@@ -294,8 +292,8 @@ class CobotClient:
 
     async def _request(
         self,
-        method: str,
-        path: str,
+        endpoint: Endpoint,
+        values: Mapping[str, str],
         *,
         priority: Priority,
         params: Mapping[str, str] | None = None,
@@ -306,23 +304,37 @@ class CobotClient:
         """One request. ``deadline`` bounds everything including the wait for a rate
         limit slot (what a person at the door can afford); without it the slot wait is
         unbounded (replays, syncs) and the HTTP exchange gets ``self._timeout``."""
+        path = endpoint.path(**values)
         group = group_for(path)
+        # What error messages and logs say about the request: never the token in a path.
+        what = f"{endpoint.method} {redact_url(path)}"
+        if (
+            deadline is not None
+            and self._limiter is not None
+            and (wait := self._limiter.known_wait(group, priority)) > deadline
+        ):
+            # A Retry-After in force, or a full window: waiting would only end in NoSlot.
+            raise NoSlot(f"{what}: no rate-limit slot within {deadline}s (next in {wait:.1f}s)")
         sent = False
         try:
             async with asyncio.timeout(deadline):
-                await self._limiter.acquire(group, priority)
+                if self._limiter is not None:
+                    await self._limiter.acquire(group, priority)
                 sent = True
                 async with asyncio.timeout(self._timeout):
-                    return await self._exchange(method, path, group, params, json_body, expect)
+                    return await self._exchange(
+                        endpoint, path, what, group, params, json_body, expect
+                    )
         except TimeoutError:
             if not sent:
-                raise NoSlot(f"{method} {path}: no rate-limit slot within {deadline}s") from None
-            raise Unavailable(f"{method} {path}: no answer in time", outcome_unknown=True) from None
+                raise NoSlot(f"{what}: no rate-limit slot within {deadline}s") from None
+            raise Unavailable(f"{what}: no answer in time", outcome_unknown=True) from None
 
     async def _exchange(
         self,
-        method: str,
+        endpoint: Endpoint,
         path: str,
+        what: str,
         group: Group,
         params: Mapping[str, str] | None,
         json_body: Mapping[str, Any] | None,
@@ -330,71 +342,94 @@ class CobotClient:
     ) -> Any:
         try:
             async with self._http().request(
-                method,
+                endpoint.method,
                 self._base + path,
                 params=params,
                 json=json_body,
                 headers={"Authorization": self._auth},
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.content.read(MAX_BODY + 1)
+                raw = await read_body(resp.content)
                 status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                self._saw_date(resp.headers.get("Date"))
+                headers = Headers(
+                    retry_after=resp.headers.get("Retry-After"),
+                    date=resp.headers.get("Date"),
+                    www_authenticate=resp.headers.get("WWW-Authenticate"),
+                )
+                self._saw_date(headers.date)
         except aiohttp.ClientConnectorError as exc:
             # Never connected: the request certainly did not reach Cobot.
-            raise Unavailable(f"{method} {path}: {exc}", outcome_unknown=False) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise Unavailable(f"{method} {path}: {exc}", outcome_unknown=True) from exc
+            raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=False) from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            # ValueError: aiohttp refusing a malformed status line or header it read.
+            raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=True) from exc
         if status in expect:
             self._auth_ok()
-            return _json(raw, f"{method} {path}", allow_empty=status == 204)
-        return self._fail(method, path, group, status, raw, retry_after)
+            return read_json(raw, what, allow_empty=status == 204)
+        return self._fail(endpoint, what, group, status, raw, headers)
 
     def _fail(
         self,
-        method: str,
-        path: str,
+        endpoint: Endpoint,
+        what: str,
         group: Group,
         status: int,
         raw: bytes,
-        retry_after: str | None,
+        headers: Headers,
     ) -> Any:
-        what = f"{method} {path}"
         if status == 422:
             self._auth_ok()
-            reason, errors = refusal_reason(_json_or_text(raw))
+            reason, errors = refusal_reason(json_or_text(raw))
             raise Refused(reason, errors)
         if status == 404:
-            raise NotFound(f"{what}: not found")
+            raise answer_404(endpoint.answers_404, what, raw)
         if status == 429:
-            seconds = parse_retry_after(retry_after)
-            self._limiter.block(group, seconds)
-            raise RateLimited(seconds)
+            delay = retry_after(headers.retry_after, headers.date)
+            if delay.problem is not None:
+                self._note("retry_after", delay.problem, request=what, using_s=delay.seconds)
+            if self._limiter is not None:
+                self._limiter.block(group, delay.seconds)
+            raise RateLimited(delay.seconds)
         if status in (401, 403):
-            detail = _json_or_text(raw)
-            self._auth_error(status, what, detail)
-            raise Unauthorized(status, f"{what}: {str(detail)[:200]}")
+            detail = json_or_text(raw)
+            scope = missing_scope(headers.www_authenticate, detail) if status == 403 else None
+            self._auth_error(status, what, detail, endpoint.scope)
+            raise Unauthorized(
+                status, f"{what}: {redact_text(str(detail)[:200])}", scope=scope or None
+            )
         if status >= 500:
             # The server got the request; a 5xx may still have done the work.
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
-        detail = str(_json_or_text(raw))[:200]
-        raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
+        detail = redact_text(str(json_or_text(raw))[:200])
+        raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}", status=status)
 
     def _saw_date(self, value: str | None) -> None:
-        observe_date(self._clock, value)
+        """Tell the clock what time the API says it is (garbage is ignored)."""
+        when = http_date(value)
+        if when is not None and self._clock is not None:
+            self._clock.observe(when)
 
-    def _auth_error(self, status: int, what: str, detail: object) -> None:
+    def _note(self, kind: str, problem: str, **fields: object) -> None:
+        """An odd answer: a warning the first time per kind, debug after (a proxy that
+        keeps sending garbage must not flood the log)."""
+        level = log.debug if kind in self._noted or self._quiet else log.warning
+        self._noted.add(kind)
+        level("cobot_odd_answer", problem=problem, **fields)
+
+    def _auth_error(self, status: int, what: str, detail: object, scope: Scope) -> None:
         # Loud once per episode: an operator must fix the token; repeating it every tap
         # would drown the log.
         if not self._auth_failed:
             self._auth_failed = True
-            log.error(
+            (log.debug if self._quiet else log.error)(
                 "cobot_auth_failed",
                 status=status,
                 request=what,
-                detail=str(detail)[:200],
-                fix="check the access token and its scopes (checkin, checkin_tokens)",
+                detail=redact_text(str(detail)[:200]),
+                fix=(
+                    f"this request needs the scope {scope.value}; "
+                    "`checkin-gateway doctor` names every scope the configuration needs"
+                ),
             )
 
     def _auth_ok(self) -> None:
@@ -407,53 +442,4 @@ class CobotClient:
         return self._auth_failed
 
 
-def observe_date(clock: SystemClock | None, value: str | None) -> None:
-    """Tell the clock what time an API's ``Date`` header says it is (a right clock
-    without NTP is trusted this way; garbage is ignored)."""
-    if value is None or clock is None:
-        return
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return
-    if when.tzinfo is not None:
-        clock.observe(when)
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
-
-
-def _json(raw: bytes, what: str, *, allow_empty: bool = False) -> Any:
-    if len(raw) > MAX_BODY:
-        raise MalformedResponse(f"{what}: answer larger than {MAX_BODY} bytes")
-    if not raw.strip():
-        if allow_empty:
-            return None
-        raise MalformedResponse(f"{what}: empty answer")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(f"{what}: not JSON: {raw[:60]!r}") from exc
-
-
-def _json_or_text(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return raw[:200].decode(errors="replace")
-
-
-__all__ = [
-    "ApiError",
-    "CheckInResult",
-    "CobotClient",
-    "MalformedResponse",
-    "NoSlot",
-    "NotFound",
-    "RateLimited",
-    "Refused",
-    "Unauthorized",
-    "Unavailable",
-    "parse_retry_after",
-]
+__all__ = ["CheckInResult", "CobotClient", "NoSlot", "parse_retry_after"]

@@ -24,7 +24,8 @@ class Refused(ApiError):
 
 
 class NotFound(ApiError):
-    """404: e.g. check-out of a member who is not checked in."""
+    """404 where the API documents it: check-out of a member who is not checked in, an
+    unknown token or membership (``Endpoint.answers_404``)."""
 
 
 class RateLimited(ApiError):
@@ -42,11 +43,16 @@ class NoSlot(ApiError):
 
 class Unauthorized(ApiError):
     """401/403: the access token is wrong, revoked or lacks a scope. Not retried quickly:
-    a person has to fix the token."""
+    a person has to fix the token.
 
-    def __init__(self, status: int, detail: str) -> None:
+    ``scope``: on a 403, the scope Cobot said is missing (RFC 6750 ``insufficient_scope``
+    in ``WWW-Authenticate``, or the body's ``"scope"``); None when it did not say.
+    """
+
+    def __init__(self, status: int, detail: str, *, scope: str | None = None) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
+        self.scope = scope
 
 
 class Unavailable(ApiError):
@@ -64,6 +70,16 @@ class Unavailable(ApiError):
 
 class MalformedResponse(ApiError):
     """The answer was not what the API documents (not JSON, missing fields, a status it
-    does not list). The request did reach Cobot, so for a write the outcome is unknown."""
+    does not list for the endpoint, e.g. a 404 from a proxy on ``POST /api/check_ins``).
+    The request did reach something, so for a write the outcome is unknown.
+
+    ``status``: the HTTP status when it was one the endpoint does not list, else None;
+    ``json_body``: whether that answer was JSON, as Cobot's own answers are.
+    """
 
     outcome_unknown = True
+
+    def __init__(self, detail: str, *, status: int | None = None, json_body: bool = False) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.json_body = json_body

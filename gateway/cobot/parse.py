@@ -14,20 +14,34 @@ from gateway.model import CheckIn, Membership, TokenRecord
 _FORMATS = ("%Y/%m/%d %H:%M:%S %z", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M %z")
 
 
+_MAX_TIME = 64  # the longest time string worth reading
+_MAX_ID = 256  # ids are 10-32 hex digits in the docs; this leaves room without abuse
+
+
 def parse_time(value: object, what: str) -> datetime:
+    """A time from the API as an aware UTC datetime. A zone that pushes the time out of
+    datetime's range ("0001/01/01 00:00:00 +0100") is unreadable, not an OverflowError
+    later in whoever compares it."""
     if not isinstance(value, str):
         raise MalformedResponse(f"{what}: expected a time string, got {type(value).__name__}")
+    if len(value) > _MAX_TIME or not value.isprintable():
+        raise MalformedResponse(f"{what}: unreadable time {value[:40]!r}")
+    parsed: datetime | None = None
     for fmt in _FORMATS:
         try:
             parsed = datetime.strptime(value, fmt)  # zone handled below
+            break
         except ValueError:
             continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise MalformedResponse(f"{what}: unreadable time {value[:40]!r}") from None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedResponse(f"{what}: unreadable time {value[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise MalformedResponse(f"{what}: time out of range {value[:40]!r}") from None
 
 
 def format_time(value: datetime) -> str:
@@ -42,10 +56,13 @@ def _obj(value: object, what: str) -> Mapping[str, Any]:
 
 
 def _str(value: object, what: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
+    """An id or token: a non-empty printable string of bounded length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**_MAX_ID:
         return str(value)  # ids are documented as strings; accept numbers defensively
     if not isinstance(value, str) or not value:
         raise MalformedResponse(f"{what}: expected a non-empty string")
+    if len(value) > _MAX_ID or not value.isprintable() or value != value.strip():
+        raise MalformedResponse(f"{what}: not a usable id ({len(value)} characters)")
     return value
 
 
@@ -103,18 +120,28 @@ def parse_token_list(value: object) -> list[TokenRecord]:
     return records
 
 
-def _messages(value: object) -> str:
+_MAX_DEPTH = 8  # error messages nest two or three levels; deeper is garbage
+_MAX_MESSAGE = 500
+
+
+def _messages(value: object, depth: int = 0) -> str:
+    """Messages of an error body, flattened; bounded in depth and length, since the
+    body is whatever the server sent."""
+    if depth > _MAX_DEPTH:
+        return "..."
     if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "; ".join(_messages(v) for v in value)
-    if isinstance(value, dict):
+        text = value
+    elif isinstance(value, list):
+        text = "; ".join(_messages(v, depth + 1) for v in value[:20])
+    elif isinstance(value, dict):
         parts = []
-        for key, msg in value.items():
-            text = _messages(msg)
-            parts.append(text if key in ("base", "error", "message") else f"{key}: {text}")
-        return "; ".join(parts)
-    return str(value)
+        for key, msg in list(value.items())[:20]:
+            inner = _messages(msg, depth + 1)
+            parts.append(inner if key in ("base", "error", "message") else f"{key}: {inner}")
+        text = "; ".join(parts)
+    else:
+        text = str(value)
+    return text[:_MAX_MESSAGE]
 
 
 def refusal_reason(body: object) -> tuple[str, dict[str, object]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,9 @@ class Group(enum.StrEnum):
     DEFAULT = "default"
     # MOCO's API (gateway/moco/client.py): another server, its own window ([moco] rpm).
     MOCO = "moco"
+    # Booking writes (POST/PUT/DELETE of bookings, 10 per minute): taken on top of a
+    # DEFAULT slot by gateway/cobot/bookings.py, never chosen by ``group_for``.
+    BOOKING_WRITES = "booking_writes"
 
 
 def group_for(path: str) -> Group:
@@ -51,6 +55,8 @@ WINDOW = 60.0
 WINDOW_MARGIN = 0.25
 # A live tap costs two /api/check_ins requests (preview + check-in): keep that free.
 HEADROOM = {Priority.LIVE: 0, Priority.REPLAY: 2, Priority.SYNC: 4}
+# The longest ``block``; the same bound as headers.MAX_RETRY_AFTER.
+MAX_BLOCK = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +138,20 @@ class RateLimiter:
             w.waiting[priority] -= 1
             self._changed.set()
 
+    def known_wait(self, group: Group, priority: Priority) -> float:
+        """Seconds at least until ``priority`` may send in ``group`` (0: now, or unknown
+        because more urgent requests go first). A caller with a deadline shorter than
+        this can give up at once instead of waiting for a certain failure."""
+        return self._wait_time(self._windows[group], priority) or 0.0
+
     def block(self, group: Group, seconds: float) -> None:
         """Obey a 429's Retry-After: nothing in this group goes for ``seconds``."""
         w = self._windows[group]
-        w.blocked_until = max(w.blocked_until, self._clock() + max(0.0, seconds))
+        # The client caps Retry-After already; this keeps any caller from blocking a
+        # group for ever (inf) or not at all by accident (nan compares false).
+        if not 0.0 <= seconds <= MAX_BLOCK:
+            seconds = MAX_BLOCK if seconds > MAX_BLOCK or math.isnan(seconds) else 0.0
+        w.blocked_until = max(w.blocked_until, self._clock() + seconds)
         self._changed.set()
 
     def state(self) -> list[GroupState]:

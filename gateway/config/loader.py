@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -12,20 +13,32 @@ from urllib.parse import urlsplit
 from gateway.config.model import (
     DOOR_TYPES,
     READER_TYPES,
+    BookingsSection,
     CobotSection,
     Config,
+    DoorBase,
     GatewaySection,
     GpioDoorConfig,
+    MacReaderConfig,
     MocoSection,
+    NfcReaderConfig,
     PortalSection,
     QueueSection,
+    SerialReaderConfig,
+    WiegandReaderConfig,
 )
 from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
 from gateway.portal.settings import check_portal
 
-_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "moco")
+_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "bookings", "moco")
+_TABLES = ("gateway", "cobot", "queue", "portal", "bookings")
 CREDENTIAL_NAME = "cobot-token"
+# Cobot's documented limits (API pages: general, check-ins): 60 requests a minute per
+# user, 120 for check-ins. Configuring more is allowed (another server, a raised quota)
+# but earns a warning: Cobot answers the excess with 429.
+COBOT_CHECK_IN_RPM = 120
+COBOT_DEFAULT_RPM = 60
 
 
 def load_config(path: Path | str) -> Config:
@@ -54,9 +67,15 @@ def _typed_tables(
         if not isinstance(table, dict):
             raise at.error("expected a table")
         kind = table.get("type")
+        choices = ", ".join(map(repr, types))
+        if "type" not in table:
+            raise at.key("type").error(f"missing; expected one of {choices}")
         if not isinstance(kind, str) or kind not in types:
-            raise at.key("type").error(
-                f"expected one of {', '.join(map(repr, types))}, got {kind!r}"
+            raise at.key("type").error(f"expected one of {choices}, got {kind!r}")
+        if table.get("protocol") == "line" and "token_format" in table:
+            # A line reader passes on the text it reads: a format would silently not apply.
+            raise at.key("token_format").error(
+                "does not apply to protocol = 'line' (the reader's text is the token); remove it"
             )
         item = build(types[kind], table, at)
         if item.name in names:
@@ -70,10 +89,20 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
     top = Where(source)
     for key in data:
         if key not in _TOP_LEVEL:
-            raise top.key(key).error(f"unknown section; expected one of {', '.join(_TOP_LEVEL)}")
+            close = difflib.get_close_matches(key, _TOP_LEVEL, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise top.key(key).error(
+                f"unknown section{hint}; expected one of {', '.join(_TOP_LEVEL)}"
+            )
     for required in ("gateway", "cobot"):
-        if not isinstance(data.get(required), dict):
+        if required not in data:
             raise top.key(required).error(f"missing section [{required}]")
+    for table in _TABLES:
+        if table in data and not isinstance(data[table], dict):
+            raise top.key(table).error(
+                f"expected a table ([{table}] on a line of its own), got "
+                f"{type(data[table]).__name__} {data[table]!r}"
+            )
     cfg = Config(
         source=source,
         gateway=build(GatewaySection, data["gateway"], top.key("gateway")),
@@ -83,6 +112,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         doors=_typed_tables(data, "doors", DOOR_TYPES, top),
         portal=_portal(data, top),
         moco=_moco(data, top),
+        bookings=build(BookingsSection, data.get("bookings", {}), top.key("bookings")),
     )
     _cross_check(cfg, top)
     return cfg
@@ -128,6 +158,8 @@ def _check_base_url(value: str, where: Where, example: str, below: str) -> None:
 
 
 def _cross_check(cfg: Config, top: Where) -> None:
+    _check_state_dir(cfg, top.key("gateway").key("state_dir"))
+    _check_devices(cfg, top)
     url = urlsplit(cfg.cobot.base_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise (
@@ -146,9 +178,22 @@ def _cross_check(cfg: Config, top: Where) -> None:
     for i, door in enumerate(cfg.doors):
         if isinstance(door, GpioDoorConfig):
             _check_gpio_lines(door, top.key("doors").index(i))
+    for i, door in enumerate(cfg.doors):
+        _check_access(door, top.key("doors").index(i))
+    if cfg.bookings.max_age < cfg.bookings.refresh_interval:
+        raise (
+            top.key("bookings")
+            .key("max_age")
+            .error(
+                f"must be at least refresh_interval ({cfg.bookings.refresh_interval:g}), "
+                f"got {cfg.bookings.max_age:g}"
+            )
+        )
     door_names = {d.name for d in cfg.doors}
     for i, reader in enumerate(cfg.readers):
         _check_record(cfg, reader.record, top.key("readers").index(i).key("record"))
+        if isinstance(reader, WiegandReaderConfig):
+            _check_wiegand(reader, top.key("readers").index(i))
         if reader.door is not None and reader.door not in door_names:
             known = ", ".join(sorted(door_names)) or "none defined"
             raise (
@@ -166,6 +211,96 @@ def _check_record(cfg: Config, record: tuple[str, ...], where: Where) -> None:
         raise where.error(f"a backend is named twice: {list(record)}")
     if "moco" in record and cfg.moco is None:
         raise where.error('"moco" needs a [moco] section (base_url, users)')
+
+
+def _check_wiegand(reader: WiegandReaderConfig, where: Where) -> None:
+    from gateway.readers.wiegand.formats import formats_for
+
+    try:
+        formats_for(reader.format)  # each name is checked already; here the combination
+    except ValueError as exc:
+        raise where.key("format").error(str(exc)) from None
+    for key in ("d0_line", "d1_line"):
+        line = getattr(reader, key)
+        if isinstance(line, int) and line < 0:
+            raise where.key(key).error(f"a line offset is 0 or more, got {line}")
+    if str(reader.d0_line) == str(reader.d1_line):
+        raise where.key("d1_line").error(f"D0 and D1 are the same line ({reader.d0_line!r})")
+
+
+def _check_state_dir(cfg: Config, where: Where) -> None:
+    state_dir = cfg.gateway.state_dir
+    if not state_dir.is_absolute():
+        # systemd starts the service in /, a shell wherever it is: one config, two dirs.
+        raise where.error(f"expected an absolute path, got {str(state_dir)!r}")
+    if state_dir.exists() and not state_dir.is_dir():
+        raise where.error(f"{state_dir} exists and is not a directory")
+
+
+def _check_devices(cfg: Config, top: Where) -> None:
+    """Two readers on one serial port (or one NFC device, one interface) would steal
+    each other's bytes: refuse. Symlinks (/dev/serial0 -> ttyAMA0) count as the same."""
+    seen: dict[str, str] = {}
+    for i, reader in enumerate(cfg.readers):
+        if isinstance(reader, SerialReaderConfig):
+            key, device = "port", os.path.realpath(reader.port)
+        elif isinstance(reader, NfcReaderConfig):
+            key, device = "device", f"nfc:{reader.device}"
+        elif isinstance(reader, MacReaderConfig):
+            key, device = "interface", f"if:{reader.interface}"
+        else:
+            continue
+        if device in seen:
+            raise (
+                top.key("readers")
+                .index(i)
+                .key(key)
+                .error(f"{getattr(reader, key)!r} is already used by reader {seen[device]!r}")
+            )
+        seen[device] = reader.name
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What is allowed but probably not meant; ``check-config`` prints these and
+    ``run`` logs them at start."""
+    where = Where(cfg.source).key("cobot")
+    out = []
+    if not cfg.readers and (cfg.portal is None or not cfg.portal.enabled):
+        # A warning, not an error: a gateway that only replays its queue is legitimate.
+        out.append(
+            f"{cfg.source}: readers: no reader and no [portal]: nobody can check in through "
+            "this gateway; add a [[readers]] table (see config/example.toml)"
+        )
+    if cfg.cobot.check_in_rpm > COBOT_CHECK_IN_RPM:
+        out.append(
+            f"{cfg.source}: {where.key('check_in_rpm').path}: {cfg.cobot.check_in_rpm} is above "
+            f"Cobot's limit of {COBOT_CHECK_IN_RPM} check-ins a minute; Cobot answers the "
+            "excess with 429"
+        )
+    if cfg.cobot.default_rpm > COBOT_DEFAULT_RPM:
+        out.append(
+            f"{cfg.source}: {where.key('default_rpm').path}: {cfg.cobot.default_rpm} is above "
+            f"Cobot's limit of {COBOT_DEFAULT_RPM} requests a minute; Cobot answers the "
+            "excess with 429"
+        )
+    return out
+
+
+def _check_access(door: DoorBase, where: Where) -> None:
+    """The booking keys belong to ``access = "booking"`` doors, which need a resource."""
+    if door.access == "booking":
+        if not door.resource_id or not door.resource_id.strip():
+            raise where.key("resource_id").error(
+                'missing; access = "booking" needs the Cobot resource behind this door '
+                'as a string, e.g. resource_id = "12355" (GET /api/resources lists them)'
+            )
+        return
+    defaults = DoorBase(name="", type="")
+    for key in ("resource_id", "grace_before", "grace_after", "check_in", "walk_up_minutes"):
+        if getattr(door, key) != getattr(defaults, key):
+            raise where.key(key).error(
+                f'only used with access = "booking" (this door has access = "{door.access}")'
+            )
 
 
 def _check_gpio_lines(door: GpioDoorConfig, where: Where) -> None:

@@ -67,8 +67,22 @@ class SerialReaderConfig(ReaderBase):
     type: Literal["serial"] = "serial"
     port: str
     baudrate: int = field(default=9600, metadata=_bounds(300, 4_000_000))
-    protocol: Literal["rdm6300", "line"] = "rdm6300"
+    # rdm6300: RDM6300/RDM630 modules; id12la: ID-3LA/ID-12LA/ID-20LA (ASCII mode);
+    # line: one token per text line (USB readers in serial mode, Arduino sketches).
+    protocol: Literal["rdm6300", "id12la", "line"] = "rdm6300"
     token_format: TokenFormat = TokenFormat.HEX
+    # Reads of the same card, each within confirm_window seconds of the last, before it
+    # is a tap: 2 drops the single phantom frames cheap RDM6300 boards emit (a card
+    # resting on one repeats its frame about every 65 ms). Unset: 2 for rdm6300, 1
+    # (every read is a tap) for id12la, which reads a card once, and for line.
+    confirm_reads: int | None = field(default=None, metadata=_bounds(1, 10))
+    confirm_window: float = field(default=0.5, metadata=_bounds(0.05, 5))
+
+    @property
+    def reads_to_confirm(self) -> int:
+        if self.confirm_reads is not None:
+            return self.confirm_reads
+        return 2 if self.protocol == "rdm6300" else 1
 
 
 # nfcpy's device strings we accept: USB by vendor[:product] or bus[:address], a PN532 or
@@ -103,7 +117,8 @@ class NfcReaderConfig(ReaderBase):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyboardReaderConfig(ReaderBase):
-    """Tokens typed on standard input, one per line (and USB 'keyboard wedge' readers)."""
+    """Tokens typed on standard input, one per line: the demo's reader, and a console.
+    A service has no stdin: USB readers that type like a keyboard are ``type = "hid"``."""
 
     type: Literal["keyboard"] = "keyboard"
 
@@ -134,23 +149,54 @@ class MacReaderConfig(ReaderBase):
     # A device silent this long is gone; phones asleep talk rarely, so not too short.
     away_after: float = field(default=1800.0, metadata=_bounds(60, 86400))
     checkout_on_departure: bool = False
+    # Ask a silent registered device (one unicast ARP request) before it counts as gone.
+    confirm_departure: bool = True
     # Devices that never mean a member: printers, the space's own machines.
     ignore: tuple[str, ...] = field(default=(), metadata={"parse": _mac})
+
+
+DoorAccess = Literal["check-in", "booking", "member"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DoorBase:
     name: str
     type: str
+    # Who may open it: "check-in" (Cobot's preview, the default), "booking" (the member
+    # holding a booking of ``resource_id`` now), "member" (any token the cache knows).
+    access: DoorAccess = "check-in"
+    # access = "booking": the Cobot resource behind this door, and seconds before its
+    # booking starts / after it ends that its member may enter.
+    resource_id: str | None = None
+    grace_before: float = field(default=600.0, metadata=_bounds(0, 86_400))
+    grace_after: float = field(default=300.0, metadata=_bounds(0, 86_400))
+    # access = "booking": entering on a booking also checks the member in.
+    check_in: bool = False
+    # access = "booking", > 0: a tap at a free room books it now for this many minutes.
+    walk_up_minutes: int = field(default=0, metadata=_bounds(0, 1440))
+
+
+def _argv_item(text: str) -> str:
+    if not text:
+        raise ValueError("expected a non-empty string (argv items are not split by a shell)")
+    return text
+
+
+_ARGV = {"min_items": 1, "parse": _argv_item}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandDoorConfig(DoorBase):
+    """A door opened by a program: ``command`` is its argv (no shell), e.g.
+    ``["/usr/local/bin/relay", "on"]``. It counts as opened only when it exits 0 within
+    ``timeout``; past it, the command and every child it started are killed."""
+
     type: Literal["command"] = "command"
-    command: tuple[str, ...]
+    command: tuple[str, ...] = field(metadata=_ARGV)
     timeout: float = field(default=5.0, metadata=_bounds(0.1, 60))
-    # Optional: run with the signal name (granted, refused, offline) appended.
-    feedback_command: tuple[str, ...] | None = None
+    # Optional: run with the signal name (granted, refused, offline) appended; the same
+    # timeout applies.
+    feedback_command: tuple[str, ...] | None = field(default=None, metadata=_ARGV)
 
 
 GpioLine = int | str
@@ -163,6 +209,7 @@ class GpioDoorConfig(DoorBase):
     exit button, LEDs and buzzer on the same chip. See hardware/relay.md for wiring."""
 
     type: Literal["gpio"] = "gpio"
+    # A path, or the chip's label ("pinctrl-rp1" on a Pi 5; gpiodetect lists them).
     chip: str = "/dev/gpiochip0"
     line: GpioLine
     # Many relay boards switch on when their input is pulled low: then set true.
@@ -198,6 +245,52 @@ class GpioDoorConfig(DoorBase):
             "buzzer_line",
         )
         return {k: v for k in keys if (v := getattr(self, k)) is not None}
+
+
+def _wiegand_format(name: str) -> str:
+    from gateway.readers.wiegand.formats import formats_for
+
+    formats_for(name)  # raises ValueError naming the choices
+    return name.lower()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WiegandReaderConfig(ReaderBase):
+    """A Wiegand reader's D0/D1 on two GPIO lines (libgpiod v2; hardware/wiegand.md).
+    The lines are 5 V on most readers: a level shifter or divider is required."""
+
+    type: Literal["wiegand"] = "wiegand"
+    # A path, or the chip's label: "pinctrl-rp1" is the header on a Pi 5,
+    # "pinctrl-bcm2711" on a Pi 4 (gpiodetect lists them).
+    chip: str = "/dev/gpiochip0"
+    d0_line: GpioLine  # green wire
+    d1_line: GpioLine  # white wire
+    # "auto" (26, 34, 37 bits), "26", "34", "37", or HID names ("h10301", "h10306",
+    # "h10302", "h10304"), or a list of them.
+    format: str | tuple[str, ...] = field(default="auto", metadata={"parse": _wiegand_format})
+    # "facility-card" ("123,45678", as printed), "decimal" or "hex" (the whole number).
+    token_format: Literal["facility-card", "decimal", "hex"] = "facility-card"
+    # A keypad's keys make a PIN token ending with "#" ("*" clears). Off: keys ignored.
+    keypad: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HidReaderConfig(ReaderBase):
+    """A USB reader that types like a keyboard, read through evdev and grabbed
+    exclusively so its digits never reach a console or a login prompt."""
+
+    type: Literal["hid"] = "hid"
+    device: str = field(
+        metadata={
+            "pattern": r"/dev/input/\S+|[0-9a-fA-F]{4}:[0-9a-fA-F]{4}",
+            "expected": "a /dev/input/by-id/...-event-kbd path or 'vendor:product'",
+        }
+    )
+    # The layout the reader types for (the host setting it was configured with).
+    layout: Literal["us", "uk", "de", "fr"] = "us"
+    # Keys of one token arrive milliseconds apart; a partial token followed by a pause
+    # this long is dropped.
+    token_timeout: float = field(default=0.5, metadata=_bounds(0.05, 10))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,7 +348,14 @@ class MocoSection:
     users: tuple[MocoUser, ...] = ()
 
 
-ReaderConfig = SerialReaderConfig | NfcReaderConfig | KeyboardReaderConfig | MacReaderConfig
+ReaderConfig = (
+    SerialReaderConfig
+    | NfcReaderConfig
+    | KeyboardReaderConfig
+    | MacReaderConfig
+    | WiegandReaderConfig
+    | HidReaderConfig
+)
 DoorConfig = CommandDoorConfig | GpioDoorConfig
 
 READER_TYPES: dict[str, type[ReaderBase]] = {
@@ -263,11 +363,24 @@ READER_TYPES: dict[str, type[ReaderBase]] = {
     "nfc": NfcReaderConfig,
     "keyboard": KeyboardReaderConfig,
     "mac": MacReaderConfig,
+    "wiegand": WiegandReaderConfig,
+    "hid": HidReaderConfig,
 }
 DOOR_TYPES: dict[str, type[DoorBase]] = {
     "command": CommandDoorConfig,
     "gpio": GpioDoorConfig,
 }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookingsSection:
+    """``[bookings]``: the snapshot of each booking door's room (gateway/bookings)."""
+
+    # Seconds between snapshots of each room's bookings (yesterday to tomorrow).
+    refresh_interval: float = field(default=300.0, metadata=_bounds(30, 86_400))
+    # A snapshot older than this (refreshes failing) still decides, but as "offline":
+    # the door signals offline and walk-up booking stops.
+    max_age: float = field(default=1800.0, metadata=_bounds(60, 7 * 86_400))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,6 +393,7 @@ class Config:
     doors: tuple[DoorBase, ...] = ()
     portal: PortalSection | None = None
     moco: MocoSection | None = None
+    bookings: BookingsSection = BookingsSection()
 
     def door(self, name: str) -> DoorBase:
         return next(d for d in self.doors if d.name == name)

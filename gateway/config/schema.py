@@ -1,7 +1,8 @@
 """Turning TOML tables into frozen dataclasses, with errors a person can act on.
 
 The dataclasses are the schema: a field's type says what is accepted, its default makes
-it optional, and ``field(metadata=...)`` adds bounds (``min``, ``max``), ``choices``,
+it optional, and ``field(metadata=...)`` adds bounds (``min``, ``max``, ``min_items``
+for lists), ``choices``,
 a ``pattern`` (a regular expression the whole string must match, with ``expected``
 saying in words what it wants) and ``parse`` (a normaliser that raises ``ValueError``,
 e.g. for MAC addresses; applied to each item of a list).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import re
 import types
 import typing
@@ -107,13 +109,17 @@ def convert(tp: Any, value: object, where: Where) -> Any:  # noqa: PLR0912
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise where.error(f"expected a number, got {_got(value)}")
+        # TOML has nan and inf; no duration or rate here means either (a nan deadline
+        # compares false with everything and made a tap wait for the full timeout).
+        if not math.isfinite(value):
+            raise where.error(f"expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise where.error(f"expected a string, got {_got(value)}")
         return value
     if tp is Path:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value.strip():
             raise where.error(f"expected a path (string), got {_got(value)}")
         return Path(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -136,6 +142,13 @@ def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: Where) -> N
         raise where.error(
             f"expected {meta.get('expected', f'a match of {pattern!r}')}, got {value!r}"
         )
+    min_items = meta.get("min_items")
+    if min_items is not None and len(value) < min_items:
+        raise where.error(f"expected a list of at least {min_items} item(s), got {len(value)}")
+    # No key takes a blank string: a blank name, port or URL is always a mistake (keys
+    # with a pattern or a parser say what they want themselves).
+    if isinstance(value, str) and not value.strip() and "parse" not in meta:
+        raise where.error(f"expected a non-empty string, got {value!r}")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise where.error(f"expected one of {', '.join(map(repr, choices))}, got {value!r}")

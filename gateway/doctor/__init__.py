@@ -13,16 +13,43 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+import structlog
+
 from gateway.config.loader import load_config
 from gateway.doctor.api import check_api
 from gateway.doctor.clock import DEFAULT_PROBES, Probe, clock_synchronised
-from gateway.doctor.devices import check_doors, check_readers
+from gateway.doctor.devices import check_doors
 from gateway.doctor.local import check_capabilities, check_service, check_state_dir
+from gateway.doctor.readers import check_readers
 from gateway.doctor.report import Report, Status
 from gateway.doctor.system import System
 from gateway.errors import ConfigError
+from gateway.log import configure
 
 __all__ = ["Report", "Status", "System", "run_doctor"]
+
+
+class Progress:
+    """ "checking ..." while the doctor works: on a terminal one line rewritten in place
+    and cleared before the table; elsewhere (a test's stream) one line per step."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+        self._tty = stream is not None and stream.isatty()
+
+    def step(self, what: str) -> None:
+        if self._stream is None:
+            return
+        if self._tty:
+            self._stream.write(f"\r\033[Kchecking {what}...")
+        else:
+            self._stream.write(f"checking {what}...\n")
+        self._stream.flush()
+
+    def done(self) -> None:
+        if self._stream is not None and self._tty:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
 
 
 async def run_doctor(
@@ -32,12 +59,24 @@ async def run_doctor(
     env: Mapping[str, str] | None = None,
     system: System | None = None,
     clock_probes: tuple[Probe, ...] = DEFAULT_PROBES,
+    progress: TextIO | None = None,
 ) -> int:
-    """Print the table to ``out``; 0 when nothing needs fixing, else 1."""
+    """Print the table to ``out``; 0 when nothing needs fixing, else 1.
+
+    ``progress``: where "checking ..." goes while the doctor works (default: standard
+    error when it is a terminal, else nowhere).
+    """
     out = out or sys.stdout
     system = system or System()
     report = Report()
+    if not structlog.is_configured():
+        # The table is the doctor's output; library chatter stays off it (and redacted).
+        configure("warning", "console")
+    if progress is None and sys.stderr.isatty():
+        progress = sys.stderr
+    steps = Progress(progress)
     print(f"checkin-gateway doctor: {cfg_path}\n", file=out)
+    steps.step("the config")
     try:
         cfg = load_config(cfg_path)
     except ConfigError as exc:
@@ -50,17 +89,21 @@ async def run_doctor(
             f"{len(cfg.readers)} reader(s), {len(cfg.doors)} door(s), "
             f"offline policy {cfg.gateway.offline_policy.value}",
         )
+        steps.step("the service, state dir, readers and doors")
         check_service(report, system)
         check_state_dir(report, cfg.gateway.state_dir, system)
         check_readers(report, cfg.readers, system)
         check_doors(report, cfg.doors, system)
         check_capabilities(report, cfg, system)
+        steps.step(f"the Cobot API at {cfg.cobot.base_url} and the token's scopes")
         await check_api(report, cfg, system, env)
         if cfg.moco is not None:
             from gateway.doctor.moco import check_moco
 
             await check_moco(report, cfg, env)
+    steps.step("the clock")
     verdict, how = await clock_synchronised(clock_probes)
+    steps.done()
     if verdict is None:
         report.add("clock", Status.UNKNOWN, f"synchronisation unknown: {how}")
     elif verdict:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICE_USER = "checkin-gateway"
-SERVICE_GROUPS = ("dialout", "gpio")  # the unit's SupplementaryGroups=
+SERVICE_GROUPS = ("dialout", "gpio", "input")  # the unit's SupplementaryGroups=
 # The unit's DevicePolicy=closed admits these character-device drivers (/proc/devices).
-DEVICE_ALLOW = ("ttyS", "ttyAMA", "ttyUSB", "ttyACM", "gpiochip", "usb_device")
+DEVICE_ALLOW = ("ttyS", "ttyAMA", "ttyUSB", "ttyACM", "gpiochip", "usb_device", "input")
 READ, WRITE = 4, 2
 
 

@@ -1,50 +1,76 @@
 """The Cobot side: is there a token, does the API answer, and may the token do what the
-gateway does? Probes only read: a check-in status and a check-in token that do not
-exist (404 means allowed), so the doctor never checks anyone in."""
+configured features do?
+
+The scopes come from ``gateway.cobot.endpoints``: the features this configuration turns
+on, the client methods they call, the scope the API page gives each endpoint. Each
+scope is probed with one request that cannot change anything at Cobot: a token, a
+check-in status or a membership that does not exist (404, or a 422, means the scope was
+granted: Cobot checks the scope first). The probes go out together, without the
+gateway's rate limiter (four requests are far below any limit; its pacing would make
+the doctor wait seconds), so the doctor answers in about one round trip.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.cobot.client import CobotClient
-from gateway.cobot.errors import ApiError, MalformedResponse, RateLimited, Unauthorized, Unavailable
-from gateway.cobot.ratelimit import Group, RateLimiter
+from gateway.cobot.endpoints import Feature, Scope, features_for, scopes_of
+from gateway.cobot.errors import (
+    ApiError,
+    MalformedResponse,
+    NotFound,
+    RateLimited,
+    Refused,
+    Unauthorized,
+    Unavailable,
+)
 from gateway.config.loader import load_access_token
 from gateway.config.model import Config
+from gateway.doctor.bookings import check_booking_doors
 from gateway.doctor.report import Report, Status
 from gateway.doctor.system import System
 from gateway.errors import ConfigError
 
 PROBE_TOKEN = "checkin-gateway-doctor-probe"  # a check-in token no one has
-TOKEN_HELP = (
-    "create an access token for a space admin with scopes checkin and checkin_tokens "
-    "(Cobot: your space's API settings) and put it in "
-)
+# Not 32 hex digits, so it can never be a real membership's id: nobody is checked in.
+PROBE_MEMBERSHIP = "checkin-gateway-doctor-probe"
+
+
+def token_help(scopes: list[Scope]) -> str:
+    return (
+        "create an access token for a space admin with the scopes "
+        f"{' '.join(s.value for s in scopes)} (Cobot: your space's API settings) and put it in "
+    )
+
+
+def _day() -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    return now - timedelta(days=1), now
 
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    scope: str
-    what: str  # what the gateway needs the scope for
+    scope: Scope
     call: Callable[[CobotClient], Awaitable[Any]]
 
 
-PROBES = (
-    Probe(
-        "checkin",
-        "check-ins and check-outs",
-        lambda c: c.check_in_status(token=PROBE_TOKEN),
+PROBES: dict[Scope, Probe] = {
+    Scope.CHECKIN: Probe(Scope.CHECKIN, lambda c: c.check_in_status(token=PROBE_TOKEN)),
+    Scope.CHECKIN_TOKENS: Probe(Scope.CHECKIN_TOKENS, lambda c: c.get_token(PROBE_TOKEN)),
+    Scope.READ_CHECK_INS: Probe(
+        Scope.READ_CHECK_INS, lambda c: c.list_check_ins(PROBE_MEMBERSHIP, *_day())
     ),
-    Probe(
-        "checkin_tokens",
-        "the token list behind the offline cache",
-        lambda c: c.get_token(PROBE_TOKEN),
-    ),
-)
+    # A POST, but for a membership that cannot exist: Cobot answers 403 without the
+    # scope, 404 with it, and creates nothing either way.
+    Scope.WRITE: Probe(Scope.WRITE, lambda c: c.create_work_session(PROBE_MEMBERSHIP)),
+}
 
 
 def find_token(cfg: Config, system: System, env: Mapping[str, str] | None) -> tuple[str, str]:
@@ -72,82 +98,106 @@ def find_token(cfg: Config, system: System, env: Mapping[str, str] | None) -> tu
     return token, str(source)
 
 
+async def _outcome(client: CobotClient, probe: Probe) -> tuple[ApiError | None, float]:
+    started = time.monotonic()
+    try:
+        await probe.call(client)
+    except (NotFound, Refused):
+        pass  # past the scope check: the probe's made-up token/membership is unknown
+    except MalformedResponse as exc:
+        # Cobot's JSON 404 for the made-up membership, where the page documents none.
+        if not (exc.status == 404 and exc.json_body):
+            return exc, time.monotonic() - started
+    except ApiError as exc:
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
+
+
 async def check_api(
     report: Report, cfg: Config, system: System, env: Mapping[str, str] | None = None
 ) -> None:
+    need = scopes_of(features_for(cfg))
+    scopes = list(need)
     try:
         token, source = find_token(cfg, system, env)
     except ConfigError as exc:
-        report.add("api token", Status.FIX, str(exc), TOKEN_HELP + str(system.credential_file))
+        report.add(
+            "api token", Status.FIX, str(exc), token_help(scopes) + str(system.credential_file)
+        )
         report.add("api", Status.SKIP, "no token to try")
         return
     report.add("api token", Status.OK, f"found in {source}")
-    limiter = RateLimiter({Group.CHECK_INS: cfg.cobot.check_in_rpm, Group.DEFAULT: 10})
     async with CobotClient(
-        cfg.cobot.base_url, token, limiter, timeout=cfg.cobot.request_timeout
+        cfg.cobot.base_url, token, None, timeout=cfg.cobot.request_timeout, quiet=True
     ) as client:
-        for i, probe in enumerate(PROBES):
-            started = time.monotonic()
-            try:
-                await probe.call(client)
-            except ApiError as exc:
-                if not _failed(report, cfg, probe, exc, first=i == 0):
-                    return
-                continue
-            if i == 0:
-                ms = (time.monotonic() - started) * 1000
-                report.add("api", Status.OK, f"{cfg.cobot.base_url} answered in {ms:.0f} ms")
-                report.add("api token valid", Status.OK, "accepted (no 401)")
-            report.add(f"scope {probe.scope}", Status.OK, f"granted: {probe.what}")
-
-
-def _failed(report: Report, cfg: Config, probe: Probe, exc: ApiError, *, first: bool) -> bool:
-    """Report one failed probe; False when the following probes are pointless."""
+        # The booking scopes are checked with the rooms' own resources (doctor/bookings.py).
+        probed = [s for s in scopes if s in PROBES]
+        results = await asyncio.gather(*(_outcome(client, PROBES[s]) for s in probed))
+    outcomes = dict(zip(probed, results, strict=True))
     url = cfg.cobot.base_url
-    if isinstance(exc, Unavailable):
+    errors = [exc for exc, _ in results if exc is not None]
+    down = next((e for e in errors if isinstance(e, Unavailable | MalformedResponse)), None)
+    if isinstance(down, Unavailable):
         report.add(
             "api",
             Status.FIX,
-            f"{url}: no answer ({exc})",
+            f"{url}: no answer ({down})",
             "check the network, DNS and cobot.base_url; the door still works offline",
         )
-        return False
-    if isinstance(exc, MalformedResponse):
+        return
+    if isinstance(down, MalformedResponse):
         report.add(
             "api",
             Status.FIX,
-            f"{url} answered, but not as Cobot does: {exc}",
+            f"{url} answered, but not as Cobot does: {down}",
             "is cobot.base_url your space's https://<space>.cobot.me?",
         )
-        return False
-    if isinstance(exc, RateLimited):
-        report.add("api", Status.WARN, f"{url}: rate limited, retry after {exc.retry_after:.0f}s")
-        return False
-    if first:
-        report.add("api", Status.OK, f"{url} answered")
-    if isinstance(exc, Unauthorized) and exc.status == 401:
+        return
+    fastest = min(seconds for _, seconds in results)
+    report.add("api", Status.OK, f"{url} answered in {fastest * 1000:.0f} ms")
+    if any(isinstance(e, Unauthorized) and e.status == 401 for e in errors):
         report.add(
             "api token valid",
             Status.FIX,
             "the API refused the token (401): it is wrong, expired or revoked",
-            TOKEN_HELP + "the token file",
+            token_help(scopes) + "the token file",
         )
-        return False
-    if isinstance(exc, Unauthorized):
-        if first:
-            report.add("api token valid", Status.OK, "accepted (no 401)")
-        why = (
-            f"the token lacks the scope {probe.scope}"
-            if "insufficient_scope" in str(exc)
-            else f"the token may not use {probe.scope} endpoints (403): not a space admin's, "
-            "or the scope is missing"
-        )
+        return
+    report.add("api token valid", Status.OK, "accepted (no 401)")
+    for scope, (failure, _) in outcomes.items():
+        _scope_row(report, scope, need[scope], failure, scopes)
+    if any(d.access == "booking" for d in cfg.doors):
+        async with CobotClient(
+            cfg.cobot.base_url, token, None, timeout=cfg.cobot.request_timeout, quiet=True
+        ) as client:
+            await check_booking_doors(report, cfg, client)
+
+
+def _scope_row(
+    report: Report, scope: Scope, features: list[Feature], exc: ApiError | None, all_: list[Scope]
+) -> None:
+    what = "; ".join(f.what for f in features)
+    name = f"scope {scope.value}"
+    if exc is None:
+        report.add(name, Status.OK, f"granted: {what}")
+    elif isinstance(exc, RateLimited):
+        report.add(name, Status.UNKNOWN, f"rate limited, retry after {exc.retry_after:.0f}s")
+    elif isinstance(exc, Unauthorized):
+        if exc.scope is not None and exc.scope != scope.value:
+            # Cobot names another scope than the API page: believe Cobot, say both.
+            why = f"the token lacks the scope {exc.scope} (the API pages say {scope.value})"
+        elif exc.scope is not None or "insufficient_scope" in str(exc):
+            why = f"the token lacks the scope {scope.value}"
+        else:
+            why = (
+                f"the token may not use {scope.value} endpoints (403): not a space admin's, "
+                f"or the scope {scope.value} is missing"
+            )
         report.add(
-            f"scope {probe.scope}",
+            name,
             Status.FIX,
-            f"{why}; the gateway needs it for {probe.what}",
-            "create a token for a space admin with scopes checkin and checkin_tokens",
+            f"{why}; the gateway needs it for {what}",
+            f"create a token for a space admin with the scopes {' '.join(s.value for s in all_)}",
         )
-        return True
-    report.add(f"scope {probe.scope}", Status.UNKNOWN, f"unexpected answer: {exc}")
-    return True
+    else:
+        report.add(name, Status.UNKNOWN, f"unexpected answer: {exc}")

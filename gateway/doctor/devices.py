@@ -13,9 +13,7 @@ from gateway.config.model import (
     CommandDoorConfig,
     DoorBase,
     GpioDoorConfig,
-    KeyboardReaderConfig,
     ReaderBase,
-    SerialReaderConfig,
 )
 from gateway.doctor.access import DEVICE_ALLOW, READ, WRITE, char_drivers, group_name, may
 from gateway.doctor.report import Report, Status
@@ -37,8 +35,20 @@ NFC_USB_IDS = {
 }
 
 
-def check_device(report: Report, name: str, path: str, system: System, missing_fix: str) -> None:
+def check_device(
+    report: Report,
+    name: str,
+    path: str,
+    system: System,
+    missing_fix: str,
+    *,
+    need: int = READ | WRITE,
+    group_fix: str | None = None,
+) -> None:
+    """``need``: READ | WRITE, or READ for a device only read (input devices);
+    ``group_fix`` replaces the generic advice when a permission is missing."""
     who = system.principal
+    verb = "read and write" if need & WRITE else "read"
     try:
         st = Path(path).stat()
     except FileNotFoundError:
@@ -53,14 +63,14 @@ def check_device(report: Report, name: str, path: str, system: System, missing_f
     if not stat.S_ISCHR(st.st_mode):
         report.add(name, Status.FIX, f"{shown}: not a character device")
         return
-    if not may(who, st, READ | WRITE):
+    if not may(who, st, need):
         group = group_name(st.st_gid)
         report.add(
             name,
             Status.FIX,
-            f"{shown}: {who.name} may not read and write it "
-            f"(mode {st.st_mode & 0o777:o}, group {group})",
-            f"give the device to group {group} with mode 0660 and the service that group, "
+            f"{shown}: {who.name} may not {verb} it (mode {st.st_mode & 0o777:o}, group {group})",
+            group_fix
+            or f"give the device to group {group} with mode 0660 and the service that group, "
             f"or add a rule to {UDEV_RULES}",
         )
         return
@@ -74,28 +84,10 @@ def check_device(report: Report, name: str, path: str, system: System, missing_f
             f"add a drop-in with [Service] DeviceAllow=char-{driver} rw",
         )
         return
-    report.add(name, Status.OK, f"{shown}: {who.name} may read and write it")
+    report.add(name, Status.OK, f"{shown}: {who.name} may {verb} it")
 
 
-def check_readers(report: Report, readers: tuple[ReaderBase, ...], system: System) -> None:
-    if not readers:
-        report.add("readers", Status.WARN, "no readers configured: nobody can check in")
-    for reader in readers:
-        name = f"reader {reader.name}"
-        if isinstance(reader, SerialReaderConfig):
-            _check_port(report, name, reader.port, system)
-        elif isinstance(reader, KeyboardReaderConfig):
-            report.add(
-                name,
-                Status.WARN,
-                "reads standard input, which the systemd service does not have",
-                "use it with `checkin-gateway run` on a terminal, not under systemd",
-            )
-        else:
-            _check_generic(report, name, reader, system)
-
-
-def _check_port(report: Report, name: str, port: str, system: System) -> None:
+def check_port(report: Report, name: str, port: str, system: System) -> None:
     if "://" in port:
         report.add(name, Status.SKIP, f"{port}: a network port, not a device")
         return
@@ -109,7 +101,7 @@ def _check_port(report: Report, name: str, port: str, system: System) -> None:
     )
 
 
-def _check_generic(report: Report, name: str, reader: ReaderBase, system: System) -> None:
+def check_generic(report: Report, name: str, reader: ReaderBase, system: System) -> None:
     """Readers whose config this module does not know by type: check what looks like a
     device (a /dev path, an nfcpy ``usb``/``tty:`` path, a network interface)."""
     checked = False
@@ -118,7 +110,7 @@ def _check_generic(report: Report, name: str, reader: ReaderBase, system: System
         if not isinstance(value, str):
             continue
         if value.startswith("/dev/"):
-            _check_port(report, name, value, system)
+            check_port(report, name, value, system)
         elif f.name == "interface":
             _check_interface(report, name, value, system)
         elif value == "usb" or value.startswith("usb:"):
@@ -178,7 +170,7 @@ def nfc_tty_paths(path: str, dev: Path) -> list[Path]:
 def _check_nfc_tty(report: Report, name: str, path: str, system: System) -> None:
     candidates = nfc_tty_paths(path, system.dev)
     if len(candidates) == 1:
-        _check_port(report, name, str(candidates[0]), system)
+        check_port(report, name, str(candidates[0]), system)
     elif candidates:
         report.add(name, Status.OK, f"{path}: nfcpy will try {', '.join(map(str, candidates))}")
     else:
@@ -229,17 +221,24 @@ def check_doors(report: Report, doors: tuple[DoorBase, ...], system: System) -> 
             check_device(report, name, door.chip, system, "ls /dev/gpiochip*: which chip is it?")
             _check_gpio_lines(report, name, door)
         elif isinstance(door, CommandDoorConfig):
-            for argv in (door.command, door.feedback_command):
+            # One row per program: a script often serves as command and feedback.
+            programs: dict[str, list[str]] = {}
+            for key, argv in (
+                ("command", door.command),
+                ("feedback_command", door.feedback_command),
+            ):
                 if argv:
-                    _check_command(report, name, argv[0])
+                    programs.setdefault(argv[0], []).append(key)
+            for program, keys in programs.items():
+                _check_command(report, name, program, " and ".join(keys))
 
 
-def _check_command(report: Report, name: str, program: str) -> None:
+def _check_command(report: Report, name: str, program: str, keys: str) -> None:
     found = shutil.which(program) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK):
-        report.add(name, Status.FIX, f"{program}: not found or not executable")
+        report.add(name, Status.FIX, f"{keys}: {program}: not found or not executable")
     else:
-        report.add(name, Status.OK, f"{found}: executable")
+        report.add(name, Status.OK, f"{keys}: {found}: executable")
 
 
 def _check_gpio_lines(report: Report, name: str, door: GpioDoorConfig) -> None:

@@ -57,12 +57,22 @@ def check_state_dir(report: Report, state_dir: Path, system: System) -> None:
     if not state_dir.exists():
         if managed:
             report.add("state dir", Status.OK, f"{state_dir}: systemd creates it at start")
+            return
+        parent = _existing_parent(state_dir)
+        if parent is not None and parent.is_dir() and _may_write_dir(parent, system):
+            # `run` creates it (with its parents) at start, as this user may.
+            report.add(
+                "state dir",
+                Status.OK,
+                f"{state_dir}: not there yet; `checkin-gateway run` creates it in {parent}",
+            )
         else:
             report.add(
                 "state dir",
                 Status.FIX,
-                f"{state_dir} does not exist",
-                f"sudo install -d -o {who.name} -m 0750 {state_dir}",
+                f"{state_dir} does not exist, and {who.name} may not create it"
+                + (f" in {parent}" if parent is not None else ""),
+                f"sudo install -d -o {who.name} -m 0700 {state_dir}",
             )
         return
     if not state_dir.is_dir():
@@ -82,6 +92,13 @@ def check_state_dir(report: Report, state_dir: Path, system: System) -> None:
         report.add("state dir", Status.WARN, detail, "free some space: the offline queue grows")
     else:
         report.add("state dir", Status.OK, detail)
+
+
+def _existing_parent(path: Path) -> Path | None:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return None
 
 
 def _may_write_dir(path: Path, system: System) -> bool:

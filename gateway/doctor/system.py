@@ -17,6 +17,7 @@ class System:
     dev: Path = Path("/dev")  # where nfcpy looks for tty:NAME serial ports
     sys_class_net: Path = Path("/sys/class/net")
     sys_usb_devices: Path = Path("/sys/bus/usb/devices")
+    sys_class_input: Path = Path("/sys/class/input")  # eventN/device/id/{vendor,product}
     proc_devices: Path = Path("/proc/devices")
     principal: Principal = field(default_factory=service_principal)
 

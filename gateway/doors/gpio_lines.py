@@ -4,8 +4,8 @@ The door speaks in roles (lock, contact, exit button, LEDs, buzzer) and logical 
 (active = unlocked, door open, pressed, lit); this module maps roles to offsets and
 leaves polarity, bias and debounce to the kernel, where libgpiod puts them.
 
-``open_chip`` is the seam for tests: ``gpiod.Chip`` by default (a kernel gpio-sim chip
-goes through it too), or anything with the same three methods.
+``open_chip`` is the seam for tests: ``gpiod.Chip`` by path, name or label by default
+(a kernel gpio-sim chip goes through it too), or anything with the same three methods.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from gateway.errors import DoorError
+from gateway.gpiochip import open_chip_by_name
 
 
 class Role(enum.StrEnum):
@@ -104,7 +105,8 @@ class GpioLines:
         gpiod = load_gpiod()
         self._gpiod = gpiod
         self._what = f"door {door}: {chip_path}"
-        opener: OpenChip = open_chip if open_chip is not None else gpiod.Chip
+        # A path, a gpiochipN name or the chip's label (gateway/gpiochip.py).
+        opener: OpenChip = open_chip if open_chip is not None else open_chip_by_name
         try:
             chip = opener(chip_path)
         except OSError as exc:

@@ -18,7 +18,7 @@ import aiohttp
 import structlog
 
 from gateway.clock import SystemClock
-from gateway.cobot.client import MAX_BODY, observe_date, parse_retry_after
+from gateway.cobot.answers import MAX_BODY, parse_retry_after, read_json
 from gateway.cobot.errors import (
     MalformedResponse,
     NoSlot,
@@ -28,10 +28,12 @@ from gateway.cobot.errors import (
     Unauthorized,
     Unavailable,
 )
+from gateway.cobot.headers import http_date
 from gateway.cobot.ratelimit import Group, Priority, RateLimiter
 from gateway.moco.errors import Locked
 from gateway.moco.keys import MocoKeys
 from gateway.moco.model import Presence, fmt_time, parse_presence, parse_presences
+from gateway.redact import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -213,7 +215,7 @@ class MocoClient:
                 raw = await resp.content.read(MAX_BODY + 1)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
-                observe_date(self._clock, resp.headers.get("Date"))
+                self._saw_date(resp.headers.get("Date"))
         except aiohttp.ClientConnectorError as exc:
             raise Unavailable(f"{what}: {exc}", outcome_unknown=False) from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -226,8 +228,14 @@ class MocoClient:
                 if status == 204 or method == "DELETE":
                     return None
                 raise MalformedResponse(f"{what}: empty answer")
-            return _json(raw, what)
+            return read_json(raw, what)
         return self._fail(what, status, raw, retry_after)
+
+    def _saw_date(self, value: str | None) -> None:
+        """MOCO's ``Date``: a right clock without NTP is trusted this way."""
+        when = http_date(value)
+        if when is not None and self._clock is not None:
+            self._clock.observe(when)
 
     def _fail(self, what: str, status: int, raw: bytes, retry_after: str | None) -> Any:
         detail = _detail(raw)
@@ -257,21 +265,14 @@ class MocoClient:
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
 
 
-def _json(raw: bytes, what: str) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(f"{what}: not JSON: {raw[:60]!r}") from exc
-
-
 def _detail(raw: bytes) -> str:
     """The server's message in a few words (MOCO answers {"message": ...} or text)."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return raw[:200].decode(errors="replace").strip()
+        return redact_text(raw[:200].decode(errors="replace").strip())
     if isinstance(body, dict):
         for key in ("message", "error", "errors"):
             if key in body:
-                return str(body[key])[:200]
-    return str(body)[:200]
+                return redact_text(str(body[key])[:200])
+    return redact_text(str(body)[:200])

@@ -69,3 +69,22 @@ class MocoService:
             "failed": self.records.replayer.failed,
             "unsaved_records": self.records.unsaved,
         }
+
+
+def describe_moco(moco: dict[str, Any] | None) -> list[str]:
+    """``status`` lines for the daemon's ``moco`` part: MOCO's state, and who is clocked
+    in today (user ids; names redacted)."""
+    if not moco:
+        return []
+    auth = f", key failing: {moco['auth_failed']}" if moco.get("auth_failed") else ""
+    err = f", last error: {moco['last_error']}" if moco.get("last_error") else ""
+    lines = [f"  moco: breaker {moco.get('breaker')}{auth}{err}"]
+    staff = moco.get("clocked_in_today") or []
+    if not staff:
+        lines.append("  clocked in today: nobody")
+    for s in staff:
+        lines.append(
+            f"  clocked in today: user {s['user_id']} ({s.get('name') or '-'}) "
+            f"since {s.get('since') or '?'}"
+        )
+    return lines

@@ -4,7 +4,8 @@ device out.
 A device that joins the Wi-Fi is caught by the firewall (``firewall.py``: its HTTP goes
 to the portal, everything but DNS and DHCP is rejected). The operating system's
 connectivity probe (``probes.py``) is answered with a redirect, so the sign-in sheet
-opens (``app.py``, ``pages.py``, ``i18n.py``). Login + password + the device's MAC
+opens (``app.py``, ``pages.py``, ``i18n.py``); every failure, down to the HTTP
+parser's, is the portal's own page (``guard.py``). Login + password + the device's MAC
 (``neighbours.py``) go to Cobot as a preview and then a check-in that registers the MAC
 as the member's token (``signin.py``); the MAC is let out until the check-in's
 ``valid_until`` (``service.py``, remembered in ``store.py`` across restarts). Later

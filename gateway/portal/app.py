@@ -7,40 +7,72 @@ answer its OS's probe expects. The redirect always goes to the portal's own root
 nothing of the request (host, path, a ``return_to``) is ever used as a target.
 
 Whatever a client sends, the answer is a page: sizes are capped by the HTTP parser and
-the app, forms are parsed defensively, and an unexpected error is logged and becomes
-a 500 page, never a crash.
+the app, forms are parsed defensively, and every failure is the portal's own page
+(``guard.py``), never a crash.
+
+The web layer depends on the service only through ``PortalBackend`` (what it asks of
+it); ``service.py`` composes the two, so the domain never imports this module back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from gateway.config.model import PortalSection
 from gateway.errors import GatewayError
-from gateway.portal import captive_api, csrf, pages
-from gateway.portal.i18n import Lang, negotiate, parse_lang, text
-from gateway.portal.pages import Kind, Message
+from gateway.portal.captive_api import CONTENT_TYPE as CAPTIVE_API_TYPE
+from gateway.portal.captive_api import PATH as CAPTIVE_API_PATH
+from gateway.portal.captive_api import captive_state, render
+from gateway.portal.csrf import COOKIE, MAX_AGE, CsrfGuard, new_session, valid_session
+from gateway.portal.guard import (
+    CONFIG,
+    MAX_BODY,
+    PortalRunner,
+    guard,
+    html,
+    lang_of,
+    notice,
+    parser_error_page,
+)
+from gateway.portal.i18n import Lang, parse_lang, text
+from gateway.portal.pages import (
+    MAX_FIELD,
+    Message,
+    PageKind,
+    format_until,
+    notice_page,
+    online_page,
+    sign_in_page,
+)
 from gateway.portal.probes import Action, find_probe, normalise_host
-from gateway.portal.signin import Outcome
-
-if TYPE_CHECKING:
-    from gateway.portal.service import Attempt, ClientState, PortalService
+from gateway.portal.signin import Attempt, ClientState, SignInOutcome
 
 log = structlog.get_logger(__name__)
 
-SERVICE: web.AppKey[PortalService] = web.AppKey("service")
-GUARD = web.AppKey("csrf", csrf.CsrfGuard)
 
-MAX_BODY = 4096  # bytes of a sign-in form; a login and password fit many times
-MAX_TARGET = 1024  # bytes of path + query
+class PortalBackend(Protocol):
+    """What the web layer asks of the portal service."""
+
+    @property
+    def cfg(self) -> PortalSection: ...
+
+    def now(self) -> datetime: ...
+
+    async def client_state(self, ip: str) -> ClientState: ...
+
+    async def sign_in(self, client: ClientState, login: str, password: str) -> Attempt: ...
+
+
+SERVICE = web.AppKey("service", PortalBackend)
+GUARD = web.AppKey("csrf", CsrfGuard)
+
 BODY_DEADLINE = 10.0  # seconds a client gets to send its (small) form
 # aiohttp's parser limits: request line, one header, header count.
 HANDLER_ARGS: dict[str, Any] = {
@@ -55,35 +87,30 @@ SHUTDOWN_TIMEOUT = 2.0
 SIGN_IN_PATH = "/sign-in"
 _FORM = "application/x-www-form-urlencoded"
 
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
 # What the page says for each outcome, and with which HTTP status.
-_OUTCOME_PAGES: dict[Outcome, tuple[str, int]] = {
+_OUTCOME_PAGES: dict[SignInOutcome, tuple[str, int]] = {
     # 403, not 401: there is no HTTP authentication scheme to offer (RFC 9110 15.5.2).
-    Outcome.WRONG_PASSWORD: ("wrong_password", 403),
-    Outcome.NO_TIME_PASSES: ("no_time_passes", 403),
-    Outcome.NOT_CONFIRMED: ("not_confirmed", 403),
-    Outcome.REFUSED: ("refused", 403),
-    Outcome.UNAVAILABLE: ("unavailable", 503),
-    Outcome.MISCONFIGURED: ("misconfigured", 503),
-    Outcome.THROTTLED: ("throttled", 429),
-    Outcome.UNKNOWN_DEVICE: ("unknown_device", 400),
-    Outcome.ENDED: ("check_in_ended", 403),
+    SignInOutcome.WRONG_PASSWORD: ("wrong_password", 403),
+    SignInOutcome.NO_TIME_PASSES: ("no_time_passes", 403),
+    SignInOutcome.NOT_CONFIRMED: ("not_confirmed", 403),
+    SignInOutcome.REFUSED: ("refused", 403),
+    SignInOutcome.UNAVAILABLE: ("unavailable", 503),
+    SignInOutcome.BUSY: ("busy", 503),
+    SignInOutcome.MISCONFIGURED: ("misconfigured", 503),
+    SignInOutcome.THROTTLED: ("throttled", 429),
+    SignInOutcome.UNKNOWN_DEVICE: ("unknown_device", 400),
+    SignInOutcome.ENDED: ("check_in_ended", 403),
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(service: PortalService) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_guard])
+def make_app(service: PortalBackend) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[guard])
     app[SERVICE] = service
-    app[GUARD] = csrf.CsrfGuard()
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app[CONFIG] = service.cfg
+    app[GUARD] = CsrfGuard()
+    app.router.add_route("*", "/{tail:.*}", _dispatch, expect_handler=_expect)
     return app
 
 
@@ -91,7 +118,13 @@ async def serve(
     app: web.Application, cfg: PortalSection
 ) -> tuple[web.AppRunner, list[tuple[str, int]]]:
     """Start the sites; returns the runner (cleanup it) and the bound addresses."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS)
+    runner = PortalRunner(
+        app,
+        error_page=parser_error_page(cfg),
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        **HANDLER_ARGS,
+    )
     await runner.setup()
     try:
         for host in cfg.listen:
@@ -107,45 +140,16 @@ class PortalError(GatewayError):
     """The portal cannot start (its port is taken, its address is not configured)."""
 
 
-# --- middleware: caps, headers, and no exception escapes --------------------------------
-
-
-@web.middleware
-async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    service = request.app[SERVICE]
-    try:
-        if len(request.raw_path) > MAX_TARGET:
-            response: web.StreamResponse = _notice(request, "too_large", 414)
-        elif (request.content_length or 0) > MAX_BODY:
-            # Said up front: refused before a byte of it is read.
-            response = _notice(request, "too_large", 413)
-        elif not _from_lan(request, service.cfg):
-            response = _notice(request, "not_here", 403)
-        else:
-            response = await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        response = _notice(request, "too_large", 413)
-    except web.HTTPException as exc:
-        exc.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in exc.headers})
-        raise
-    except Exception:  # a client must never take the portal down
-        log.exception("portal_request_failed", path=request.path[:100])
-        response = web.Response(status=500, text="Internal error", content_type="text/plain")
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
-def _from_lan(request: web.Request, cfg: PortalSection) -> bool:
-    if not cfg.lan_subnets:
-        return True
-    try:
-        address = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in ipaddress.ip_network(s, strict=False) for s in cfg.lan_subnets)
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect:`` is answered before the middleware runs: aiohttp's own handler would
+    answer an unknown expectation with text that echoes the header."""
+    if request.version == HttpVersion11:
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the body of the answer has not started
+            return None
+        return notice(request, "bad_request", 417)
+    return None
 
 
 # --- routing -----------------------------------------------------------------------
@@ -160,12 +164,12 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         return await _index(request)
     if route == ("POST", SIGN_IN_PATH):
         return await _sign_in(request)
-    if route in (("GET", captive_api.PATH), ("HEAD", captive_api.PATH)):
+    if route in (("GET", CAPTIVE_API_PATH), ("HEAD", CAPTIVE_API_PATH)):
         return await _captive_api(request, base)
     if request.method in ("GET", "HEAD"):
         # e.g. a reload of /sign-in: the form lives at the root.
         return _redirect(base, 303)
-    return _notice(request, "title_not_found", 404)
+    return notice(request, "title_not_found", 404)
 
 
 def portal_url(request: web.Request) -> str:
@@ -208,20 +212,18 @@ async def _captive_request(request: web.Request, base: str) -> web.StreamRespons
         # 302 is what every OS's probe logic takes as "captive, open this".
         return _redirect(base)
     # RFC 6585: a non-GET to a captive network gets 511 with a link to sign in.
-    lang = _lang(request, service.cfg)
-    body = pages.notice_page(
+    lang = lang_of(request, service.cfg)
+    body = notice_page(
         lang, service.cfg.space_name, title_key="title_sign_in", message_key="not_here"
     )
-    return _html(body, status=511)
+    return html(body, status=511)
 
 
 async def _captive_api(request: web.Request, base: str) -> web.Response:
     service = request.app[SERVICE]
     state = await _client(request)
-    body = captive_api.render(
-        captive_api.captive_state(portal_url=base, until=state.until, now=service.now())
-    )
-    return web.Response(body=body, headers={"Content-Type": captive_api.CONTENT_TYPE})
+    body = render(captive_state(portal_url=base, until=state.until, now=service.now()))
+    return web.Response(body=body, headers={"Content-Type": CAPTIVE_API_TYPE})
 
 
 async def _client(request: web.Request) -> ClientState:
@@ -233,42 +235,42 @@ async def _client(request: web.Request) -> ClientState:
 
 async def _index(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    lang = _lang(request, service.cfg)
+    lang = lang_of(request, service.cfg)
     state = await _client(request)
     if state.until is not None:
-        return _html(_online(service, lang, state.until, None, None))
+        return html(_online(service, lang, state.until, None, None))
     message = None
     if state.mac is None:
-        message = Message(Kind.WARNING, text(lang, "unknown_device"))
+        message = Message(PageKind.WARNING, text(lang, "unknown_device"))
     return _form(request, lang, message=message)
 
 
 async def _sign_in(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     if request.content_type != _FORM:
-        return _notice(request, "bad_request", 415)
+        return notice(request, "bad_request", 415)
     try:
         async with asyncio.timeout(BODY_DEADLINE):
             form = await request.post()
-    except ValueError:  # includes UnicodeDecodeError
-        return _notice(request, "bad_request", 400)
+    except (ValueError, LookupError):  # UnicodeDecodeError; LookupError: unknown charset
+        return notice(request, "bad_request", 400)
     except TimeoutError:
-        return _notice(request, "bad_request", 408)
+        return notice(request, "bad_request", 408)
     fields = {name: form.get(name) for name in ("csrf", "lang", "login", "password")}
     values = {k: v if isinstance(v, str) else "" for k, v in fields.items()}
-    lang = parse_lang(values["lang"]) or _lang(request, service.cfg)
-    login = values["login"].strip()[: pages.MAX_FIELD]
+    lang = parse_lang(values["lang"]) or lang_of(request, service.cfg)
+    login = values["login"].strip()[:MAX_FIELD]
     password = values["password"]
-    session = request.cookies.get(csrf.COOKIE)
+    session = request.cookies.get(COOKIE)
     if not _same_origin(request) or not request.app[GUARD].check(session, values["csrf"]):
-        message = Message(Kind.ERROR, text(lang, "form_expired"))
+        message = Message(PageKind.ERROR, text(lang, "form_expired"))
         return _form(request, lang, login=login, message=message, status=403)
-    if not login or not password or len(password) > pages.MAX_FIELD:
-        message = Message(Kind.ERROR, text(lang, "missing_fields"))
+    if not login or not password or len(password) > MAX_FIELD:
+        message = Message(PageKind.ERROR, text(lang, "missing_fields"))
         return _form(request, lang, login=login, message=message, status=400)
     state = await _client(request)
     attempt = await service.sign_in(state, login, password)
-    if attempt.outcome is Outcome.SIGNED_IN:
+    if attempt.outcome is SignInOutcome.SIGNED_IN:
         return _signed_in(service, lang, attempt)
     key, status = _OUTCOME_PAGES[attempt.outcome]
     words = text(
@@ -278,41 +280,43 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
         minutes=str(max(1, math.ceil(attempt.retry_after / 60))),
     )
     headers = {}
-    if attempt.outcome is Outcome.THROTTLED:
+    if attempt.outcome is SignInOutcome.THROTTLED:
         headers["Retry-After"] = str(max(1, math.ceil(attempt.retry_after)))
-    response = _form(request, lang, login=login, message=Message(Kind.ERROR, words), status=status)
+    response = _form(
+        request, lang, login=login, message=Message(PageKind.ERROR, words), status=status
+    )
     response.headers.update(headers)
     return response
 
 
-def _signed_in(service: PortalService, lang: Lang, attempt: Attempt) -> web.Response:
+def _signed_in(service: PortalBackend, lang: Lang, attempt: Attempt) -> web.Response:
     assert attempt.sign_in is not None and attempt.sign_in.check_in is not None
     check_in = attempt.sign_in.check_in
     name = check_in.membership.name if check_in.membership else None
     if attempt.firewall_failed:
-        failed = Message(Kind.ERROR, text(lang, "firewall_failed"))
-        return _html(_online(service, lang, check_in.valid_until, name, failed), status=500)
+        failed = Message(PageKind.ERROR, text(lang, "firewall_failed"))
+        return html(_online(service, lang, check_in.valid_until, name, failed), status=500)
     assert attempt.until is not None
     warning = None
     if attempt.sign_in.warning is not None:
         # Cobot's warning: the MAC was not registered. For a member that means it is
         # someone else's; guests and admins (no membership) cannot register any.
         key = "other_member" if check_in.membership is not None else "device_not_saved"
-        warning = Message(Kind.WARNING, text(lang, key))
-    return _html(_online(service, lang, attempt.until, name, warning))
+        warning = Message(PageKind.WARNING, text(lang, key))
+    return html(_online(service, lang, attempt.until, name, warning))
 
 
 def _online(
-    service: PortalService,
+    service: PortalBackend,
     lang: Lang,
     until: datetime,
     name: str | None,
     message: Message | None,
 ) -> bytes:
-    return pages.online_page(
+    return online_page(
         lang,
         service.cfg.space_name,
-        until=pages.format_until(until, service.now()),
+        until=format_until(until, service.now()),
         name=name,
         message=message,
     )
@@ -327,56 +331,33 @@ def _form(
     status: int = 200,
 ) -> web.Response:
     service = request.app[SERVICE]
-    session = request.cookies.get(csrf.COOKIE)
-    fresh = not csrf.valid_session(session)
+    session = request.cookies.get(COOKIE)
+    fresh = not valid_session(session)
     if fresh:
-        session = csrf.new_session()
+        session = new_session()
     assert session is not None
-    body = pages.sign_in_page(
+    body = sign_in_page(
         lang,
         service.cfg.space_name,
         csrf=request.app[GUARD].issue(session),
         login=login,
         message=message,
     )
-    response = _html(body, status=status)
+    response = html(body, status=status)
     if fresh:
         response.set_cookie(
-            csrf.COOKIE,
+            COOKIE,
             session,
             httponly=True,
             samesite="Strict",
             path="/",
-            max_age=int(csrf.MAX_AGE),
+            max_age=int(MAX_AGE),
         )
     return response
 
 
-def _notice(request: web.Request, message_key: str, status: int) -> web.Response:
-    service = request.app[SERVICE]
-    lang = _lang(request, service.cfg)
-    title = "title_not_found" if status == 404 else "title_error"
-    body = pages.notice_page(lang, service.cfg.space_name, title_key=title, message_key=message_key)
-    return _html(body, status=status)
-
-
 def _redirect(url: str, status: int = 302) -> web.Response:
     return web.Response(status=status, headers={"Location": url})
-
-
-def _html(body: bytes, *, status: int = 200) -> web.Response:
-    response = web.Response(body=body, status=status, content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = pages.CONTENT_SECURITY_POLICY
-    return response
-
-
-def _lang(request: web.Request, cfg: PortalSection) -> Lang:
-    chosen = parse_lang(request.query.get("lang"))
-    if chosen is not None:
-        return chosen
-    if cfg.language != "auto":
-        return Lang(cfg.language)
-    return negotiate(request.headers.get("Accept-Language"))
 
 
 def _same_origin(request: web.Request) -> bool:

@@ -25,7 +25,7 @@ from typing import Protocol
 import structlog
 
 from gateway.errors import GatewayError
-from gateway.portal import command
+from gateway.portal.command import run as run_command
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -157,7 +157,7 @@ class NftFirewall:
 
     async def _apply(self, script: str, what: str) -> None:
         try:
-            result = await command.run(
+            result = await run_command(
                 (*self._nft, "-f", "-"), stdin=script.encode(), deadline=NFT_TIMEOUT
             )
         except FileNotFoundError as exc:
@@ -192,7 +192,7 @@ class NftFirewall:
     async def authorised(self) -> dict[str, float]:
         argv = (*self._nft, "-j", "list", "set", "inet", self.rules.table, SET)
         try:
-            result = await command.run(argv, deadline=NFT_TIMEOUT)
+            result = await run_command(argv, deadline=NFT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise FirewallError(f"listing the authorised set: {exc!r}") from exc
         if result.returncode != 0:
@@ -205,7 +205,7 @@ class NftFirewall:
             for direction in ("-s", "-d"):
                 argv = (*self._conntrack, "-D", *family, direction, ip)
                 try:
-                    result = await command.run(argv, deadline=CONNTRACK_TIMEOUT)
+                    result = await run_command(argv, deadline=CONNTRACK_TIMEOUT)
                 except (OSError, TimeoutError) as exc:
                     # Not fatal: the device is let out (or in) either way; old
                     # connections just live until their own timeouts.

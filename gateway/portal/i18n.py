@@ -58,6 +58,11 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "title_not_found": "Not found",
         "too_large": "That request was too large.",
         "bad_request": "That request could not be read.",
+        "title_problem": "Something went wrong",
+        "busy": "Many people are signing in right now. Please try again in a moment.",
+        "try_again": "The portal could not answer that just now. Please try again in a moment.",
+        "internal_error": "The portal made a mistake. Please try again; if it happens "
+        "again, tell the staff.",
     },
     Lang.DE: {
         "lang_name": "Deutsch",
@@ -98,6 +103,12 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "title_not_found": "Nicht gefunden",
         "too_large": "Diese Anfrage war zu groß.",
         "bad_request": "Diese Anfrage konnte nicht gelesen werden.",
+        "title_problem": "Etwas ist schiefgelaufen",
+        "busy": "Gerade melden sich viele an. Bitte versuch es gleich noch einmal.",
+        "try_again": "Das Portal konnte gerade nicht antworten. Bitte versuch es gleich "
+        "noch einmal.",
+        "internal_error": "Im Portal ist ein Fehler passiert. Bitte versuch es noch einmal; "
+        "wenn es wieder passiert, sag dem Team Bescheid.",
     },
 }
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import structlog
 
-from gateway.portal import command
+from gateway.portal.command import run as run_command
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -168,7 +168,7 @@ class KernelNeighbours:
     async def _ip_neigh(self, *args: str) -> list[Neighbour]:
         argv = (*self._ip, "-j", *args, "dev", self._interface)
         try:
-            result = await command.run(argv, deadline=IP_COMMAND_TIMEOUT)
+            result = await run_command(argv, deadline=IP_COMMAND_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             log.warning("neighbours_command_failed", command=argv[0], error=repr(exc))
             return []

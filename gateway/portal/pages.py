@@ -57,7 +57,7 @@ def fill(template: Template, **values: object) -> Html:
     return Html(template.substitute({k: escape(v) for k, v in values.items()}))
 
 
-class Kind(enum.StrEnum):
+class PageKind(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
     OK = "ok"
@@ -65,14 +65,14 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    kind: Kind
+    kind: PageKind
     text: str
 
 
 def _message(message: Message | None) -> Html:
     if message is None:
         return Html("")
-    role = "alert" if message.kind is Kind.ERROR else "status"
+    role = "alert" if message.kind is PageKind.ERROR else "status"
     return fill(_MESSAGE, kind=message.kind.value, role=role, text=message.text)
 
 
@@ -146,7 +146,7 @@ def online_page(
 
 def notice_page(lang: Lang, space: str, *, title_key: str, message_key: str) -> bytes:
     """A page with one error message and no form (403, 404, 413...)."""
-    content = _message(Message(Kind.ERROR, text(lang, message_key)))
+    content = _message(Message(PageKind.ERROR, text(lang, message_key)))
     return _page(lang, space, text(lang, title_key), content)
 
 

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,12 +23,12 @@ from aiohttp import web
 from gateway.config.model import PortalSection
 from gateway.errors import GatewayError
 from gateway.model import CheckIn
-from gateway.portal import signin
 from gateway.portal.firewall import Firewall, NftFirewall, NoFirewall, Ruleset
 from gateway.portal.neighbours import KernelNeighbours, NeighbourTable, canonical_mac
-from gateway.portal.signin import CheckInApi, Outcome, SignIn
+from gateway.portal.signin import Attempt, CheckInApi, ClientState, SignIn, SignInOutcome
+from gateway.portal.signin import sign_in as ask_cobot
 from gateway.portal.store import Authorisation, DeviceStore
-from gateway.portal.throttle import Throttle, keys_for
+from gateway.portal.throttle import Throttle, is_login_key, keys_for
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -45,8 +44,10 @@ MAX_SLEEP = 60.0
 # Seconds a person waits for a sign-in slot when many sign in at once.
 SIGN_IN_SLOT_DEADLINE = 15.0
 MAX_CONCURRENT_SIGN_INS = 8
-# Seconds an attempt waits when another attempt for the same MAC, IP or login is
-# still running (a burst of parallel guesses counts as one at a time).
+# Parallel attempts count one at a time. Another attempt from the same MAC or IP still
+# running: refused, come back in this many seconds. Another attempt for the same login
+# (from another device) still running: wait in line up to this long, so that nobody can
+# keep a member out by keeping guesses for their login in flight.
 IN_FLIGHT_RETRY = 5.0
 
 
@@ -62,24 +63,6 @@ async def _attempt(work: Awaitable[object]) -> str | None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientState:
-    ip: str
-    mac: str | None
-    until: datetime | None  # let out until then; None: captive
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What became of one sign-in, for the page."""
-
-    outcome: Outcome
-    sign_in: SignIn | None = None
-    until: datetime | None = None
-    retry_after: float = 0.0
-    firewall_failed: bool = False
 
 
 class PortalService:
@@ -112,6 +95,7 @@ class PortalService:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SIGN_INS)
         self._in_flight: set[str] = set()
+        self._released = asyncio.Condition()  # notified when keys leave _in_flight
         self._started = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.addresses: list[tuple[str, int]] = []
@@ -267,21 +251,24 @@ class PortalService:
 
     async def sign_in(self, client: ClientState, login: str, password: str) -> Attempt:
         if client.mac is None:
-            return Attempt(Outcome.UNKNOWN_DEVICE)
+            return Attempt(SignInOutcome.UNKNOWN_DEVICE)
         keys = keys_for(mac=client.mac, ip=client.ip, login=login)
         wait = self.throttle.retry_after(keys)
         if wait > 0:
-            return Attempt(Outcome.THROTTLED, retry_after=wait)
-        with self._claim(keys) as claimed:
+            return Attempt(SignInOutcome.THROTTLED, retry_after=wait)
+        async with self._claim(keys) as claimed:
             if not claimed:
-                return Attempt(Outcome.THROTTLED, retry_after=IN_FLIGHT_RETRY)
+                return Attempt(SignInOutcome.THROTTLED, retry_after=IN_FLIGHT_RETRY)
+            wait = self.throttle.retry_after(keys)  # the attempt waited for may have failed
+            if wait > 0:
+                return Attempt(SignInOutcome.THROTTLED, retry_after=wait)
             try:
                 async with asyncio.timeout(SIGN_IN_SLOT_DEADLINE):
                     await self._slots.acquire()
             except TimeoutError:
-                return Attempt(Outcome.UNAVAILABLE)
+                return Attempt(SignInOutcome.BUSY)
             try:
-                result = await signin.sign_in(
+                result = await ask_cobot(
                     self._client, login=login, password=password, mac=client.mac
                 )
             finally:
@@ -290,9 +277,18 @@ class PortalService:
                 self.throttle.failed(keys)
             return await self._after(client, login, result)
 
-    @contextlib.contextmanager
-    def _claim(self, keys: tuple[str, ...]) -> Iterator[bool]:
-        if self._in_flight.intersection(keys):
+    @contextlib.asynccontextmanager
+    async def _claim(self, keys: tuple[str, ...]) -> AsyncIterator[bool]:
+        """Mark ``keys`` in flight for the block; False when the device already has an
+        attempt running, or the login's line did not clear within ``IN_FLIGHT_RETRY``."""
+        device = [k for k in keys if not is_login_key(k)]
+        if self._in_flight.intersection(device):
+            yield False
+            return
+        try:
+            async with asyncio.timeout(IN_FLIGHT_RETRY), self._released:
+                await self._released.wait_for(lambda: not self._in_flight.intersection(keys))
+        except TimeoutError:
             yield False
             return
         self._in_flight.update(keys)
@@ -300,6 +296,8 @@ class PortalService:
             yield True
         finally:
             self._in_flight.difference_update(keys)
+            async with self._released:
+                self._released.notify_all()
 
     async def _after(self, client: ClientState, login: str, result: SignIn) -> Attempt:
         assert client.mac is not None
@@ -331,7 +329,7 @@ class PortalService:
             self.log.error("portal_firewall_failed", mac=redact(client.mac), error=failure)
             return Attempt(result.outcome, sign_in=result, firewall_failed=True)
         if until is None:
-            return Attempt(Outcome.ENDED, sign_in=result)
+            return Attempt(SignInOutcome.ENDED, sign_in=result)
         if check_in.membership is not None and result.warning is None:
             await self._notify(client.mac, check_in)
         return Attempt(result.outcome, sign_in=result, until=until)

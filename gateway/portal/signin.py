@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from gateway.cobot.client import CheckInResult
+from gateway.cobot.answers import CheckInResult
 from gateway.cobot.errors import (
-    MalformedResponse,
+    ApiError,
+    NoSlot,
     RateLimited,
     Refused,
     Unauthorized,
-    Unavailable,
 )
 from gateway.model import CheckIn
 
@@ -26,13 +27,14 @@ from gateway.model import CheckIn
 REQUEST_DEADLINE = 10.0
 
 
-class Outcome(enum.StrEnum):
+class SignInOutcome(enum.StrEnum):
     SIGNED_IN = "signed-in"
     WRONG_PASSWORD = "wrong-password"
     NO_TIME_PASSES = "no-time-passes"
     NOT_CONFIRMED = "not-confirmed"
     REFUSED = "refused"  # another refusal: shown in the API's words
-    UNAVAILABLE = "unavailable"  # Cobot unreachable, slow, rate limited or garbled
+    UNAVAILABLE = "unavailable"  # Cobot unreachable, slow or garbled
+    BUSY = "busy"  # no rate-limit slot in time, or Cobot's Retry-After in force
     MISCONFIGURED = "misconfigured"  # our access token is refused (401/403)
     # Decided by the portal before or after asking Cobot:
     THROTTLED = "throttled"  # too many failures for this MAC, IP or login
@@ -46,13 +48,18 @@ class Outcome(enum.StrEnum):
 
 
 _FAILURES = frozenset(
-    {Outcome.WRONG_PASSWORD, Outcome.NO_TIME_PASSES, Outcome.NOT_CONFIRMED, Outcome.REFUSED}
+    {
+        SignInOutcome.WRONG_PASSWORD,
+        SignInOutcome.NO_TIME_PASSES,
+        SignInOutcome.NOT_CONFIRMED,
+        SignInOutcome.REFUSED,
+    }
 )
 
 
 @dataclass(frozen=True, slots=True)
 class SignIn:
-    outcome: Outcome
+    outcome: SignInOutcome
     check_in: CheckIn | None = None
     reason: str = ""  # the API's words, for REFUSED and the log
     # Cobot checked the member in but did not register the MAC: it is someone else's.
@@ -77,21 +84,21 @@ class CheckInApi(Protocol):
 # documented example is {"login": "Login or password incorrect."}; the other cases are
 # named in its docs without their wording, so the match is loose and falls back to
 # showing the API's own text.
-_REFUSALS: tuple[tuple[Outcome, tuple[str, ...]], ...] = (
-    (Outcome.NO_TIME_PASSES, ("time pass", "time_pass", "timepass", "no passes")),
-    (Outcome.NOT_CONFIRMED, ("confirm",)),
-    (Outcome.WRONG_PASSWORD, ("password", "incorrect", "login")),
+_REFUSALS: tuple[tuple[SignInOutcome, tuple[str, ...]], ...] = (
+    (SignInOutcome.NO_TIME_PASSES, ("time pass", "time_pass", "timepass", "no passes")),
+    (SignInOutcome.NOT_CONFIRMED, ("confirm",)),
+    (SignInOutcome.WRONG_PASSWORD, ("password", "incorrect", "login")),
 )
 
 
-def classify(refused: Refused) -> Outcome:
+def classify(refused: Refused) -> SignInOutcome:
     words = " ".join(
         [refused.reason, *map(str, refused.errors.keys()), *map(str, refused.errors.values())]
     ).lower()
     for outcome, keywords in _REFUSALS:
         if any(k in words for k in keywords):
             return outcome
-    return Outcome.REFUSED
+    return SignInOutcome.REFUSED
 
 
 async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> SignIn:
@@ -105,7 +112,29 @@ async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> Si
     except Refused as exc:
         return SignIn(classify(exc), reason=exc.reason)
     except Unauthorized as exc:
-        return SignIn(Outcome.MISCONFIGURED, reason=str(exc))
-    except (Unavailable, RateLimited, MalformedResponse) as exc:
-        return SignIn(Outcome.UNAVAILABLE, reason=str(exc))
-    return SignIn(Outcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
+        return SignIn(SignInOutcome.MISCONFIGURED, reason=str(exc))
+    except (NoSlot, RateLimited) as exc:
+        return SignIn(SignInOutcome.BUSY, reason=str(exc))
+    except ApiError as exc:  # Unavailable, MalformedResponse, and any the client adds
+        return SignIn(SignInOutcome.UNAVAILABLE, reason=str(exc))
+    return SignIn(SignInOutcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """A client as the portal sees it."""
+
+    ip: str
+    mac: str | None
+    until: datetime | None  # let out until then; None: captive
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What became of one sign-in, for the page."""
+
+    outcome: SignInOutcome
+    sign_in: SignIn | None = None
+    until: datetime | None = None
+    retry_after: float = 0.0
+    firewall_failed: bool = False

@@ -1,10 +1,17 @@
 """Throttling failed sign-ins per MAC, per IP and per login.
 
-Each key keeps the times of its recent failures. A key with ``max_failures`` failures
-inside ``window`` seconds is locked until the oldest of them leaves the window, so a
-guesser gets ``max_failures`` tries per window however it spreads them, and a person
-who mistyped twice is not locked at all. Three kinds of key, so changing one (a new
-random MAC, a new DHCP lease, another login) does not reset the count of the others.
+Each key keeps the times of its recent failures. A *device* key (MAC, IP) with
+``max_failures`` failures inside ``window`` seconds is locked until the oldest of them
+leaves the window, so a guesser gets ``max_failures`` tries per window however it spreads
+them, and a person who mistyped twice is not locked at all. Changing one (a new random
+MAC, a new DHCP lease) does not reset the count of the other.
+
+A *login* key is only a slowdown, never a lock-out (OWASP Authentication Cheat Sheet,
+"Account Lockout": a lock anyone can trigger lets an attacker keep the member out). A
+login with ``max_failures`` recent failures refuses attempts from devices that have
+failed themselves within the window, so an attacker must bring a fresh MAC *and* a fresh
+IP address for every further guess; a device with no failures (the member's own phone)
+is let through and its right password signs in at once.
 
 Pure: no I/O, an injectable clock, and bounded memory (the least recently failed keys
 are forgotten first beyond ``max_keys``).
@@ -17,6 +24,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 MAX_KEYS = 10_000
+_LOGIN = "login:"
 
 
 def keys_for(*, mac: str | None, ip: str | None, login: str | None) -> tuple[str, ...]:
@@ -27,8 +35,12 @@ def keys_for(*, mac: str | None, ip: str | None, login: str | None) -> tuple[str
     if ip:
         keys.append(f"ip:{ip}")
     if login:
-        keys.append(f"login:{login.strip().casefold()}")
+        keys.append(f"{_LOGIN}{login.strip().casefold()}")
     return tuple(keys)
+
+
+def is_login_key(key: str) -> bool:
+    return key.startswith(_LOGIN)
 
 
 class Throttle:
@@ -49,14 +61,31 @@ class Throttle:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def retry_after(self, keys: Iterable[str]) -> float:
-        """Seconds until an attempt with ``keys`` is allowed (0: allowed now)."""
+        """Seconds until an attempt with ``keys`` (from ``keys_for``) is allowed (0: now).
+
+        Device keys lock on their own; a login's lock applies only when one of the
+        device keys has a failure of its own in the window."""
         now = self._clock()
         wait = 0.0
+        device_failed = False
+        logins = []
         for key in keys:
+            if key.startswith(_LOGIN):
+                logins.append(key)
+                continue
             times = self._recent(key, now)
-            if times is not None and len(times) >= self._max:
-                wait = max(wait, times[0] + self._window - now)
+            if times is not None:
+                device_failed = True
+                wait = max(wait, self._lock(times, now))
+        if device_failed:
+            for key in logins:
+                times = self._recent(key, now)
+                if times is not None:
+                    wait = max(wait, self._lock(times, now))
         return wait
+
+    def _lock(self, times: deque[float], now: float) -> float:
+        return times[0] + self._window - now if len(times) >= self._max else 0.0
 
     def failed(self, keys: Iterable[str]) -> None:
         now = self._clock()

@@ -7,11 +7,13 @@ pays only for the readers it has (one without NFC never imports nfcpy).
 from __future__ import annotations
 
 from gateway.config.model import (
+    HidReaderConfig,
     KeyboardReaderConfig,
     MacReaderConfig,
     NfcReaderConfig,
     ReaderBase,
     SerialReaderConfig,
+    WiegandReaderConfig,
 )
 from gateway.readers.base import Reader, ReaderContext
 
@@ -33,4 +35,14 @@ def build_reader(cfg: ReaderBase, ctx: ReaderContext) -> Reader:
         from gateway.readers.mac.reader import MacReader
 
         return MacReader(cfg, ctx)
+    if isinstance(cfg, WiegandReaderConfig):
+        # gpiod is imported only when the lines are requested.
+        from gateway.readers.wiegand.reader import WiegandReader
+
+        return WiegandReader(cfg)
+    if isinstance(cfg, HidReaderConfig):
+        # evdev is imported only when the device is opened.
+        from gateway.readers.hid.reader import HidReader
+
+        return HidReader(cfg)
     raise TypeError(f"no reader for {type(cfg).__name__}")  # config validation prevents this

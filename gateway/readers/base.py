@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Protocol
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.model import ClockQuality, Direction, Membership, Tap
+from gateway.readers.link import LinkState
 
 TapSink = Callable[[Tap], None]
 """Where a reader hands its taps; must not block (the gateway queues them)."""
@@ -26,12 +26,8 @@ class ReaderContext:
     lookup: Callable[[str], Membership | None]
 
 
-class ReaderState(enum.StrEnum):
-    CONNECTING = "connecting"
-    READY = "ready"
-    RECONNECTING = "reconnecting"  # device gone; retrying with capped backoff
-    FAILED = "failed"  # will not retry (e.g. missing permission); the rest keeps running
-    STOPPED = "stopped"
+# A reader's state is its link's (``gateway.readers.link``); the name stays for callers.
+ReaderState = LinkState
 
 
 class Reader(Protocol):

@@ -19,7 +19,15 @@ import structlog
 from gateway.attendance import Attendance
 from gateway.breaker import Breaker
 from gateway.cobot.client import CobotClient
-from gateway.cobot.errors import ApiError, NoSlot, RateLimited, Refused, Unauthorized, Unavailable
+from gateway.cobot.errors import (
+    ApiError,
+    MalformedResponse,
+    NoSlot,
+    RateLimited,
+    Refused,
+    Unauthorized,
+    Unavailable,
+)
 from gateway.cobot.ratelimit import Priority
 from gateway.drain import Drainer
 from gateway.errors import StorageError
@@ -225,6 +233,8 @@ class CobotRecords:
             self._breaker.record_failure(str(exc))
             item.state = State.SENDING if exc.outcome_unknown else State.PENDING
             item.error = str(exc)
+        except MalformedResponse as exc:
+            item.state, item.error = State.SENDING, str(exc)  # sent: the outcome is unknown
         except (RateLimited, NoSlot, Unauthorized, ApiError) as exc:
             item.state, item.error = State.PENDING, str(exc)
         else:

@@ -17,6 +17,9 @@ ADMITTING = frozenset(
         Outcome.CHECKED_OUT,
         Outcome.CHECK_OUT_QUEUED,
         Outcome.STAFF,
+        Outcome.OPENED_BOOKING,
+        Outcome.OPENED_WALK_UP,
+        Outcome.WALK_UP_ENDED,
     }
 )
 

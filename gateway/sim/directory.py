@@ -146,6 +146,13 @@ class Directory:
         if self.tokens.pop(token, None) is None:
             raise Missing("token not found")
 
+    def sign_in(self, login: str, password: str) -> SimMember | SimAccount | None:
+        """Who these credentials belong to (the OAuth sign-in form), or None."""
+        try:
+            return self._by_credentials(login, password)
+        except Invalid:
+            return None
+
     # --- internals (the check-in operations use these too) -----------------------
 
     def _by_credentials(self, login: str, password: str) -> SimMember | SimAccount:

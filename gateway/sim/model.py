@@ -34,6 +34,9 @@ class Scope(enum.StrEnum):
     CHECKIN_TOKENS = "checkin_tokens"
     READ_CHECK_INS = "read_check_ins"
     WRITE = "write"
+    READ_RESOURCES = "read_resources"
+    READ_BOOKINGS = "read_bookings"
+    WRITE_BOOKINGS = "write_bookings"
 
 
 ALL_SCOPES = frozenset(Scope)

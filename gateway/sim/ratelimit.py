@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 
 WINDOW = 60.0  # seconds
 CHECK_INS_TEMPLATE = "/api/check_ins"
-DEFAULT_LIMITS = {CHECK_INS_TEMPLATE: 120}
+# Every booking write (POST, PUT, DELETE) counts here: see gateway/sim/booking_routes.py.
+BOOKING_WRITES = "booking writes"
+DEFAULT_LIMITS = {CHECK_INS_TEMPLATE: 120, BOOKING_WRITES: 10}
 DEFAULT_LIMIT = 60
 _EPSILON = 1e-6
 

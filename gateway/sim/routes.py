@@ -12,10 +12,12 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from gateway.sim import wire
 from gateway.sim.model import BadRequest, Scope, SimAccessToken, SimRefusal
 from gateway.sim.space import SimSpace
 from gateway.sim.timefmt import parse_time
+from gateway.sim.wire import check_in as wire_check_in
+from gateway.sim.wire import check_in_answer, check_ins
+from gateway.sim.wire import token as wire_token
 
 MAX_BODY = 64 * 1024  # no legitimate request comes near this
 
@@ -37,6 +39,8 @@ class Route:
     handler: Handler
     scope: Scope
     admin_only: bool
+    # The rate-limit window it counts in when not its own template's (booking writes).
+    limit_key: str | None = None
 
 
 class UnsupportedMediaType(SimRefusal):
@@ -53,6 +57,18 @@ def ok(body: object, status: int = 200) -> web.Response:
 # --- request parsing ---------------------------------------------------------------
 
 
+async def body_bytes(request: web.Request) -> bytes:
+    """The request body, empty for none or only whitespace; 400 beyond ``MAX_BODY``."""
+    if not request.body_exists:
+        return b""
+    raw = await request.content.read(MAX_BODY + 1)
+    while len(raw) <= MAX_BODY and (more := await request.content.read(MAX_BODY + 1 - len(raw))):
+        raw += more  # read(n) returns what has arrived so far
+    if len(raw) > MAX_BODY:
+        raise BadRequest("request body too large")
+    return raw if raw.strip() else b""
+
+
 async def params(request: web.Request) -> dict[str, str]:
     """The body's parameters: JSON or form-encoded, as the General page allows.
 
@@ -60,12 +76,8 @@ async def params(request: web.Request) -> dict[str, str]:
     often coerce; a client relying on that would break elsewhere), another content
     type 415. An empty body is no parameters.
     """
-    if not request.body_exists:
-        return {}
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest("request body too large")
-    if not raw.strip():
+    raw = await body_bytes(request)
+    if not raw:
         return {}
     ctype = request.content_type
     if ctype == "application/json":
@@ -120,33 +132,33 @@ async def post_check_ins(call: Call) -> web.Response:
         token=opt(data, "token"),
         preview=preview,
     )
-    return ok(wire.check_in_answer(call.space, answer), answer.status)
+    return ok(check_in_answer(call.space, answer), answer.status)
 
 
 async def get_check_in_status(call: Call) -> web.Response:
     query = call.request.query
     found = call.space.check_in_status(login=query.get("login"), token=query.get("token"))
-    return ok(wire.check_in(call.space, found))
+    return ok(wire_check_in(call.space, found))
 
 
 async def get_check_in(call: Call) -> web.Response:
     found = call.space.get_check_in(call.request.match_info["id"])
-    return ok(wire.check_in(call.space, found))
+    return ok(wire_check_in(call.space, found))
 
 
 async def get_todays_check_ins(call: Call) -> web.Response:
-    return ok(wire.check_ins(call.space, call.space.todays_check_ins()))
+    return ok(check_ins(call.space, call.space.todays_check_ins()))
 
 
 async def get_work_sessions(call: Call) -> web.Response:
     start, end = query_time(call, "from"), query_time(call, "to")
-    return ok(wire.check_ins(call.space, call.space.work_sessions(call.access, start, end)))
+    return ok(check_ins(call.space, call.space.work_sessions(call.access, start, end)))
 
 
 async def get_membership_check_ins(call: Call) -> web.Response:
     start, end = query_time(call, "from"), query_time(call, "to")
     found = call.space.membership_check_ins(call.request.match_info["id"], start, end)
-    return ok(wire.check_ins(call.space, found))
+    return ok(check_ins(call.space, found))
 
 
 async def post_work_session(call: Call) -> web.Response:
@@ -158,28 +170,28 @@ async def post_work_session(call: Call) -> web.Response:
         if valid_from is None:
             raise BadRequest(f"valid_from: unreadable time {raw[:40]!r}")
     created = call.space.create_work_session(call.access, call.request.match_info["id"], valid_from)
-    return ok(wire.check_in(call.space, created), 201)
+    return ok(wire_check_in(call.space, created), 201)
 
 
 async def delete_current_check_in(call: Call) -> web.Response:
     ended = call.space.check_out(call.access, call.request.match_info["id"])
-    return ok(wire.check_in(call.space, ended))
+    return ok(wire_check_in(call.space, ended))
 
 
 async def get_tokens(call: Call) -> web.Response:
-    return ok([wire.token(t, m) for t, m in call.space.list_tokens()])
+    return ok([wire_token(t, m) for t, m in call.space.list_tokens()])
 
 
 async def post_token(call: Call) -> web.Response:
     data = await params(call.request)
     token = data.get("token", "")
     member = call.space.create_token(data.get("membership_id", ""), token)
-    return ok(wire.token(token, member), 201)
+    return ok(wire_token(token, member), 201)
 
 
 async def get_token(call: Call) -> web.Response:
     token = call.request.match_info["token"]
-    return ok(wire.token(token, call.space.get_token(token)))
+    return ok(wire_token(token, call.space.get_token(token)))
 
 
 async def delete_token(call: Call) -> web.Response:

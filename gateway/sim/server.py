@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from gateway.sim.booking_routes import BOOKING_ROUTES
 from gateway.sim.faults import GARBAGE_BODY, FaultMode, SimRequest
 from gateway.sim.model import Role, SimRefusal
+from gateway.sim.oauth import add_oauth_routes
 from gateway.sim.routes import ROUTES, Call, Route, ok, refusal_response
 from gateway.sim.space import RequestRecord, SimSpace
 
@@ -52,7 +54,8 @@ def make_app(space: SimSpace) -> web.Application:
     app = web.Application(middlewares=[_record], client_max_size=1024 * 1024)
     app[SPACE] = space
     app[STOPPING] = asyncio.Event()
-    for route in ROUTES:
+    add_oauth_routes(app, space)
+    for route in (*ROUTES, *BOOKING_ROUTES):
         path = re.sub(r":(\w+)", r"{\1}", route.template)
         endpoint = _endpoint(route)
         # The docs write some paths with a trailing slash ("/check_ins/?from="): both
@@ -171,7 +174,7 @@ async def _serve(request: web.Request, route: Route, space: SimSpace) -> web.Res
         return response
     request[EXCHANGE].user = access.label
     # Counted before the role/scope check: a forbidden request is still a request.
-    decision = space.rate_limit.hit(access.token, route.template)
+    decision = space.rate_limit.hit(access.token, route.limit_key or route.template)
     if not decision.allowed:
         response = ok({"error": "Rate limit exceeded.", "retry_after": decision.retry_after}, 429)
         response.headers["Retry-After"] = str(decision.retry_after)

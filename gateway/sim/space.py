@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from gateway.sim.bookings import SimRooms
 from gateway.sim.clock import BusinessClock
 from gateway.sim.directory import Directory
 from gateway.sim.faults import Faults
@@ -110,6 +111,13 @@ class SimSpace(Directory):
         self.faults = Faults()
         # Through a lambda: a test that swaps ``space.monotonic`` moves the limiter too.
         self.rate_limit = SimRateLimiter(clock=lambda: self.monotonic())  # noqa: PLW0108
+        # Resources and bookings (gateway/sim/bookings.py); ids are numbers, as the docs'.
+        self.rooms = SimRooms(
+            now=self.now,
+            zone=lambda: self.zone,
+            members=self.members,
+            new_id=lambda: str(self._rng.randrange(10_000_000, 100_000_000)),
+        )
 
     # --- the business clock (see clock.py) ---------------------------------------
 

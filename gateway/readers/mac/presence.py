@@ -6,6 +6,16 @@ expired) or DEPARTED (their last device has been silent for ``away_after``). Eve
 is in memory and synchronous; ``store.py`` persists the table so that a restart neither
 checks everyone in again nor forgets who was here.
 
+Silence alone is not departure: with a ``Confirmer`` (``confirm.py``), a registered
+device silent for ``away_after`` is first asked once (a unicast ARP request to its last
+IPv4 address) and stays present until ``confirm.CONFIRM_WAIT`` has passed without an
+answer.
+
+A member checked out by departure who comes back the same local day is not checked in
+again by their devices: Cobot counts one check-in per member per day ("already checked
+in for that day") and a second one would use a second time pass. It is logged; a card
+or the portal checks them in again on purpose.
+
 Durations use the monotonic clock (a Pi without a real-time clock jumps hours when NTP
 syncs after boot, and that must not send everyone home); wall-clock times are kept for
 people reading the table and for restoring it after a restart.
@@ -15,7 +25,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Protocol
@@ -24,7 +34,8 @@ import structlog
 
 from gateway.model import Membership
 from gateway.readers.mac.address import is_locally_administered, token_spellings
-from gateway.readers.mac.packets import Sighting, Source
+from gateway.readers.mac.confirm import CONFIRM_WAIT, Asking, Confirmer
+from gateway.readers.mac.packets import DeviceSighting, Source
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -102,12 +113,14 @@ class Changes:
     forgotten: list[str]
     members: list[MemberStay]
     gone: list[str]  # member ids
+    # (member id, local date) of check-outs by departure: no second check-in that day
+    checkouts: list[tuple[str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.devices or self.forgotten or self.members or self.gone)
+        return bool(self.devices or self.forgotten or self.members or self.gone or self.checkouts)
 
 
-class Presence:
+class DevicePresence:
     def __init__(
         self,
         *,
@@ -120,6 +133,8 @@ class Presence:
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         max_devices: int = MAX_DEVICES,
+        confirm: Confirmer | None = None,
+        confirm_wait: float = CONFIRM_WAIT,
     ) -> None:
         self._log = log.bind(reader=reader)
         self._lookup = lookup
@@ -139,6 +154,10 @@ class Presence:
         self._members_gone: set[str] = set()
         self._day_end = 0.0
         self._today = ""
+        self.asking = Asking(confirm, wait=confirm_wait, reader=reader)
+        # member id -> local date of a departure that checked them out
+        self._checked_out: dict[str, str] = {}
+        self._checkouts_dirty: set[str] = set()
 
     # -- queries -------------------------------------------------------------------
 
@@ -157,7 +176,7 @@ class Presence:
 
     # -- sightings -----------------------------------------------------------------
 
-    def observe(self, s: Sighting) -> PresenceEvent | None:
+    def observe(self, s: DeviceSighting) -> PresenceEvent | None:
         """Record a sighting; the ARRIVED event if it makes a member present (or present
         on a new day)."""
         mac = s.mac
@@ -167,6 +186,7 @@ class Presence:
         dev = self._devices.get(mac)
         if dev is None:
             dev = self._new_device(s, wall)
+        self.asking.heard(mac)
         dev.last_seen, dev.last_mono, dev.source = wall, now, s.source
         if s.ip is not None:
             dev.ip = s.ip
@@ -192,7 +212,7 @@ class Presence:
             return None
         return self._announce(self._members[dev.member_id], dev, wall)
 
-    def _new_device(self, s: Sighting, wall: float) -> Device:
+    def _new_device(self, s: DeviceSighting, wall: float) -> Device:
         if len(self._devices) >= self._max:
             self._evict()
         dev = Device(
@@ -248,6 +268,16 @@ class Presence:
         today = self._day(wall)
         if stay.announced == today:
             return None
+        if self._checked_out.get(stay.member_id) == today:
+            stay.announced = today
+            self._members_dirty.add(stay.member_id)
+            self._log.info(
+                "mac_member_returned_after_checkout",
+                member=stay.member_id,
+                mac=redact(dev.mac),
+                action="not checked in again today (a second check-in uses a second pass)",
+            )
+            return None
         stay.announced, stay.token = today, dev.token or stay.token
         self._members_dirty.add(stay.member_id)
         self._log.info(
@@ -281,6 +311,8 @@ class Presence:
         events: list[PresenceEvent] = []
         for mac in [m for m in self._present if now - self._devices[m].last_mono >= self._away]:
             dev = self._devices[mac]
+            if dev.member_id is not None and self.asking.still_asking(mac, dev.ip, now):
+                continue  # only a registered device's departure means anything
             dev.present = False
             self._present.discard(mac)
             self._dirty.add(mac)
@@ -309,6 +341,11 @@ class Presence:
         self._log.info("mac_member_departed", member=stay.member_id, checkout=self._checkout)
         if not self._checkout or stay.announced is None:
             return []
+        today = self._day(self._clock.time())
+        if self._checked_out.get(stay.member_id) == today:
+            return []  # came back after today's check-out and was not checked in again
+        self._checked_out[stay.member_id] = today
+        self._checkouts_dirty.add(stay.member_id)
         return [PresenceEvent(Change.DEPARTED, stay.token, stay.member_id, mac)]
 
     def _end_stay(self, stay: MemberStay) -> None:
@@ -333,16 +370,25 @@ class Presence:
         self._log.warning("mac_table_full", devices=len(self._devices), bound=self._max)
 
     def _forget(self, mac: str) -> None:
+        self.asking.forget(mac)
         self._dirty.discard(mac)
         self._forgotten.add(mac)
 
     # -- persistence ---------------------------------------------------------------
 
-    def restore(self, devices: Iterable[Device], members: Iterable[MemberStay]) -> None:
+    def restore(
+        self,
+        devices: Iterable[Device],
+        members: Iterable[MemberStay],
+        checkouts: Mapping[str, str] | None = None,
+    ) -> None:
         """Load the table saved before a restart. Silence is counted from the saved
         ``last_seen``, so a device gone while the gateway was down leaves at the first
-        sweep (and its member is checked out, if so configured)."""
+        sweep (and its member is checked out, if so configured). ``checkouts`` (member id
+        -> local date) keeps a member checked out by departure from a second check-in
+        that day across the restart."""
         now, wall = self._clock.monotonic(), self._clock.time()
+        self._checked_out.update(checkouts or {})
         for stay in members:
             stay.devices = set()
             self._members[stay.member_id] = stay
@@ -367,6 +413,9 @@ class Presence:
             s.member_id for s in changes.members if s.member_id in self._members
         )
         self._members_gone.update(m for m in changes.gone if m not in self._members)
+        self._checkouts_dirty.update(
+            m for m, day in changes.checkouts if self._checked_out.get(m) == day
+        )
 
     def take_changes(self) -> Changes:
         changes = Changes(
@@ -374,7 +423,9 @@ class Presence:
             forgotten=list(self._forgotten),
             members=[self._members[m] for m in self._members_dirty],
             gone=list(self._members_gone),
+            checkouts=[(m, self._checked_out[m]) for m in self._checkouts_dirty],
         )
+        self._checkouts_dirty.clear()
         self._dirty.clear()
         self._forgotten.clear()
         self._members_dirty.clear()

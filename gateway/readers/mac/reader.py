@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import errno
 import socket
-from collections.abc import Awaitable, Callable
+import time
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -25,18 +25,27 @@ import structlog
 from gateway.config.model import MacReaderConfig
 from gateway.errors import ReaderError, StorageError
 from gateway.model import Direction
-from gateway.readers.backoff import Backoff
 from gateway.readers.base import ReaderContext, ReaderState, TapSink, make_tap
+from gateway.readers.link import (
+    LOST,
+    PERMISSION,
+    LinkFault,
+    LinkPolicy,
+    LinkSupervisor,
+    Sleep,
+)
+from gateway.readers.link import Clock as LinkClock
 from gateway.readers.mac import sniff
-from gateway.readers.mac.packets import Sighting
-from gateway.readers.mac.presence import Change, Clock, Presence, PresenceEvent
+from gateway.readers.mac.confirm import ArpConfirmer, LinkOpener
+from gateway.readers.mac.packets import DeviceSighting
+from gateway.readers.mac.presence import Change, Clock, DevicePresence, PresenceEvent
 from gateway.readers.mac.store import PresenceStore, presence_path
 
 log = structlog.get_logger(__name__)
 
-RECONNECT_FIRST = 1.0
-RECONNECT_CAP = 30.0
-HEALTHY_AFTER = 30.0  # a link that lived this long resets the backoff
+# A socket that lived 30 s resets the backoff. Without CAP_NET_RAW it fails at the first
+# attempt: a capability does not appear by itself, unlike a tty's group after plug-in.
+LINK_POLICY = LinkPolicy(first_delay=1.0, cap=30.0, stable_after=30.0, permission_attempts=1)
 # How often departures are looked for and the table is saved; a departure is noticed
 # at most this long after ``away_after``.
 SWEEP_INTERVAL = 10.0
@@ -62,8 +71,13 @@ class MacReaderStats:
     members_present: int
     taps_in: int
     taps_out: int
+    probes_answered: int  # silent devices that answered the ARP request: no departure
+    probes_unanswered: int  # departures confirmed by an unanswered request
+    probes_failed: int  # requests that could not be sent (departure on silence alone)
     reconnects: int
     last_error: str | None
+    opens: int = 0  # times the socket was opened
+    failures: int = 0  # failed opens and losses
 
 
 class MacReader:
@@ -75,13 +89,28 @@ class MacReader:
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         opener: sniff.Opener | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        policy: LinkPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        link_clock: LinkClock = time.monotonic,
+        probe_opener: LinkOpener | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._cfg = cfg
         self._log = log.bind(reader=cfg.name)
-        self._state = ReaderState.CONNECTING
-        self._presence = Presence(
+        self._link = LinkSupervisor(
+            policy or LINK_POLICY,
+            events="mac_reader",
+            clock=link_clock,
+            sleep=sleep,
+            reader=cfg.name,
+            interface=cfg.interface,
+        )
+        self._confirm = (
+            ArpConfirmer(cfg.interface, opener=probe_opener, reader=cfg.name)
+            if cfg.confirm_departure
+            else None
+        )
+        self._presence = DevicePresence(
             reader=cfg.name,
             lookup=ctx.lookup,
             away_after=cfg.away_after,
@@ -90,19 +119,16 @@ class MacReader:
             checkout_on_departure=cfg.checkout_on_departure,
             clock=clock,
             tz=tz,
+            confirm=self._confirm,
         )
         self._store = PresenceStore(presence_path(ctx.state_dir, cfg.name))
         # Looked up at call time so that tests can open the socket in their namespace.
         self._opener = opener
-        self._sleep = sleep
         self._sweep_interval = sweep_interval
+        self._sweeper: asyncio.Task[None] | None = None
         self._sink: TapSink | None = None
         self._counters = sniff.Counters()
         self._taps = {Direction.IN: 0, Direction.OUT: 0}
-        self._reconnects = 0
-        self._was_open = False
-        self._warned = False  # the current outage has been logged at warning level
-        self._last_error: str | None = None
 
     @property
     def name(self) -> str:
@@ -110,17 +136,18 @@ class MacReader:
 
     @property
     def state(self) -> ReaderState:
-        return self._state
+        return self._link.state
 
     @property
-    def presence(self) -> Presence:
+    def presence(self) -> DevicePresence:
         return self._presence
 
     @property
     def stats(self) -> MacReaderStats:
         c = self._counters
+        link = self._link.stats
         return MacReaderStats(
-            state=self._state,
+            state=link.state,
             frames=c.frames,
             outgoing=c.outgoing,
             sightings=c.sightings,
@@ -130,101 +157,79 @@ class MacReader:
             members_present=len(self._presence.present_members()),
             taps_in=self._taps[Direction.IN],
             taps_out=self._taps[Direction.OUT],
-            reconnects=self._reconnects,
-            last_error=self._last_error,
+            probes_answered=self._presence.asking.answered,
+            probes_unanswered=self._presence.asking.unanswered,
+            probes_failed=self._confirm.failed if self._confirm else 0,
+            reconnects=link.reconnects,
+            last_error=link.last_error,
+            opens=link.opens,
+            failures=link.failures,
         )
 
     async def run(self, sink: TapSink) -> None:
         if self._sink is not None:
             raise RuntimeError(f"reader {self.name!r} is already running")
         self._sink = sink
-        self._state = ReaderState.CONNECTING
-        sock: socket.socket | None = None
-        sweeper: asyncio.Task[None] | None = None
         try:
-            sock = self._open_first()
-            await self._restore()
-            sweeper = asyncio.create_task(self._sweep_loop(), name=f"mac-sweep-{self.name}")
-            await self._listen(sock)
-        except ReaderError as exc:
-            self._state = ReaderState.FAILED
-            self._last_error = str(exc)
-            raise
+            await self._link.run(self._attempt)
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await self._sweeper
+                self._sweeper = None
             await self._flush()
             await self._store.aclose()
             self._sink = None
-            if self._state is not ReaderState.FAILED:
-                self._state = ReaderState.STOPPED
 
     # -- the link ------------------------------------------------------------------
+
+    async def _attempt(self) -> None:
+        """One life of the socket: open it, listen until it fails (a ``LinkFault``)."""
+        try:
+            sock = self._open()
+        except LinkFault as fault:
+            # The table is loaded after the first attempt, whatever its outcome, but not
+            # when the reader cannot work at all: a missing capability fails before
+            # touching the state directory. Departures are swept while the link is down.
+            if not self._link.is_final(fault):
+                await self._start_table()
+            raise
+        try:
+            await self._start_table()
+            self._link.up()
+            error = await sniff.Sniffer(
+                sock, self._on_sighting, self._counters, reader=self.name
+            ).run()
+        finally:
+            sock.close()
+        raise _fault(self._cfg.interface, error) from error
 
     def _open(self) -> socket.socket:
         opener = self._opener or sniff.open_packet_socket
         try:
             return opener(self._cfg.interface)
         except PermissionError as exc:
-            raise ReaderError(
+            raise LinkFault(
+                PERMISSION,
                 f"mac reader {self.name!r} cannot listen on {self._cfg.interface}: "
-                f"{exc.strerror or exc}. {_PERMISSION_HINT}"
+                f"{exc.strerror or exc}. {_PERMISSION_HINT}",
             ) from exc
         except sniff.NotEthernetError as exc:
-            raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
-
-    def _open_first(self) -> socket.socket | None:
-        """The first attempt, before anything else: a missing capability fails at once."""
-        try:
-            return self._open()
+            raise LinkFault("not-ethernet", f"mac reader {self.name!r}: {exc}", fatal=True) from exc
         except OSError as exc:
-            self._failed("mac_open_failed", exc)
-            return None
+            raise _fault(self._cfg.interface, exc) from exc
 
-    async def _listen(self, sock: socket.socket | None) -> None:
-        loop = asyncio.get_running_loop()
-        backoff = Backoff(RECONNECT_FIRST, RECONNECT_CAP)
-        while True:
-            if sock is None:
-                self._state = ReaderState.RECONNECTING
-                await self._sleep(backoff.next_delay())
-                try:
-                    sock = self._open()
-                except OSError as exc:
-                    self._failed("mac_open_failed", exc)
-                    continue
-                self._reconnects += self._was_open
-            self._state = ReaderState.READY
-            self._was_open, self._warned = True, False
-            self._log.info("mac_listening", interface=self._cfg.interface)
-            opened = loop.time()
-            try:
-                error = await sniff.Sniffer(
-                    sock, self._on_sighting, self._counters, reader=self.name
-                ).run()
-            finally:
-                sock.close()
-                sock = None
-            if loop.time() - opened >= HEALTHY_AFTER:
-                backoff.reset()
-            self._failed("mac_link_lost", error)
-
-    def _failed(self, event: str, exc: OSError) -> None:
-        """Warn on the first failure of a link, debug on the retries."""
-        if exc.errno == errno.ENODEV:
-            event, error = "mac_interface_missing", "no such interface"
-        else:
-            error = exc.strerror or str(exc)
-        self._last_error = f"{self._cfg.interface}: {error}"
-        level = self._log.debug if self._warned else self._log.warning
-        level(event, interface=self._cfg.interface, error=error)
-        self._warned = True
+    async def _start_table(self) -> None:
+        """Load the presence table and start sweeping for departures, once."""
+        if self._sweeper is not None:
+            return
+        await self._restore()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"mac-sweep-{self.name}")
 
     # -- sightings and time ----------------------------------------------------------
 
-    def _on_sighting(self, sighting: Sighting) -> None:
+    def _on_sighting(self, sighting: DeviceSighting) -> None:
         event = self._presence.observe(sighting)
         if event is not None:
             self._emit(event)
@@ -256,7 +261,7 @@ class MacReader:
             devices, stays = await self._store.open()
         except StorageError as exc:
             raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
-        self._presence.restore(devices, stays)
+        self._presence.restore(devices, stays, self._store.checkouts)
         self._log.info("mac_presence_restored", devices=len(devices), members=len(stays))
 
     async def _flush(self) -> None:
@@ -267,3 +272,9 @@ class MacReader:
             # The in-memory table stays right; the rows are tried again at the next flush.
             self._presence.requeue(changes)
             self._log.warning("mac_presence_save_failed", error=str(exc))
+
+
+def _fault(interface: str, exc: OSError) -> LinkFault:
+    if exc.errno == errno.ENODEV:
+        return LinkFault("no-interface", f"{interface}: no such interface")
+    return LinkFault(LOST, f"{interface}: {exc.strerror or exc}")

@@ -1,4 +1,5 @@
-"""The packet socket: listens on one interface, never transmits.
+"""The packet socket: listens on one interface, never transmits (the only frames the
+reader sends are ``confirm.py``'s departure checks, on a socket of their own).
 
 An ``AF_PACKET`` raw socket with the BPF program of ``bpf.py`` attached, read from the
 event loop with ``add_reader`` (no sniffer thread, no libpcap). Each wake-up drains up
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway.readers.mac.bpf import FILTER, SNAPLEN, attach_filter
-from gateway.readers.mac.packets import Sighting, parse_frame
+from gateway.readers.mac.packets import DeviceSighting, parse_frame
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ class Sniffer:
     def __init__(
         self,
         sock: socket.socket,
-        on_sighting: Callable[[Sighting], None],
+        on_sighting: Callable[[DeviceSighting], None],
         counters: Counters,
         *,
         reader: str,

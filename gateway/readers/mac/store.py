@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS member_stays (
     token TEXT NOT NULL,
     announced TEXT                 -- the local date of the last check-in tap
 );
+CREATE TABLE IF NOT EXISTS checkouts (
+    member_id TEXT PRIMARY KEY,
+    day TEXT NOT NULL              -- local date of a check-out by departure: no 2nd check-in
+);
 """
 _UPSERT_DEVICE = (
     "INSERT OR REPLACE INTO devices (mac, first_seen, last_seen, arrived, present, source, "
@@ -69,6 +73,8 @@ class PresenceStore:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: aiosqlite.Connection | None = None
+        # member id -> local date of their last check-out by departure; loaded by ``open``
+        self.checkouts: dict[str, str] = {}
 
     @property
     def path(self) -> Path:
@@ -160,6 +166,8 @@ class PresenceStore:
             )
         async with db.execute("SELECT member_id, token, announced FROM member_stays") as cur:
             stays = [MemberStay(r[0], r[1], r[2]) for r in await cur.fetchall()]
+        async with db.execute("SELECT member_id, day FROM checkouts") as cur:
+            self.checkouts = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
         return devices, stays
 
     async def save(self, changes: Changes) -> None:
@@ -182,6 +190,10 @@ class PresenceStore:
                 await db.executemany(_UPSERT_STAY, stays)
                 await db.executemany(
                     "DELETE FROM member_stays WHERE member_id = ?", _rows(changes.gone)
+                )
+                await db.executemany(
+                    "INSERT OR REPLACE INTO checkouts (member_id, day) VALUES (?,?)",
+                    changes.checkouts,
                 )
                 await db.commit()
         except (OSError, sqlite3.Error, TimeoutError) as exc:

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nfc
 import nfc.clf
 import nfc.tag
 import structlog
 
-from gateway.errors import ReaderError
+from gateway.readers.nfc.device import CardSighting, Frontend, NdefUnreadable
 from gateway.readers.nfc.faults import ACR122U, Fault, FaultKind, classify, not_found
 from gateway.readers.nfc.ndeftext import text_token
 from gateway.readers.nfc.presence import RANDOM_KEY, card_key
-
-if TYPE_CHECKING:
-    from gateway.readers.nfc.worker import Frontend
 
 log = structlog.get_logger(__name__)
 
@@ -45,16 +41,6 @@ _quiet_nfcpy()
 def new_frontend() -> Frontend:
     frontend: Frontend = nfc.ContactlessFrontend()
     return frontend
-
-
-class NdefUnreadable(ReaderError):
-    """The card left, or did not answer, while its NDEF message was being read."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    uid: bytes
-    target: Any  # the nfc.clf.RemoteTarget, needed to activate the tag for NDEF
 
 
 def open_reader(clf: Frontend, device: str) -> Fault | None:
@@ -87,7 +73,7 @@ def usb_readers(device: str) -> list[tuple[int, int, int, int]]:
     return [f for f in found if (f[0], f[1]) in nfc_device.usb_device_map]
 
 
-def sense_card(clf: Frontend) -> Sighting | None:
+def sense_card(clf: Frontend) -> CardSighting | None:
     """One sense round for an ISO 14443-A card; the UID comes from anticollision.
 
     The card is not activated, so any card works, whatever its memory or crypto.
@@ -98,10 +84,10 @@ def sense_card(clf: Frontend) -> Sighting | None:
     found = clf.sense(nfc.clf.RemoteTarget("106A"), iterations=1)
     if found is None or not found.sdd_res:
         return None
-    return Sighting(bytes(found.sdd_res), found)
+    return CardSighting(bytes(found.sdd_res), found)
 
 
-def read_text_token(clf: Frontend, sighting: Sighting) -> str | None:
+def read_text_token(clf: Frontend, sighting: CardSighting) -> str | None:
     """The token in the card's NDEF text record, None if it has none.
 
     Raises ``NdefUnreadable`` when the card could not be activated or left halfway

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gateway.readers.tokens import normalize_text_token
+
 TEXT_RECORD_TYPE = "urn:nfc:wkt:T"
 MAX_TOKEN_LENGTH = 128
 
 
 def text_token(records: Iterable[object]) -> str | None:
-    """The token in the first usable text record, stripped; None if there is none.
+    """The token in the first usable text record, normalised as every text token is
+    (``gateway.readers.tokens.normalize_text_token``); None if there is none.
 
     Takes ndeflib records (``tag.ndef.records``); anything else is skipped, so a
     malformed record decoded in nfcpy's relaxed mode cannot raise here.
@@ -24,7 +27,7 @@ def text_token(records: Iterable[object]) -> str | None:
         text = getattr(record, "text", None)
         if not isinstance(text, str):
             continue
-        token = text.strip()
-        if token and len(token) <= MAX_TOKEN_LENGTH and token.isprintable():
+        token = normalize_text_token(text)
+        if token is not None and len(token) <= MAX_TOKEN_LENGTH:
             return token
     return None

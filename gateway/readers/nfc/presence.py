@@ -28,7 +28,7 @@ def card_key(uid: bytes) -> bytes:
     return uid
 
 
-class Presence:
+class CardPresence:
     """Tracks the cards seen lately; ``observe`` says which sightings are arrivals."""
 
     __slots__ = ("_last_seen", "_lift_time")

@@ -1,8 +1,9 @@
 """The NFC reader as the gateway sees it: an async ``Reader`` over the worker thread.
 
-The worker thread does the blocking nfcpy work and hands its events to the loop with
-``call_soon_threadsafe``; here they become taps and reader states. Cancelling ``run``
-stops the thread and waits (without blocking the loop) until it has ended.
+The link supervisor (``gateway.readers.link``) runs each attempt of the link in a
+worker thread that does the blocking nfcpy work and hands its events to the loop with
+``call_soon_threadsafe``; here they become taps and the link's ups and downs. Cancelling
+``run`` stops the thread and waits (without blocking the loop) until it has ended.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,12 +21,13 @@ from gateway.config.model import NfcReaderConfig
 from gateway.errors import ReaderError
 from gateway.model import Tap
 from gateway.readers.base import ReaderState, TapSink
+from gateway.readers.link import Clock, LinkFault, LinkSupervisor, Sleep
+from gateway.readers.nfc.device import FrontendFactory
 from gateway.readers.nfc.faults import Fault
 from gateway.readers.nfc.worker import (
     CardRead,
-    FrontendFactory,
-    LinkState,
     NfcWorker,
+    Opened,
     Timing,
     WorkerEvent,
 )
@@ -49,6 +52,8 @@ class NfcReaderStats:
     ndef_taps: int  # ... of which the token came from an NDEF text record
     reconnects: int  # successful reopens after the reader was lost
     last_error: str | None  # what last went wrong with the device, and the fix
+    opens: int = 0  # times the reader was opened
+    failures: int = 0  # failed opens and losses
 
 
 class NfcReader:
@@ -59,16 +64,23 @@ class NfcReader:
         timing: Timing | None = None,
         frontend_factory: FrontendFactory | None = None,
         usb_reset: Callable[[str], int] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._cfg = cfg
-        self._timing = timing
+        self._timing = timing or Timing()
         self._factory = frontend_factory
         self._usb_reset = usb_reset
-        self._state = ReaderState.STOPPED
+        self._link = LinkSupervisor(
+            self._timing.link,
+            events="nfc_reader",
+            clock=clock,
+            sleep=sleep,
+            reader=cfg.name,
+            device=cfg.device,
+        )
         self._fault: Fault | None = None
-        self._last_error: str | None = None
-        self._taps = self._ndef_taps = self._reconnects = 0
-        self._was_ready = False
+        self._taps = self._ndef_taps = 0
         self._log = log.bind(reader=cfg.name)
 
     @property
@@ -77,7 +89,7 @@ class NfcReader:
 
     @property
     def state(self) -> ReaderState:
-        return self._state
+        return self._link.state
 
     @property
     def fault(self) -> Fault | None:
@@ -86,17 +98,19 @@ class NfcReader:
 
     @property
     def stats(self) -> NfcReaderStats:
+        link = self._link.stats
         return NfcReaderStats(
-            state=self._state,
+            state=link.state,
             taps=self._taps,
             ndef_taps=self._ndef_taps,
-            reconnects=self._reconnects,
-            last_error=self._last_error,
+            reconnects=link.reconnects,
+            last_error=link.last_error,
+            opens=link.opens,
+            failures=link.failures,
         )
 
     async def run(self, sink: TapSink) -> None:
         loop = asyncio.get_running_loop()
-        finished: asyncio.Future[Fault | None] = loop.create_future()
 
         def post(event: WorkerEvent) -> None:  # called in the worker thread
             try:
@@ -114,11 +128,20 @@ class NfcReader:
             frontend_factory=self._factory,
             usb_reset=self._usb_reset,
         )
+        try:
+            await self._link.run(lambda: self._attempt(worker))
+        except LinkFault as fault:
+            raise ReaderError(f"NFC reader {self.name!r}: {fault}") from fault
+
+    async def _attempt(self, worker: NfcWorker) -> None:
+        """One attempt of the link, in a thread of its own; its fault as a ``LinkFault``."""
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[Fault | None] = loop.create_future()
 
         def body() -> None:  # the thread
             result: Fault | BaseException | None
             try:
-                result = worker.run()
+                result = worker.attempt()
             except BaseException as exc:  # noqa: BLE001  (handed to the loop, raised there)
                 result = exc
             # If the loop is gone, so is everyone waiting for this thread.
@@ -126,17 +149,17 @@ class NfcReader:
                 loop.call_soon_threadsafe(_settle, finished, result)
 
         thread = threading.Thread(target=body, name=f"nfc-{self.name}", daemon=True)
-        self._state = ReaderState.CONNECTING
         thread.start()
         try:
             fault = await asyncio.shield(finished)
-        finally:  # cancelled (the usual way out), or the worker ended on its own
-            worker.stop()
+        finally:  # cancelled (the usual way out), or the attempt ended on its own
+            if not finished.done():
+                worker.stop()
             await self._join(finished, thread)
-            self._state = ReaderState.STOPPED
-        if fault is not None:
-            self._state = ReaderState.FAILED
-            raise ReaderError(f"NFC reader {self.name!r}: {fault.message}")
+        if fault is None:
+            return  # stopped from within (the loop went away)
+        self._fault = fault
+        raise LinkFault(fault.kind.value, fault.message, fatal=fault.fatal)
 
     async def _join(self, finished: asyncio.Future[Fault | None], thread: threading.Thread) -> None:
         loop = asyncio.get_running_loop()
@@ -150,15 +173,9 @@ class NfcReader:
             self._log.error("nfc_worker_stuck", waited_s=STOP_DEADLINE)
 
     def _on_event(self, event: WorkerEvent, sink: TapSink) -> None:
-        if isinstance(event, LinkState):
-            self._state = event.state
-            self._fault = event.fault
-            if event.fault is not None:
-                self._last_error = event.fault.message
-            if event.state is ReaderState.READY:
-                if self._was_ready:
-                    self._reconnects += 1
-                self._was_ready = True
+        if isinstance(event, Opened):
+            self._fault = None
+            self._link.up()
             return
         self._tap(event, sink)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from gateway.model import TokenFormat
-from gateway.readers.serial.frames import LineParser, Rdm6300Parser
+from gateway.readers.serial.frames import ID12LA, RDM6300, Em4100Layout, Em4100Parser, LineParser
 from gateway.readers.tokens import format_token
 
 # EM4100: the printed decimal number is the 4 id bytes; the version byte is not printed.
@@ -34,11 +34,16 @@ class Decoder(Protocol):
         """Forget a partial frame (the port was reopened); counters are kept."""
 
 
-class Rdm6300Decoder:
+SerialProtocol = Literal["rdm6300", "id12la", "line"]
+PROTOCOLS: tuple[SerialProtocol, ...] = ("rdm6300", "id12la", "line")
+_LAYOUTS: dict[str, Em4100Layout] = {"rdm6300": RDM6300, "id12la": ID12LA}
+
+
+class Em4100Decoder:
     __slots__ = ("_format", "_parser")
 
-    def __init__(self, token_format: TokenFormat) -> None:
-        self._parser = Rdm6300Parser()
+    def __init__(self, layout: Em4100Layout, token_format: TokenFormat) -> None:
+        self._parser = Em4100Parser(layout)
         self._format = token_format
 
     def feed(self, data: bytes) -> list[str]:
@@ -69,13 +74,13 @@ class LineDecoder:
 
     def counts(self) -> DecoderCounts:
         s = self._parser.stats
-        return DecoderCounts(s.lines_ok, s.too_long + s.invalid, 0, 0)
+        return DecoderCounts(s.lines_ok, s.too_long + s.invalid, 0, s.garbage_bytes)
 
     def reset(self) -> None:
         self._parser.reset()
 
 
-def make_decoder(protocol: Literal["rdm6300", "line"], token_format: TokenFormat) -> Decoder:
+def make_decoder(protocol: SerialProtocol, token_format: TokenFormat) -> Decoder:
     if protocol == "line":
         return LineDecoder()
-    return Rdm6300Decoder(token_format)
+    return Em4100Decoder(_LAYOUTS[protocol], token_format)

@@ -1,9 +1,10 @@
 """A serial RFID reader: owns the port, turns frames into taps, reopens a pulled reader.
 
 The port is read by pyserial-asyncio-fast's transport (``add_reader`` on the tty, no
-thread); each chunk goes through the pure parser, the debouncer and the sink inside the
-transport's callback. Opening and closing the port run in the default executor under a
-deadline.
+thread); each chunk goes through the pure parser (``decode``), the confirmation rule and
+the garbage watch (``session``), the debouncer and the sink inside the transport's
+callback. Opening and closing the port run in the default executor under a deadline;
+reopening after a loss is the link supervisor's (``gateway.readers.link``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,25 +22,30 @@ import structlog
 from serial_asyncio_fast import connection_for_serial
 
 from gateway.config.model import SerialReaderConfig
-from gateway.errors import ReaderError
-from gateway.readers.backoff import Backoff
 from gateway.readers.base import Debouncer, ReaderState, TapSink, make_tap
+from gateway.readers.link import (
+    LOST,
+    PERMISSION,
+    Clock,
+    LinkFault,
+    LinkPolicy,
+    LinkSupervisor,
+    Sleep,
+)
 from gateway.readers.serial.decode import Decoder, make_decoder
+from gateway.readers.serial.session import Confirmer, GarbageWatch
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
 
-# Deadlines and backoff, in seconds; module constants so that tests can shrink them.
+# Deadlines, in seconds; module constants so that tests can shrink them.
 OPEN_TIMEOUT = 5.0  # opening a tty does not block (O_NONBLOCK), a hung USB stack might
 CLOSE_TIMEOUT = 2.0
-BACKOFF_INITIAL = 0.5
-BACKOFF_MAX = 30.0
-# The backoff starts over only once the port has stayed open this long: a flapping cable
-# must not reopen at full rate forever.
-STABLE_AFTER = 10.0
-# Right after plug-in the tty node exists before udev has given it its group: a few
-# EACCES in a row are that race; more mean the permission is really missing.
-PERMISSION_ATTEMPTS = 5
+# Reopening: the backoff starts over only once the port has stayed open 10 s (a flapping
+# cable must not reopen at full rate forever). Right after plug-in the tty node exists
+# before udev has given it its group: a few EACCES in a row are that race; 5 mean the
+# permission is really missing.
+LINK_POLICY = LinkPolicy(first_delay=0.5, cap=30.0, stable_after=10.0, permission_attempts=5)
 
 PERMISSION_HINT = (
     "permission denied on {port}: add the gateway's user to the 'dialout' group "
@@ -49,7 +55,6 @@ PERMISSION_HINT = (
 BUSY_HINT = "{port} is locked by another program (a second gateway? ModemManager?)"
 
 SerialFactory = Callable[..., serial.SerialBase]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,10 @@ class SerialReaderStats:
     taps: int  # after debouncing
     reconnects: int  # successful reopens after a loss
     last_error: str | None
+    opens: int = 0  # times the port was opened
+    failures: int = 0  # failed opens and losses
+    unconfirmed: int = 0  # reads of a card never confirmed by a repeat (phantom IDs)
+    warning: str | None = None  # only garbage so far: what is probably misconfigured
 
 
 class _PortProtocol(asyncio.Protocol):
@@ -87,20 +96,25 @@ class SerialReader:
         cfg: SerialReaderConfig,
         *,
         serial_factory: SerialFactory = serial.serial_for_url,
+        policy: LinkPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._cfg = cfg
         self._serial_factory = serial_factory
-        self._sleep = sleep
-        self._clock = clock
         self._decoder: Decoder = make_decoder(cfg.protocol, cfg.token_format)
         self._debounce = Debouncer(cfg.debounce)
-        self._state = ReaderState.CONNECTING
+        self._confirm = Confirmer(cfg.reads_to_confirm, cfg.confirm_window, clock)
+        self._watch = GarbageWatch(cfg.protocol, cfg.baudrate, cfg.token_format)
+        self._link = LinkSupervisor(
+            policy or LINK_POLICY,
+            events="serial_reader",
+            clock=clock,
+            sleep=sleep,
+            reader=cfg.name,
+            port=cfg.port,
+        )
         self._taps = 0
-        self._reconnects = 0
-        self._was_open = False
-        self._last_error: str | None = None
         self._sink: TapSink | None = None
         self._log = log.bind(reader=cfg.name, port=cfg.port)
 
@@ -110,74 +124,44 @@ class SerialReader:
 
     @property
     def state(self) -> ReaderState:
-        return self._state
+        return self._link.state
 
     @property
     def stats(self) -> SerialReaderStats:
         counts = self._decoder.counts()
+        link = self._link.stats
         return SerialReaderStats(
-            state=self._state,
+            state=link.state,
             frames=counts.ok,
             bad=counts.bad,
             ghosts=counts.ghosts,
             garbage_bytes=counts.garbage_bytes,
             taps=self._taps,
-            reconnects=self._reconnects,
-            last_error=self._last_error,
+            reconnects=link.reconnects,
+            last_error=link.last_error,
+            opens=link.opens,
+            failures=link.failures,
+            unconfirmed=self._confirm.dropped,
+            warning=self._watch.warning,
         )
 
     async def run(self, sink: TapSink) -> None:
-        """Read taps into ``sink`` until cancelled; reopen the port whenever it goes."""
+        """Read taps into ``sink`` until cancelled; reopen the port whenever it goes.
+        Raises ``ReaderError`` when the port cannot be used at all (see LINK_POLICY)."""
         self._sink = sink
-        backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
         try:
-            while True:
-                transport, protocol = await self._open_with_retries(backoff)
-                self._state = ReaderState.READY
-                opened_at = self._clock()
-                lost = await self._until_lost(transport, protocol)
-                if self._clock() - opened_at >= STABLE_AFTER:
-                    backoff.reset()
-                # Half a frame from before the loss must not be glued to the next bytes.
-                self._decoder.reset()
-                self._state = ReaderState.RECONNECTING
-                self._last_error = f"{self._cfg.port} lost: {lost or 'closed'}"
-                level = self._log.warning if backoff.failures == 0 else self._log.info
-                level("serial_reader_lost", error=self._last_error)
-                await self._sleep(backoff.next_delay())
+            await self._link.run(self._attempt)
         finally:
-            if self._state is not ReaderState.FAILED:
-                self._state = ReaderState.STOPPED
             self._sink = None
 
-    async def _open_with_retries(
-        self, backoff: Backoff
-    ) -> tuple[asyncio.BaseTransport, _PortProtocol]:
-        """Open the port, waiting out failures; raise only what retrying cannot fix."""
-        denied = 0
-        while True:
-            try:
-                opened = await self._open()
-            except ReaderError as exc:
-                denied = denied + 1 if _errno(exc) == errno.EACCES else 0
-                if denied >= PERMISSION_ATTEMPTS or isinstance(exc.__cause__, ValueError):
-                    self._state = ReaderState.FAILED
-                    self._log.error("serial_reader_failed", error=str(exc))
-                    raise
-                self._state = ReaderState.RECONNECTING
-                self._last_error = str(exc)
-                # Warn on the first failure of a series, debug on the retries.
-                level = self._log.warning if backoff.failures == 0 else self._log.debug
-                level("serial_reader_unavailable", error=str(exc))
-                await self._sleep(backoff.next_delay())
-                continue
-            if not self._was_open:
-                self._was_open = True
-                self._log.info("serial_reader_ready", protocol=self._cfg.protocol)
-            else:
-                self._reconnects += 1
-                self._log.info("serial_reader_reconnected", attempts=backoff.failures)
-            return opened
+    async def _attempt(self) -> None:
+        """One life of the port: open it, read until it is lost (a ``LinkFault``)."""
+        transport, protocol = await self._open()
+        self._link.up()
+        lost = await self._until_lost(transport, protocol)
+        # Half a frame from before the loss must not be glued to the next bytes.
+        self._decoder.reset()
+        raise LinkFault(LOST, f"{self._cfg.port} lost: {lost or 'closed'}")
 
     async def _open(self) -> tuple[asyncio.BaseTransport, _PortProtocol]:
         loop = asyncio.get_running_loop()
@@ -195,11 +179,13 @@ class SerialReader:
                 port = await asyncio.shield(pending)
         except TimeoutError as exc:
             pending.add_done_callback(_close_when_opened)
-            raise ReaderError(f"opening {self._cfg.port} took over {OPEN_TIMEOUT} s") from exc
+            raise LinkFault(
+                "timeout", f"opening {self._cfg.port} took over {OPEN_TIMEOUT} s"
+            ) from exc
         except serial.SerialException as exc:
             raise _open_error(self._cfg.port, exc) from exc
         except ValueError as exc:  # a port name or setting pyserial cannot use: final
-            raise ReaderError(f"cannot open {self._cfg.port}: {exc}") from exc
+            raise LinkFault("unusable", f"cannot open {self._cfg.port}: {exc}", fatal=True) from exc
         except BaseException:
             pending.add_done_callback(_close_when_opened)  # cancelled while opening
             raise
@@ -230,8 +216,14 @@ class SerialReader:
         # Runs inside the transport's read callback: nothing may raise out of here, or
         # the transport would be torn down over a bug elsewhere.
         try:
-            for token in self._decoder.feed(data):
-                if not self._debounce.accept(token):
+            tokens = self._decoder.feed(data)
+            if self._watch.watching:
+                counts = self._decoder.counts()
+                warning = self._watch.feed(data, counts.ok, counts.garbage_bytes)
+                if warning is not None:
+                    self._log.warning("serial_reader_garbage", problem=warning)
+            for token in tokens:
+                if not self._confirm.accept(token) or not self._debounce.accept(token):
                     continue
                 self._taps += 1
                 self._log.debug("serial_tap", token=redact(token))
@@ -241,20 +233,15 @@ class SerialReader:
             self._log.exception("serial_tap_failed")
 
 
-def _errno(exc: BaseException) -> int | None:
-    cause = exc.__cause__
-    return getattr(cause, "errno", None) if cause is not None else None
-
-
-def _open_error(port: str, exc: serial.SerialException) -> ReaderError:
+def _open_error(port: str, exc: serial.SerialException) -> LinkFault:
     code = exc.errno
     if code == errno.EACCES:
-        return ReaderError(PERMISSION_HINT.format(port=port))
+        return LinkFault(PERMISSION, PERMISSION_HINT.format(port=port))
     if code in (errno.EAGAIN, errno.EWOULDBLOCK) and "lock" in str(exc):
-        return ReaderError(BUSY_HINT.format(port=port))
+        return LinkFault("busy", BUSY_HINT.format(port=port))
     if code == errno.ENOENT:
-        return ReaderError(f"{port} does not exist (reader unplugged?)")
-    return ReaderError(f"cannot open {port}: {exc}")
+        return LinkFault("no-device", f"{port} does not exist (reader unplugged?)")
+    return LinkFault("unavailable", f"cannot open {port}: {exc}")
 
 
 def _close_when_opened(fut: asyncio.Future[Any]) -> None:

@@ -1,0 +1,1 @@
+"""The operator's commands that read or edit a gateway's state: ``status``, ``queue``."""

@@ -1,0 +1,2 @@
+"""USB readers that type like a keyboard, read through evdev (``reader``): key codes ->
+characters (``keymap``) -> tokens (``tokens``)."""
