@@ -94,6 +94,9 @@ async def test_open_pulses_the_strike_then_relocks(bench: Bench) -> None:
 
 
 async def test_active_low_relay_idles_high_and_pulses_low(bench: Bench) -> None:
+    # Such boards pull their input high themselves: a released line (the kernel hands
+    # it back as an input, as a Pi's pin controller does) floats to "off".
+    bench.set_input(LOCK, high=True)
     door = door_on(bench, active_low=True)
     try:
         assert bench.output_high(LOCK)  # relay board off: input held high

@@ -91,9 +91,11 @@ class Vm:
         self.workdir = Path(tempfile.mkdtemp(prefix="checkin-vm-"))
         self.console = self.workdir / "console.log"
         self._socket_path = self.workdir / "agent.sock"
-        # The host end of the guest's /dev/ttyUSB0 (qemu's FTDI usb-serial): bytes
-        # written here arrive as a USB serial reader's output.
+        # The host end of the guest's /dev/ttyUSB0 (qemu's FTDI usb-serial): qemu plugs
+        # the adapter in when this socket is connected (``plug_serial``), and what is
+        # written to it arrives as the USB serial reader's output.
         self.serial_socket = self.workdir / "ttyUSB0.sock"
+        self.serial: socket.socket | None = None
         self._ids = itertools.count(1)
         self._buffer = b""
         self._sock: socket.socket | None = None
@@ -161,14 +163,17 @@ class Vm:
                 sock.connect(str(self._socket_path))
                 self._sock = sock
             time.sleep(0.05)
-        # The guest drops what arrives before the agent opens its port: ask again
-        # each second until one answer comes.
+        # qemu holds what we send until the guest's driver is up, but the guest drops
+        # what arrives before the agent opens its port: ask again every two seconds,
+        # never blocking on a full socket, until one answer comes.
+        pending: set[int] = set()
         while True:
             self._alive_or_raise()
             if time.monotonic() > deadline:
                 raise self._error(f"the agent did not answer within {BOOT_TIMEOUT:.0f} s")
-            request_id = self._send({"op": "ping"})
-            answer = self._receive(request_id, time.monotonic() + 1.0, quiet=True)
+            with contextlib.suppress(BlockingIOError, TimeoutError):
+                pending.add(self._send({"op": "ping"}, block=False))
+            answer = self._receive(pending, time.monotonic() + 2.0, quiet=True)
             if answer is not None:
                 break
         self.boot_seconds = time.monotonic() - started
@@ -181,25 +186,42 @@ class Vm:
             raise self._error(f"systemd did not finish booting: {result.stdout.strip()}")
         self.ready_seconds = self.boot_seconds + time.monotonic() - started
 
+    def plug_serial(self) -> socket.socket:
+        """Plugs the USB serial adapter in (the guest then gets /dev/ttyUSB0) and
+        returns the host's end of it; idempotent."""
+        if self.serial is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(self.serial_socket))
+            self.serial = sock
+        return self.serial
+
     # --- the agent -------------------------------------------------------------------
 
-    def _send(self, request: dict[str, Any]) -> int:
+    def _send(self, request: dict[str, Any], *, block: bool = True) -> int:
         assert self._sock is not None
         request_id = next(self._ids)
         data = json.dumps({**request, "id": request_id}).encode() + b"\n"
-        self._sock.sendall(data)
+        if block:
+            self._sock.settimeout(None)
+            self._sock.sendall(data)
+        else:
+            self._sock.setblocking(False)
+            sent = self._sock.send(data)  # one small datagram's worth: all or nothing
+            if sent != len(data):
+                raise VmError("the agent's socket took part of a request")
         return request_id
 
     def _receive(
-        self, request_id: int, deadline: float, *, quiet: bool = False
+        self, wanted: int | set[int], deadline: float, *, quiet: bool = False
     ) -> dict[str, Any] | None:
         assert self._sock is not None
+        ids = {wanted} if isinstance(wanted, int) else wanted
         while True:
             while b"\n" in self._buffer:
                 line, self._buffer = self._buffer.split(b"\n", 1)
                 with contextlib.suppress(ValueError):
                     answer = json.loads(line)
-                    if answer.get("id") == request_id:
+                    if answer.get("id") in ids:
                         return dict(answer)
                 # an answer to an earlier, abandoned request: skip it
             remaining = deadline - time.monotonic()
@@ -265,9 +287,10 @@ class Vm:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for sock in (self._sock, self.serial):
+            if sock is not None:
+                sock.close()
+        self._sock = self.serial = None
         if not os.environ.get("CHECKIN_VM_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -11,7 +11,6 @@ blocks a configured feature fails here. The tests run in file order on one servi
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -137,6 +136,10 @@ def installed(vm: Vm) -> Iterator[Installed]:
         f"systemd-run --unit=cobot-sim --collect --working-directory={GUEST_PROJECT} "
         f"--setenv=PYTHONDONTWRITEBYTECODE=1 {GUEST_PYTHON} -m gateway.sim --port 8080"
     )
+    vm.plug_serial()  # the RDM6300's USB adapter: /dev/ttyUSB0 (ftdi_sio)
+    vm.sh(
+        "udevadm settle; for i in $(seq 100); do [ -e /dev/ttyUSB0 ] && exit 0; sleep 0.2; done; exit 1"
+    )
     rig = Installed(vm, chip["chip"], chip["sysfs"], install_seconds)
     deadline = time.monotonic() + WAIT
     while True:
@@ -188,12 +191,11 @@ def test_a_tap_opens_the_door_and_checks_in(installed: Installed) -> None:
     installed.pull("CONTACT", high=False)  # the door is shut
     assert not installed.line_high("LOCK")
     frame = encode_rdm6300(bytes.fromhex(RDM_TOKEN))
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as usb:
-        usb.connect(str(installed.vm.serial_socket))
-        for _ in range(3):  # a card held on the reader repeats its frame: one tap
-            usb.sendall(frame)
-            time.sleep(0.3)
-        installed.until(lambda: installed.line_high("LOCK"), "the strike unlocked")
+    usb = installed.vm.plug_serial()
+    for _ in range(3):  # a card held on the reader repeats its frame: one tap
+        usb.sendall(frame)
+        time.sleep(0.3)
+    installed.until(lambda: installed.line_high("LOCK"), "the strike unlocked")
     installed.until(lambda: ADA in sim_get(installed.vm, "/api/check_ins"), "Ada checked in")
     installed.until(lambda: not installed.line_high("LOCK"), "relocked after the pulse")
     check_ins = json.loads(sim_get(installed.vm, "/api/check_ins"))
