@@ -41,13 +41,13 @@ mkdir -p "$WORK"
 say "wheels"
 WHEELS=$WORK/wheels
 mkdir -p "$WHEELS"
-"$HOST_PY" - "$PROJECT/pyproject.toml" >"$WORK/requirements.txt" <<'EOF'
+"$HOST_PY" - "$PROJECT/pyproject.toml" "$WORK" <<'EOF'
 import sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-for req in project["dependencies"] + project["optional-dependencies"]["gpio"]:
-    print(req)
-for req in ("pytest", "pytest-asyncio", "pytest-timeout", "evdev", "setuptools", "wheel"):
-    print(req)
+runtime = project["dependencies"] + project["optional-dependencies"]["gpio"]
+tools = ["pytest", "pytest-asyncio", "pytest-timeout", "evdev", "setuptools", "wheel"]
+open(f"{sys.argv[2]}/runtime.txt", "w").write("\n".join(runtime) + "\n")
+open(f"{sys.argv[2]}/requirements.txt", "w").write("\n".join(runtime + tools) + "\n")
 EOF
 "$HOST_PY" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" \
 	-r "$WORK/requirements.txt" 2>&1 | { grep -v 'is ignored: it is neither a file' || true; }
@@ -119,8 +119,14 @@ find-links = /opt/wheelhouse
 disable-pip-version-check = true
 EOF
 in_root python3 -m venv /opt/vmtest
-cp "$WORK/requirements.txt" "$ROOT/opt/wheelhouse/requirements.txt"
+cp "$WORK/requirements.txt" "$WORK/runtime.txt" "$ROOT/opt/wheelhouse/"
 in_root /opt/vmtest/bin/pip install --quiet -r /opt/wheelhouse/requirements.txt
+# The gateway's own virtualenv with its dependencies in place, as an earlier
+# `make install` leaves it: the tests' `make install` then installs the project itself
+# into it (an upgrade), instead of unpacking and byte-compiling scapy and aiohttp under
+# software emulation for minutes.
+in_root python3 -m venv /opt/checkin-gateway/venv
+in_root /opt/checkin-gateway/venv/bin/pip install --quiet -r /opt/wheelhouse/runtime.txt
 
 # --- 5. the guest's configuration -----------------------------------------------
 say "configuration"

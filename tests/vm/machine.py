@@ -241,7 +241,7 @@ class Vm:
 
     def request(self, op: str, timeout: float = 60.0, **fields: Any) -> dict[str, Any]:
         """One request; raises VmError on no answer or an agent error."""
-        request_id = self._send({"op": op, **fields})
+        request_id = self._send({"op": op, "timeout": timeout, **fields})
         answer = self._receive(request_id, time.monotonic() + timeout + 10.0)
         assert answer is not None
         if not answer.get("ok"):

@@ -14,7 +14,8 @@ import pytest
 from tests.vm.guest_pytest import GuestRun, guest_pytest
 from tests.vm.machine import Vm
 
-pytestmark = pytest.mark.real
+# Boot (session fixture, charged to the first test) and guest work under emulation.
+pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

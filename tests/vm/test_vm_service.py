@@ -21,7 +21,8 @@ from gateway.readers.serial.frames import encode_rdm6300
 from gateway.sim.seed import ADA, ADMIN_TOKEN, RDM_TOKEN
 from tests.vm.machine import GUEST_PROJECT, GUEST_PYTHON, Result, Vm
 
-pytestmark = pytest.mark.real
+# Boot (session fixture, charged to the first test) and guest work under emulation.
+pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
 UNIT = "checkin-gateway"
 SIM_URL = "http://127.0.0.1:8080"
@@ -30,6 +31,7 @@ WAIT = 60.0  # seconds for things that take a fraction of that (software emulati
 
 CONFIG = """\
 [gateway]
+state_dir = "/var/lib/checkin-gateway"
 log_format = "json"
 
 [cobot]
@@ -216,9 +218,12 @@ def test_it_may_open_its_devices_and_nothing_else(installed: Installed) -> None:
     # Nodes anyone may open by their permissions: only the unit's device policy can
     # refuse them. uinput (char-misc), the VM's disk (block) and an input device.
     disk = vm.run(["cat", "/sys/block/vda/dev"]).check().stdout.strip().replace(":", " ")
+    event = vm.run(["sh", "-c", "stat -c '%Hr %Lr' /dev/input/event* | head -1"]).check()
+    assert event.stdout.strip(), "the VM has an input device (the power button)"
     vm.sh(
         "rm -f /dev/probe-*; mknod -m 0666 /dev/probe-uinput c 10 223;"
-        f"mknod -m 0666 /dev/probe-disk b {disk}; mknod -m 0666 /dev/probe-input c 13 64"
+        f"mknod -m 0666 /dev/probe-disk b {disk};"
+        f"mknod -m 0666 /dev/probe-input c {event.stdout.strip()}"
     )
     paths = [installed.chip, "/dev/ttyUSB0", "pty", "/dev/probe-uinput", "/dev/probe-disk",
              "/dev/probe-input"]  # fmt: skip

@@ -63,24 +63,25 @@ def test_value_shows_what_an_output_drives(chip: GpioSimChip) -> None:
 
 def test_a_line_held_by_another_process_is_busy(chip: GpioSimChip) -> None:
     out = gpiod.LineSettings(direction=Direction.OUTPUT)
-    read, write = os.pipe()
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the other program
         try:
             with gpiod.request_lines(chip.chip_path, consumer="other", config={"LOCK": out}):
-                os.write(write, b"1")
-                os.read(read, 1)
+                os.write(ready_w, b"1")
+                os.read(done_r, 1)
         finally:
             os._exit(0)
     try:
-        assert os.read(read, 1) == b"1"
+        assert os.read(ready_r, 1) == b"1"
         with pytest.raises(OSError) as busy:
             gpiod.request_lines(chip.chip_path, config={"LOCK": out})
         assert busy.value.errno == errno.EBUSY
         with gpiod.Chip(chip.chip_path) as handle:
             assert handle.get_line_info("LOCK").consumer == "other"
     finally:
-        os.write(write, b"x")
+        os.write(done_w, b"x")
         os.waitpid(pid, 0)
 
 
