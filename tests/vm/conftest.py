@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.vm.guest_pytest import GuestPytest
 from tests.vm.image import ImageError, cached, ensure, why_cannot_build
 from tests.vm.machine import Vm, why_no_qemu
 
@@ -56,3 +57,11 @@ def vm() -> Iterator[Vm]:
     finally:
         machine.close()
         print(f"test VM session: {time.monotonic() - started:.1f} s")
+
+
+@pytest.fixture(scope="session")
+def guest_device_tests(vm: Vm) -> GuestPytest:
+    """The GPIO door's tests and the gpio-sim/uinput helper checks, started in the guest
+    in the background: the installed-service tests request this first, so that both
+    share the guest's two CPUs; test_kernel_devices.py waits for the outcome."""
+    return GuestPytest(vm, "devices", "tests/test_gpio_door.py", "tests/vm/guest")

@@ -19,6 +19,7 @@ import pytest
 
 from gateway.readers.serial.frames import encode_rdm6300
 from gateway.sim.seed import ADA, ADMIN_TOKEN, RDM_TOKEN
+from tests.vm.guest_pytest import GuestPytest
 from tests.vm.machine import GUEST_PROJECT, GUEST_PYTHON, Result, Vm
 
 # Boot (session fixture, charged to the first test) and guest work under emulation.
@@ -110,7 +111,8 @@ def sim_get(vm: Vm, path: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(vm: Vm) -> Iterator[Installed]:
+def installed(vm: Vm, guest_device_tests: GuestPytest) -> Iterator[Installed]:
+    del guest_device_tests  # started first: it runs on the guest's other CPU meanwhile
     # A copy of the shared tree: the share is read-only and pip builds in the source.
     vm.sh(
         "rm -rf /root/src && mkdir /root/src && tar -C /mnt/project -cf - --exclude=./.git "

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.vm.guest_pytest import GuestRun, guest_pytest
-from tests.vm.machine import Vm
+from tests.vm.guest_pytest import GuestPytest, GuestRun
 
 # Boot (session fixture, charged to the first test) and guest work under emulation.
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def guest_run(vm: Vm) -> GuestRun:
-    return guest_pytest(vm, "tests/test_gpio_door.py", "tests/vm/guest")
+def guest_run(guest_device_tests: GuestPytest) -> GuestRun:
+    return guest_device_tests.wait()
 
 
 def test_gpio_door_runs_on_the_kernels_gpio_sim(guest_run: GuestRun) -> None:
