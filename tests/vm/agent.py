@@ -11,7 +11,7 @@ One request per line, one answer per line, in order::
     {"id": 2, "op": "run", "argv": ["ls", "/"], "cwd": "/", "env": {...},
      "input": "text", "timeout": 60}
         -> {"id": 2, "ok": true, "rc": 0, "stdout": "...", "stderr": "..."}
-    {"id": 3, "op": "write", "path": "/etc/x", "text": "...", "mode": 420}
+    {"id": 3, "op": "write", "path": "/etc/x", "text": "...", "mode": 420 (optional)}
         -> {"id": 3, "ok": true}
     {"id": 4, "op": "poweroff"} -> {"id": 4, "ok": true}, then the guest powers off
 
@@ -84,7 +84,8 @@ def write(req: dict[str, Any]) -> dict[str, Any]:
     path = Path(req["path"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(req["text"])
-    path.chmod(int(req.get("mode", 0o644)))
+    if req.get("mode") is not None:  # not for sysfs attributes
+        path.chmod(int(req["mode"]))
     return {"ok": True}
 
 

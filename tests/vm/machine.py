@@ -267,7 +267,8 @@ class Vm:
         """A shell script in the guest, checked: raises with its output on failure."""
         return self.run(["sh", "-euc", script], timeout=timeout).check()
 
-    def write(self, path: str, text: str, mode: int = 0o644) -> None:
+    def write(self, path: str, text: str, mode: int | None = None) -> None:
+        """Writes a file (or a sysfs attribute) in the guest; ``mode`` sets its mode."""
         self.request("write", path=path, text=text, mode=mode)
 
     # --- shutdown --------------------------------------------------------------------

@@ -32,7 +32,9 @@ def test_gpio_door_runs_on_the_kernels_gpio_sim(guest_run: GuestRun) -> None:
     assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
 
 
-def test_gpio_sim_and_uinput_helpers(guest_run: GuestRun) -> None:
+def test_every_guest_test_passes(guest_run: GuestRun) -> None:
+    """tests/vm/guest/: the gpio-sim and uinput helpers' own checks, and whatever a
+    reader's tests put there (Wiegand on gpio-sim, keyboard wedges on uinput)."""
     mine = [t for t in guest_run.passed + guest_run.failed + guest_run.skipped if ".guest." in t]
     assert any("gpiosim_fixture" in t for t in mine), guest_run.output
     assert any("uinput_fixture" in t for t in mine), guest_run.output
