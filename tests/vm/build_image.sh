@@ -55,7 +55,7 @@ EOF
 # --- 2. the root filesystem -----------------------------------------------------
 say "debootstrap $SUITE"
 debootstrap --variant=minbase \
-	--include=systemd,systemd-sysv,udev,kmod,procps,python3,python3-venv,make,initramfs-tools,linux-image-amd64 \
+	--include=systemd,systemd-sysv,udev,kmod,procps,iproute2,python3,python3-venv,make,initramfs-tools,linux-image-amd64 \
 	"$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
 	{ tail -30 "$WORK/debootstrap.log"; exit 1; }
 

@@ -1,10 +1,11 @@
 """The installed service under a real systemd, inside the test VM.
 
-``make install`` from a copy of the shared tree (the real install path: a virtualenv
-from the project's wheels, sysusers, udev rules, the unit unchanged, config, token
-file), then ``systemctl start checkin-gateway`` with a configuration using a gpio-sim
-chip for the door and qemu's FTDI USB serial adapter (/dev/ttyUSB0) for an RDM6300
-reader, against the simulated Cobot on the guest's loopback. A hardening setting that
+``make install WITH=mac-presence`` from a copy of the shared tree (the real install
+path: a virtualenv from the project's wheels, sysusers, udev rules, the unit unchanged
+plus the MAC presence drop-in, config, token file), then ``systemctl start
+checkin-gateway`` with a configuration using a gpio-sim chip for the door, qemu's FTDI
+USB serial adapter (/dev/ttyUSB0) for an RDM6300 reader and a veth pair made in the
+guest for Wi-Fi presence, against the simulated Cobot on the guest's loopback. A hardening setting that
 blocks a configured feature fails here. The tests run in file order on one service.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.readers.serial.frames import encode_rdm6300
-from gateway.sim.seed import ADA, ADMIN_TOKEN, RDM_TOKEN
+from gateway.sim.seed import ADA, ADMIN_TOKEN, MAC_TOKEN, MARGARET, RDM_TOKEN
 from tests.vm.guest_pytest import GuestPytest
 from tests.vm.machine import GUEST_PROJECT, GUEST_PYTHON, Result, Vm
 
@@ -44,6 +45,11 @@ name = "front-rfid"
 door = "front"
 port = "/dev/ttyUSB0"
 protocol = "rdm6300"
+
+[[readers]]
+type = "mac"
+name = "wifi"
+interface = "gw0"
 
 [[doors]]
 type = "gpio"
@@ -121,7 +127,13 @@ def installed(vm: Vm, guest_device_tests: GuestPytest) -> Iterator[Installed]:
     )
     started = time.monotonic()
     # pip in the guest installs offline from the image's wheelhouse (/etc/pip.conf).
-    vm.sh("make -C /root/src install PYTHON=python3", timeout=600)
+    vm.sh("make -C /root/src install PYTHON=python3 WITH=mac-presence", timeout=600)
+    # The LAN the presence reader listens on: a veth pair inside the guest (the VM
+    # itself has no network device); the test speaks as a member's phone on member0.
+    vm.sh(
+        "ip link add gw0 type veth peer name member0 && ip link set gw0 up && "
+        "ip link set member0 up"
+    )
     install_seconds = time.monotonic() - started
     made = guest_python(
         vm,
@@ -170,6 +182,8 @@ def test_make_install_puts_everything_in_place(installed: Installed) -> None:
     assert stat[2] == "root:root 600 /etc/checkin-gateway/cobot-token"
     # The chip was made after install: the installed udev rule gave it to gpio.
     assert stat[3] == f"root:gpio 660 {installed.chip}"
+    dropin = "/etc/systemd/system/checkin-gateway.service.d/mac-presence.conf"
+    assert "CAP_NET_RAW" in vm.run(["cat", dropin]).check().stdout
     installed_unit = vm.run(["cat", "/etc/systemd/system/checkin-gateway.service"]).check()
     shipped = vm.run(["cat", "/root/src/systemd/checkin-gateway.service"]).check()
     assert installed_unit.stdout == shipped.stdout, "the hardened unit, unchanged"
@@ -205,6 +219,33 @@ def test_a_tap_opens_the_door_and_checks_in(installed: Installed) -> None:
     check_ins = json.loads(sim_get(installed.vm, "/api/check_ins"))
     assert sum(ADA in json.dumps(c) for c in check_ins) == 1, "one check-in, not three"
     assert installed.show("NRestarts")["NRestarts"] == "0"
+
+
+ARP_PROBE = """
+import socket, struct
+mac = bytes.fromhex({mac!r})
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, bytes(4), bytes(6),
+                  bytes([192, 168, 50, 23]))
+with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+    s.bind(("member0", 0))
+    s.send(b"\\xff" * 6 + mac + b"\\x08\\x06" + arp)
+"""
+
+
+def test_a_registered_phone_on_the_lan_checks_in(installed: Installed) -> None:
+    # An ARP probe from Margaret's phone, whose MAC is her Cobot token: CAP_NET_RAW and
+    # AF_PACKET come from the drop-in, the rest of the hardening stays.
+    probe = ARP_PROBE.format(mac=MAC_TOKEN.replace(":", ""))
+
+    def checked_in() -> bool:
+        if MARGARET in sim_get(installed.vm, "/api/check_ins"):
+            return True
+        installed.vm.run(["python3", "-c", probe]).check()  # phones repeat themselves
+        return False
+
+    installed.until(checked_in, "Margaret checked in by her phone")
+    check_ins = json.loads(sim_get(installed.vm, "/api/check_ins"))
+    assert sum(MARGARET in json.dumps(c) for c in check_ins) == 1
 
 
 def test_the_exit_button_opens_the_door(installed: Installed) -> None:
