@@ -49,16 +49,23 @@ def why_no_qemu() -> str | None:
     return None
 
 
-def accelerator() -> str:
+def accelerator(cpuinfo: str | None = None, kvm: str = "/dev/kvm") -> str:
     """``kvm`` when the kernel's KVM is usable and backed by the CPU, else ``tcg``."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "tcg"
+    flags = {
+        word
+        for line in cpuinfo.splitlines()
+        if line.startswith("flags")
+        for word in line.partition(":")[2].split()
+    }
+    if not flags & {"vmx", "svm"}:
         return "tcg"
-    if not any(f" {flag}" in flags for flag in ("vmx", "svm")):
-        return "tcg"
     try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(kvm, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return "tcg"
     os.close(fd)

@@ -1,4 +1,4 @@
-"""The VM image's cache (tests/vm/image.py), on the host: no VM needed."""
+"""The VM image's cache (tests/vm/image.py) and the choice of accelerator, on the host."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.vm import image
+from tests.vm.machine import accelerator
 
 
 def test_the_cache_key_follows_the_build_script(
@@ -37,3 +38,23 @@ def test_an_incomplete_build_is_not_taken_for_an_image(
 
 def test_the_cache_lives_outside_the_repository() -> None:
     assert not image.CACHE_ROOT.resolve().is_relative_to(image.PROJECT)
+
+
+@pytest.mark.parametrize(
+    ("flags", "kvm_opens", "expected"),
+    [
+        ("fpu vme sse2 hypervisor", True, "tcg"),  # this machine: /dev/kvm, no vmx/svm
+        ("fpu vme vmx sse2", True, "kvm"),
+        ("fpu svm sse2", True, "kvm"),
+        ("fpu vmx sse2", False, "tcg"),
+    ],
+)
+def test_kvm_only_when_the_cpu_backs_it(
+    tmp_path: Path, flags: str, kvm_opens: bool, expected: str
+) -> None:
+    kvm = tmp_path / "kvm"
+    if kvm_opens:
+        kvm.write_text("")
+    # "vmx flags" (a line of its own on Intel hosts) is not the CPU's flags line.
+    cpuinfo = f"processor\t: 0\nflags\t\t: {flags}\nvmx flags\t: ept vpid\n"
+    assert accelerator(cpuinfo, str(kvm)) == expected
