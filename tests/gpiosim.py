@@ -59,6 +59,7 @@ class GpioSimChip:
             raise ValueError(f"line offsets must be below num_lines={num_lines}")
         self.names = dict(names)
         self.num_lines = num_lines
+
         self._dev = GPIO_SIM / f"checkin-{uuid.uuid4().hex[:8]}"
         self._bank = self._dev / "bank0"
         self._dev.mkdir()

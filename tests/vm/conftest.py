@@ -68,7 +68,6 @@ def guest_device_tests(vm: Vm) -> GuestPytest:
         vm,
         "devices",
         "tests/test_gpio_door.py",
-        "tests/test_wiegand_reader.py",
         "tests/test_hid_reader.py",
         "tests/test_gpiochip.py",
         "tests/vm/guest",

@@ -39,6 +39,10 @@ def test_pull_makes_timestamped_edges(chip: GpioSimChip) -> None:
     )
     with gpiod.request_lines(chip.chip_path, config={("D0", "D1"): settings}) as request:
         assert request.get_value("D0") == Value.ACTIVE  # the requested pull-up
+        # The request's own bias moved the lines (gpio-sim starts pulled down): those
+        # edges may arrive a moment later; read them away before the test's own.
+        while select.select([request.fd], [], [], 0.2)[0]:
+            request.read_edge_events()
         chip.pull("D0", high=False)
         chip.pull("D0", high=True)
         chip.pull("D1", high=False)
