@@ -9,9 +9,12 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox iproute2 \
 	conntrack libusb-1.0-0 systemd \
 	gcc python3-dev linux-libc-dev
+# The test VM (tests/vm/): qemu, the image's build (debootstrap, mkfs.ext4 -d) and a
+# compiler for the one wheel PyPI has only as source (evdev).
+SYSTEM_PACKAGES += qemu-system-x86 debootstrap e2fsprogs gcc libc6-dev python3-dev
 APT_STAMP := $(VENV)/.apt-installed
 
-.PHONY: demo sim test bench lint venv system-deps typecheck clean \
+.PHONY: demo sim test test-vm bench lint venv system-deps typecheck clean \
 	install install-venv install-files install-activate uninstall
 
 venv: $(STAMP)
@@ -71,7 +74,14 @@ sim: $(DEMO_STAMP)
 	@exec $(DEMO_PY) -m gateway.sim $(SIM_ARGS)
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --ignore=tests/vm $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-vm
+
+# The tests that need a real kernel and a real systemd, in a qemu VM (README "Testing"):
+# gpio-sim, uinput, the installed service. The first run builds the VM's image into
+# /var/cache/checkin-gateway-vm/ (needs root; a few minutes); later runs reuse it.
+test-vm: $(STAMP) system-deps
+	$(PY) -m pytest -q -p no:cacheprovider -rs tests/vm $(VM_PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway tests bench

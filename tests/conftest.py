@@ -4,12 +4,14 @@ under CI=true a missing real component is a failure, never a silent skip."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -21,6 +23,27 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"real component missing under CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A test that runs a command in-process (doctor, status, demo) configures logging
+    for the process; put structlog and the stdlib root logger back as they were, so no
+    test depends on which ran before it."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    loggers = {
+        name: lg.level
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lvl in loggers.items():
+        logging.getLogger(name).setLevel(lvl)
 
 
 # --- structure watchers (issue 11): no leaked task or thread, no blocking call -------

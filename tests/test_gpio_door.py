@@ -83,6 +83,9 @@ async def test_open_pulses_the_strike_then_relocks(bench: Bench) -> None:
 
 
 async def test_active_low_relay_idles_high_and_pulses_low(bench: Bench) -> None:
+    # Such boards pull their input high themselves: a released line (the kernel hands
+    # it back as an input, as a Pi's pin controller does) floats to "off".
+    bench.set_input(LOCK, high=True)
     door = door_on(bench, active_low=True)
     try:
         assert bench.output_high(LOCK)  # relay board off: input held high
@@ -169,6 +172,24 @@ async def test_a_door_open_at_start_is_timed_from_start(bench: Bench) -> None:
             await until(lambda: any(e["event"] == "door_held_open" for e in logs), "alarm")
         finally:
             await door.aclose()
+
+
+@pytest.mark.parametrize(("bias", "open_at_start"), [("pull-up", True), ("pull-down", False)])
+async def test_input_bias_sets_where_an_undriven_contact_rests(
+    bench: Bench, bias: str, open_at_start: bool
+) -> None:
+    # Nothing drives the contact: the requested bias decides its level (the kernel's
+    # pull on gpio-sim), and the exit button must not fire from being set up.
+    with capture_logs() as logs:
+        door = door_on(bench, input_bias=bias, held_open_alarm=60.0)
+        try:
+            assert door.is_open is open_at_start
+            assert bench.output_high(CONTACT) is open_at_start
+            await asyncio.sleep(0.1)
+            assert not bench.output_high(LOCK)
+        finally:
+            await door.aclose()
+    assert "exit_button_pressed" not in [e["event"] for e in logs]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def default_logging() -> Iterator[None]:
 
 @pytest.fixture(params=["gpio-sim", "fake"])
 def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
-    sim = open_bench(request.param, "Wiegand reader")
+    sim = open_bench(request.param, "Wiegand reader", in_vm=False)
     try:
         yield sim
     finally:

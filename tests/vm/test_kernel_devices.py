@@ -1,0 +1,53 @@
+"""GPIO and input devices against the kernel's own simulators, inside the test VM.
+
+The GPIO door's tests (tests/test_gpio_door.py) run in the guest on both benches: the
+gpio-sim variants, which skip on a kernel without gpio-sim, through the real libgpiod v2
+bindings on a gpio-sim chip; every fake-chip test must have its gpio-sim twin passing.
+tests/vm/guest/ checks the helpers the coming Wiegand and HID reader tests stand on
+(tests/gpiosim.py, tests/uinput_keyboard.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.vm.guest_pytest import GuestPytest, GuestRun
+
+# Boot (session fixture, charged to the first test) and guest work under emulation.
+pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def guest_run(guest_device_tests: GuestPytest) -> GuestRun:
+    return guest_device_tests.wait()
+
+
+def test_gpio_door_runs_on_the_kernels_gpio_sim(guest_run: GuestRun) -> None:
+    door = [t for t in guest_run.passed + guest_run.failed + guest_run.skipped if "gpio_door" in t]
+    on_sim = sorted(t.replace("[gpio-sim", "[") for t in door if "[gpio-sim" in t)
+    on_fake = sorted(t.replace("[fake", "[") for t in door if "[fake" in t)
+    assert on_fake, guest_run.output
+    assert on_sim == on_fake, "every GPIO door test has its gpio-sim variant"
+    problems = [t for t in door if t in guest_run.failed + guest_run.skipped]
+    assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
+
+
+def test_every_guest_test_passes(guest_run: GuestRun) -> None:
+    """tests/vm/guest/: the gpio-sim and uinput helpers' own checks, and whatever a
+    reader's tests put there (Wiegand on gpio-sim, keyboard wedges on uinput)."""
+    mine = [t for t in guest_run.passed + guest_run.failed + guest_run.skipped if ".guest." in t]
+    assert any("gpiosim_fixture" in t for t in mine), guest_run.output
+    assert any("uinput_fixture" in t for t in mine), guest_run.output
+    problems = [t for t in mine if t not in guest_run.passed]
+    assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
+
+
+def test_the_hid_reader_runs_on_a_real_uinput_keyboard(guest_run: GuestRun) -> None:
+    """Issue 19 item 4: the keyboard-wedge reader on a uinput device, grabbed
+    exclusively, unplugged and replugged: the variants that skip on this host must pass
+    in the guest. (The Wiegand reader's gpio-sim variant is not run here yet: in the
+    guest its first frame after a request is not decoded; README "Testing".)"""
+    hid = [t for t in guest_run.passed + guest_run.failed + guest_run.skipped if "hid_reader" in t]
+    assert any("uinput" in t for t in hid), guest_run.output[-4000:]
+    problems = [t for t in hid if t not in guest_run.passed]
+    assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
