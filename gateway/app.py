@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import enum
-import os
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -113,7 +109,7 @@ class Gateway:
         self.portal: PortalService | None = None
         self._reader_door: dict[str, str | None] = {}
         self._queues: list[asyncio.Queue[Tap]] = []
-        self._dropped_taps = 0
+        self.dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
 
@@ -301,7 +297,7 @@ class Gateway:
             try:
                 queue.put_nowait(tap)
             except asyncio.QueueFull:
-                self._dropped_taps += 1
+                self.dropped_taps += 1
                 log.warning("tap_dropped", reader=reader.name, reason="decision queue full")
 
         async def run() -> None:
@@ -419,51 +415,7 @@ class Gateway:
     # --- status -------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return {
-            "pid": os.getpid(),
-            "time": time.time(),
-            "readers": {r.name: self._reader_status(r) for r in self.readers},
-            "api": {
-                "breaker": self.breaker.state.value,
-                "last_error": self.breaker.last_error,
-                "auth_failed": self.client.auth_failed,
-            },
-            "clock_synchronized": self.clock.synchronized(),
-            "tokens": len(self.cache),
-            "checked_in": len(self.attendance),
-            "last_token_sync": self.sync.last_success,
-            "queue_depth": self.outbox.depth,
-            "storage_error": self.decider.storage_error,
-            "unsaved_records": self.records.unsaved,
-            "dropped_taps": self._dropped_taps,
-            "moco": self.moco.status() if self.moco is not None else None,
-            "rooms": self.door_rules.status(),
-            "parts": {
-                name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
-                for name, s in self.runner.states.items()
-            },
-            "rate_limits": [
-                {
-                    "group": g.group.value,
-                    "used": g.used,
-                    "limit": g.limit,
-                    "blocked_for_s": round(g.blocked_for, 1),
-                    "waiting": g.waiting,
-                }
-                for g in self.limiter.state()
-            ],
-        }
+        """What ``checkin-gateway status`` shows (gateway/status/report.py)."""
+        from gateway.status.report import gateway_status
 
-    def _reader_status(self, reader: Reader) -> dict[str, Any]:
-        part = self.runner.states.get(f"reader-{reader.name}")
-        error = None
-        if part is not None:
-            error = part.stopped_because or part.last_error
-        out: dict[str, Any] = {"state": reader.state.value, "error": error}
-        stats = getattr(reader, "stats", None)  # readers with counters (serial, nfc, mac)
-        if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
-            out["stats"] = {
-                k: str(v) if isinstance(v, enum.Enum) else v
-                for k, v in dataclasses.asdict(stats).items()
-            }
-        return out
+        return gateway_status(self)
