@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox iproute2 \
 	conntrack libusb-1.0-0 systemd \
-	gcc python3-dev linux-libc-dev
+	gcc python3-dev linux-libc-dev \
+	mosquitto mosquitto-clients
 APT_STAMP := $(VENV)/.apt-installed
 
 .PHONY: demo sim test bench lint venv system-deps typecheck clean \

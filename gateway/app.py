@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from gateway import __version__
 from gateway.attendance import Attendance
 from gateway.bookings.doors import DoorRules, booking_rate_limits
 from gateway.bookings.snapshot import BookingSnapshot
@@ -38,6 +39,8 @@ from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
 from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics, metrics_handler, serve_metrics
+from gateway.metrics.server import Handler
 from gateway.model import CheckIn, Direction, Outcome, Tap
 from gateway.outbox import Outbox
 from gateway.readers import build_reader
@@ -51,6 +54,7 @@ from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_db
 from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
+    from gateway.mqtt.bridge import MqttBridge
     from gateway.portal.service import PortalService
 
 log = structlog.get_logger(__name__)
@@ -108,6 +112,9 @@ class Gateway:
         self._dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
+        # Counted always (cheap); served on [metrics]' listener or the admin app's.
+        self.metrics = GatewayMetrics({r.name: r.door for r in cfg.readers}, version=__version__)
+        self.mqtt: MqttBridge | None = None
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -128,6 +135,7 @@ class Gateway:
                 self.limiter,
                 timeout=cfg.cobot.request_timeout,
                 clock=self.clock,
+                observe=self.metrics.api,
             ) as client:
                 self.client = client
                 self._build(client)
@@ -194,7 +202,7 @@ class Gateway:
             [self.records],
             self.attendance,
             door_rules=self.door_rules.rules,
-            hooks=[*self._hooks, self._returning_device],
+            hooks=[*self._hooks, self._returning_device, self._integrations],
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
         ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
@@ -204,6 +212,11 @@ class Gateway:
             self.readers = [build_reader(c, ctx) for c in cfg.readers]
         configured = {c.name: c.door for c in cfg.readers}
         self._reader_door = {r.name: configured.get(r.name) for r in self.readers}
+        self.metrics.set_doors(self._reader_door)
+        if cfg.mqtt is not None:
+            from gateway.mqtt.wiring import build_bridge
+
+            self.mqtt = build_bridge(self, cfg.mqtt, self._reader_door)
         self.runner = Runner(self._parts())
 
     def _parts(self) -> list[Part]:
@@ -212,6 +225,7 @@ class Gateway:
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
             Part("clock", self._watch_clock),
+            *self._integration_parts(),
             *self.door_rules.parts(),
         ]
         if self.portal is not None:
@@ -357,6 +371,32 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- metrics and MQTT (gateway/metrics, gateway/mqtt) --------------------------------
+
+    def _integrations(self, decision: Decision) -> None:
+        self.metrics.decision(decision)
+        if self.mqtt is not None:
+            self.mqtt.decision(decision)
+
+    def _integration_parts(self) -> list[Part]:
+        parts = []
+        m = self.cfg.metrics
+        if m is not None and m.enabled:
+            handler = self.metrics_handler()
+            parts.append(Part("metrics", lambda: serve_metrics(handler, m.listen, m.port)))
+        if self.mqtt is not None:
+            parts.append(Part("mqtt", self.mqtt.run))
+        return parts
+
+    def metrics_handler(self) -> Handler:
+        """An aiohttp handler for ``/metrics`` (the admin app mounts it on its listener)."""
+        return metrics_handler(self.metrics, self._metrics_snapshot)
+
+    async def _metrics_snapshot(self) -> tuple[dict[str, Any], dict[str, object]] | None:
+        if not self.ready.is_set():
+            return None
+        return self.status(), await self.outbox.stats()
 
     # --- status -------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from gateway.config.model import (
     BookingsSection,
     CobotSection,
     GatewaySection,
+    MetricsSection,
+    MqttSection,
     PortalSection,
     QueueSection,
 )
@@ -70,6 +72,8 @@ SECTIONS = {
         *((f"[[readers]]:{t}", c) for t, c in READER_TYPES.items()),
         *((f"[[doors]]:{t}", c) for t, c in DOOR_TYPES.items()),
         ("[portal]", PortalSection),  # commented out: optional, and needs CAP_NET_ADMIN
+        ("[metrics]", MetricsSection),  # commented out: optional
+        ("[mqtt]", MqttSection),
     ],
     ids=lambda x: x if isinstance(x, str) else "",
 )

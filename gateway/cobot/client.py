@@ -8,7 +8,8 @@ the caller decides what each means for a door or a queued check-in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,9 @@ from gateway.redact import redact_text, redact_url, remember
 
 log = structlog.get_logger(__name__)
 
+RequestObserver = Callable[[str, str, str, float], None]
+"""(path template, rate-limit group, HTTP status or "error"/"timeout", seconds)."""
+
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer is treated as unanswered
 
 
@@ -67,11 +71,15 @@ class CobotClient:
         session: aiohttp.ClientSession | None = None,
         quiet: bool = False,
         clock: SystemClock | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
         """``limiter``: None sends without client-side pacing (a handful of one-off
         requests: doctor, login). ``quiet``: the caller reports failures itself, so auth
         failures and odd answers are logged at debug only. ``clock`` hears the API's
-        ``Date`` (a right clock without NTP is trusted this way)."""
+        ``Date`` (a right clock without NTP is trusted this way). ``observe`` hears of
+        every request sent (metrics: path template, group, status or "error"/"timeout",
+        seconds); it must be quick and must not raise."""
+        self._observe = observe
         self._clock = clock
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
@@ -316,11 +324,12 @@ class CobotClient:
             # A Retry-After in force, or a full window: waiting would only end in NoSlot.
             raise NoSlot(f"{what}: no rate-limit slot within {deadline}s (next in {wait:.1f}s)")
         sent = False
+        started = 0.0
         try:
             async with asyncio.timeout(deadline):
                 if self._limiter is not None:
                     await self._limiter.acquire(group, priority)
-                sent = True
+                sent, started = True, time.monotonic()
                 async with asyncio.timeout(self._timeout):
                     return await self._exchange(
                         endpoint, path, what, group, params, json_body, expect
@@ -328,6 +337,7 @@ class CobotClient:
         except TimeoutError:
             if not sent:
                 raise NoSlot(f"{what}: no rate-limit slot within {deadline}s") from None
+            self._observed(endpoint, group, "timeout", started)
             raise Unavailable(f"{what}: no answer in time", outcome_unknown=True) from None
 
     async def _exchange(
@@ -340,6 +350,7 @@ class CobotClient:
         json_body: Mapping[str, Any] | None,
         expect: tuple[int, ...],
     ) -> Any:
+        started = time.monotonic()
         try:
             async with self._http().request(
                 endpoint.method,
@@ -358,11 +369,14 @@ class CobotClient:
                 )
                 self._saw_date(headers.date)
         except aiohttp.ClientConnectorError as exc:
+            self._observed(endpoint, group, "error", started)
             # Never connected: the request certainly did not reach Cobot.
             raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=False) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self._observed(endpoint, group, "error", started)
             # ValueError: aiohttp refusing a malformed status line or header it read.
             raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=True) from exc
+        self._observed(endpoint, group, str(status), started)
         if status in expect:
             self._auth_ok()
             return read_json(raw, what, allow_empty=status == 204)
@@ -402,6 +416,10 @@ class CobotClient:
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
         detail = redact_text(str(json_or_text(raw))[:200])
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}", status=status)
+
+    def _observed(self, endpoint: Endpoint, group: Group, code: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe(endpoint.template, group.value, code, time.monotonic() - started)
 
     def _saw_date(self, value: str | None) -> None:
         """Tell the clock what time the API says it is (garbage is ignored)."""
