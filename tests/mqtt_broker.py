@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -34,9 +35,13 @@ class Broker:
 
     def start(self) -> None:
         conf = self.dir / "mosquitto.conf"
+        # As root, mosquitto drops to the "mosquitto" user, which cannot read the test's
+        # password and ACL files under pytest's private tmp dir: stay root (test only).
+        user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "persistence false\n"
+            f"{user}"
             f"{self.extra or 'allow_anonymous true'}\n"
         )
         log = (self.dir / "mosquitto.log").open("ab")

@@ -182,7 +182,7 @@ class MqttBridge:
         t = self.topics
         await client.publish(t.availability, b"online", qos=1, retain=True)
         await client.subscribe(
-            [(t.cmd, 1), (t.door("+", "set"), 1), (t.ha_status, 1), (t.retry_after("+"), 1)]
+            [(t.cmd, 1), (t.door_commands, 1), (t.ha_status, 1), (t.retry_after("+"), 1)]
         )
         await self._announce(client)
         self._published.clear()  # the broker may have lost what we had retained there
@@ -224,7 +224,7 @@ class MqttBridge:
                 self._fleet_block(topic.rsplit("/", 1)[-1], payload)
             elif topic == t.cmd:
                 await self._command(payload, via="mqtt:cmd")
-            elif message.topic.matches(t.door("+", "set")):
+            elif message.topic.matches(t.door_commands):
                 door = topic.split("/")[-2]
                 await self._door_command(door, payload)
 

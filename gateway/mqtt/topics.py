@@ -79,6 +79,11 @@ class Topics:
     def door(self, door: str, leaf: str) -> str:
         return f"{self.prefix}/door/{slug(door)}/{leaf}"
 
+    @property
+    def door_commands(self) -> str:
+        """The filter for every door's ``set`` topic."""
+        return f"{self.prefix}/door/+/set"
+
     def reader_state(self, reader: str) -> str:
         return f"{self.prefix}/reader/{slug(reader)}/state"
 
