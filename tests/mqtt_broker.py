@@ -109,20 +109,26 @@ class Watcher:
 
 @contextlib.asynccontextmanager
 async def watch(port: int, *topics: str, **auth: Any) -> AsyncIterator[Watcher]:
+    """Collect what arrives on ``topics``; a broker stopped by the test ends the
+    collection quietly (the test looks at what was collected until then)."""
     watcher = Watcher()
-    async with aiomqtt.Client("127.0.0.1", port, **auth) as client:
-        for t in topics:
-            await client.subscribe(t, qos=1)
+    client = aiomqtt.Client("127.0.0.1", port, **auth)
+    await client.__aenter__()
+    for t in topics:
+        await client.subscribe(t, qos=1)
 
-        async def collect() -> None:
+    async def collect() -> None:
+        with contextlib.suppress(aiomqtt.MqttError):
             async for m in client.messages:
                 payload = m.payload if isinstance(m.payload, bytes) else b""
                 watcher.messages.append((m.topic.value, payload, bool(m.retain)))
 
-        task = asyncio.create_task(collect())
-        try:
-            yield watcher
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    task = asyncio.create_task(collect())
+    try:
+        yield watcher
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.__aexit__(None, None, None)
