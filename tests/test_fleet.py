@@ -6,7 +6,6 @@ earning their own 429; without the broker each door still decides alone."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
