@@ -221,11 +221,13 @@ class Gateway:
 
     def _parts(self) -> list[Part]:
         parts = [
+            # First: started before the doors, stopped after them (and after delivery,
+            # whose stop matters more), so "offline" is said last.
+            *self._integration_parts(),
             Part("token-sync", self.sync.run),
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
             Part("clock", self._watch_clock),
-            *self._integration_parts(),
             *self.door_rules.parts(),
         ]
         if self.portal is not None:

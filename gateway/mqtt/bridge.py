@@ -17,6 +17,7 @@ wall clocks of the gateways must agree (NTP) for ``until`` to mean the same mome
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import time
@@ -46,7 +47,25 @@ PUBLISH_TIMEOUT = 10.0  # seconds for one publish (QoS 1: until the broker's PUB
 STOP_TIMEOUT = 1.0  # seconds the "offline" at a clean stop may take
 
 StateSource = Callable[[], Mapping[str, str]]
-Message = tuple[str, bytes, int, bool]  # topic, payload, qos, retain
+
+
+class _Event:
+    """A decision's event payload, encoded by the sender, not on the tap path (once,
+    for both topics it goes to)."""
+
+    __slots__ = ("_decision", "_door", "_encoded", "_names")
+
+    def __init__(self, decision: Decision, door: str | None, names: bool) -> None:
+        self._decision, self._door, self._names = decision, door, names
+        self._encoded: bytes | None = None
+
+    def encode(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = event_payload(self._decision, self._door, member_names=self._names)
+        return self._encoded
+
+
+Message = tuple[str, bytes | _Event, int, bool]  # topic, payload, qos, retain
 
 
 class MqttBridge:
@@ -83,6 +102,7 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._published: dict[str, str] = {}
         self.dropped = 0  # events lost to a full buffer
+        self._door_events: dict[str, str] = {}
         self.opened_at: dict[str, float] = {}  # door -> monotonic time it was last opened
         self.link = LinkSupervisor(
             policy, events="mqtt", broker=f"{cfg.host}:{self.port}", prefix=topics.prefix
@@ -105,10 +125,13 @@ class MqttBridge:
         door = self._doors_of.get(decision.tap.reader)
         if door is not None and decision.opened:
             self.opened_at[door] = time.monotonic()
-        payload = event_payload(decision, door, member_names=self._cfg.member_names)
-        self._push((self.topics.event, payload, 1, False))
+        event = _Event(decision, door, self._cfg.member_names)
+        self._push((self.topics.event, event, 1, False))
         if door is not None:
-            self._push((self.topics.door(door, "event"), payload, 1, False))
+            topic = self._door_events.get(door)
+            if topic is None:
+                topic = self._door_events[door] = self.topics.door(door, "event")
+            self._push((topic, event, 1, False))
 
     def publish_soon(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self._push((topic, payload, 1, retain))
@@ -154,33 +177,42 @@ class MqttBridge:
     async def _attempt(self) -> None:
         client = await self._client()
         try:
-            async with client:
-                self.link.up()
-                try:
-                    await self._serve(client)
-                except asyncio.CancelledError:
-                    # A clean stop: say so (the will is only for a death).
-                    try:
-                        async with asyncio.timeout(STOP_TIMEOUT):
-                            await client.publish(
-                                self.topics.availability, b"offline", qos=1, retain=True
-                            )
-                    except (aiomqtt.MqttError, TimeoutError):
-                        pass
-                    raise
-        except aiomqtt.MqttCodeError as exc:
-            # 4/5 (v3.1.1) or 134/135 (v5): bad user name or password, not authorised.
-            if exc.rc in (4, 5, 134, 135):
-                raise LinkFault(
-                    "refused", f"MQTT broker {self._cfg.host}:{self.port} refused us: {exc}"
-                ) from exc
-            raise LinkFault("lost", f"MQTT broker {self._cfg.host}:{self.port}: {exc}") from exc
+            await client.__aenter__()  # connect (bounded by the client's timeout)
         except aiomqtt.MqttError as exc:
-            raise LinkFault("lost", f"MQTT broker {self._cfg.host}:{self.port}: {exc}") from exc
+            raise self._fault(exc) from exc
+        try:
+            self.link.up()
+            await self._serve(client)
+        except asyncio.CancelledError:
+            await self._close(client, clean=True)
+            raise
+        except aiomqtt.MqttError as exc:
+            await self._close(client, clean=False)
+            raise self._fault(exc) from exc
+        except BaseException:
+            await self._close(client, clean=False)
+            raise
+
+    async def _close(self, client: aiomqtt.Client, *, clean: bool) -> None:
+        """Disconnect within ``STOP_TIMEOUT`` (the runner's stop deadline is shared by
+        every part). A clean stop says ``offline`` first: the will is only for a death."""
+        client.timeout = STOP_TIMEOUT
+        if clean:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(self.topics.availability, b"offline", qos=1, retain=True)
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.__aexit__(None, None, None)
+
+    def _fault(self, exc: aiomqtt.MqttError) -> LinkFault:
+        where = f"MQTT broker {self._cfg.host}:{self.port}"
+        # 4/5 (v3.1.1) or 134/135 (v5): bad user name or password, not authorised.
+        if isinstance(exc, aiomqtt.MqttCodeError) and exc.rc in (4, 5, 134, 135):
+            return LinkFault("refused", f"{where} refused us: {exc}")
+        return LinkFault("lost", f"{where}: {exc}")
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         t = self.topics
-        await client.publish(t.availability, b"online", qos=1, retain=True)
+        await _publish(client, t.availability, b"online", retain=True)
         await client.subscribe(
             [(t.cmd, 1), (t.door_commands, 1), (t.ha_status, 1), (t.retry_after("+"), 1)]
         )
@@ -192,14 +224,16 @@ class MqttBridge:
         if not self._cfg.discovery:
             return
         for topic, config in discovery_configs(self.topics, self._discovery).items():
-            await client.publish(topic, json.dumps(config).encode(), qos=1, retain=True)
+            await _publish(client, topic, json.dumps(config).encode(), retain=True)
         log.info("mqtt_discovery_published", prefix=self.topics.discovery_prefix)
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
             while self._out:
                 topic, payload, qos, retain = self._out[0]
-                await client.publish(topic, payload, qos=qos, retain=retain)
+                if isinstance(payload, _Event):
+                    payload = payload.encode()
+                await _publish(client, topic, payload, qos=qos, retain=retain)
                 self._out.popleft()  # only once the broker has it: a loss resends it
             self._wake.clear()
             await self._wake.wait()
@@ -270,6 +304,18 @@ class MqttBridge:
                 peer=body.get("from"),
             )
         self._limiter.block(group, seconds, share=False)
+
+
+async def _publish(
+    client: aiomqtt.Client, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+) -> None:
+    await client.publish(topic, payload, qos=qos, retain=retain)
+    # aiomqtt waits for the PUBACK with asyncio.wait_for, which on Python 3.11 can lose a
+    # cancellation that arrives as the PUBACK does: the stop would then hang here. Honour
+    # a pending cancellation ourselves.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _slug_eq(name: str, door_slug: str) -> bool:
