@@ -229,3 +229,25 @@ async def test_reconnect_after_a_broker_restart_republishes_states(tmp_path: Pat
                 assert any(t.startswith("homeassistant/lock/") for t, _, _ in seen.messages)
             assert rig.gateway.mqtt is not None
             assert rig.gateway.mqtt.link.stats.reconnects >= 1
+
+
+async def test_a_stop_with_events_in_flight_is_prompt(tmp_path: Path) -> None:
+    """aiomqtt's publish can swallow a cancellation on Python 3.11 (wait_for): the stop
+    must still end within its deadline (it hung for the whole 5 s before)."""
+    from gateway.model import Direction
+    from gateway.readers.base import make_tap
+
+    with mosquitto(tmp_path) as broker:
+        for _ in range(3):
+            async with mqtt_gateway(tmp_path, {"host": "127.0.0.1", "port": broker.port}) as rig:
+                gw = rig.gateway
+                assert gw.mqtt is not None
+                async with asyncio.timeout(10):
+                    while gw.mqtt.state.value != "ready":
+                        await asyncio.sleep(0.01)
+                for i in range(1500):
+                    await gw.decider.decide(make_tap("front", RDM_TOKEN, Direction.IN), rig.door)
+                    if i % 50 == 0:
+                        await asyncio.sleep(0)
+                started = time.monotonic()
+            assert time.monotonic() - started < 2.5
