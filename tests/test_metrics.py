@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import re
+import tty
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,9 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.model import Direction
 from gateway.readers.base import make_tap
+from gateway.readers.serial.frames import encode_rdm6300
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
-from gateway.sim.seed import ADA, RDM_TOKEN
+from gateway.sim.seed import ADA, NFC_TOKEN, RDM_TOKEN
 from tests.harness import RecordingDoor
 from tests.mqtt_broker import free_port
 
@@ -40,7 +44,8 @@ async def metrics_gateway(
         }
         cfg = parse_config(raw, "test")
         door = RecordingDoor()
-        gw = Gateway(cfg, ADMIN_TOKEN, doors={"front": door}, readers=[])
+        readers = None if "readers" in extra else []
+        gw = Gateway(cfg, ADMIN_TOKEN, doors={"front": door}, readers=readers)
         task = asyncio.create_task(gw.run())
         await asyncio.wait_for(gw.ready.wait(), 5)
         await gw.sync.sync_once()
@@ -78,13 +83,58 @@ def sample(families: dict[str, Any], name: str, **labels: str) -> float:
 
 async def test_metrics_count_decisions_api_and_state(tmp_path: Path) -> None:
     port = free_port()
-    async with metrics_gateway(tmp_path, port) as (gw, door, _space):
-        tap = make_tap("front", RDM_TOKEN, Direction.IN, gw.clock)
-        decision = await gw.decider.decide(tap, door)
-        assert decision.opened
-        unknown = make_tap("front", "FFFFFFFFFF", Direction.IN, gw.clock)
-        await gw.decider.decide(unknown, door)
-        got = await scrape(port)
+    master, slave = os.openpty()
+    tty.setraw(master)
+    serial = {"name": "desk", "type": "serial", "port": os.ttyname(slave), "door": "front"}
+    try:
+        async with metrics_gateway(tmp_path, port, readers=[serial]) as (gw, door, _space):
+            await _frames(gw, master)
+            fams = (await scrape(port))["families"]
+            assert sample(fams, f"{PREFIX}reader_state", reader="desk", state="ready") == 1
+            assert sample(fams, f"{PREFIX}reader_state", reader="desk", state="failed") == 0
+            assert sample(fams, f"{PREFIX}reader_frames_total", reader="desk", outcome="ok") == 2
+            assert (
+                sample(fams, f"{PREFIX}reader_frames_total", reader="desk", outcome="bad_checksum")
+                == 1
+            )
+            assert sample(fams, f"{PREFIX}reader_garbage_bytes_total", reader="desk") >= 7
+            assert (
+                sample(
+                    fams,
+                    f"{PREFIX}decisions_total",
+                    door="front",
+                    outcome="opened-online",
+                    source="online",
+                )
+                == 1
+            )
+            await _counted(gw, door, port)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def _frames(gw: Gateway, master: int) -> None:
+    """Two good frames of one card (a confirmed read: one tap), one with a bad
+    checksum, and line noise, through a real pty."""
+    async with asyncio.timeout(5):
+        while gw.readers[0].state.value != "ready":
+            await asyncio.sleep(0.02)
+    good = encode_rdm6300(bytes.fromhex(RDM_TOKEN))
+    bad = good[:-3] + (b"00" if good[-3:-1] != b"00" else b"11") + good[-1:]
+    os.write(master, b"garbage" + bad + good + good)
+    async with asyncio.timeout(5):
+        while len(gw.attendance) == 0:  # the tap was decided online and recorded
+            await asyncio.sleep(0.02)
+
+
+async def _counted(gw: Gateway, door: RecordingDoor, port: int) -> None:
+    tap = make_tap("front", NFC_TOKEN, Direction.IN, gw.clock)
+    decision = await gw.decider.decide(tap, door)
+    assert decision.opened
+    unknown = make_tap("front", "FFFFFFFFFF", Direction.IN, gw.clock)
+    await gw.decider.decide(unknown, door)
+    got = await scrape(port)
     fams, text = got["families"], got["text"]
 
     # One prefix, counters end in _total, durations in seconds.
@@ -123,6 +173,15 @@ async def test_metrics_count_decisions_api_and_state(tmp_path: Path) -> None:
     assert sample(fams, f"{PREFIX}clock_synchronized") in (0, 1)
     assert sample(fams, f"{PREFIX}build_info", version="0.1.0") == 1
     assert sample(fams, f"{PREFIX}part_up", part="metrics") == 1
+    # The Grafana dashboard asks only for series the gateway exports.
+    dashboard = json.loads(
+        (Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text()
+    )
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    wanted = {m for e in exprs for m in re.findall(r"\b(checkin_gateway_\w+)", e)}
+    exported = {s.name for f in fams.values() for s in f.samples}
+    exported |= {"checkin_gateway_bookings_snapshot_age_seconds"}  # no booking door in this config
+    assert wanted and wanted <= exported, wanted - exported
     # No label carries a member, a token or a MAC.
     for secret in (RDM_TOKEN, "FFFFFFFFFF", ADA, "Ada", ADMIN_TOKEN):
         assert secret not in text
