@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import Gateway
@@ -26,6 +27,7 @@ from gateway.sim.seed import ADA, NFC_TOKEN, RDM_TOKEN
 from tests.harness import RecordingDoor
 from tests.mqtt_broker import free_port
 
+pytestmark = pytest.mark.real
 PREFIX = "checkin_gateway_"
 
 
