@@ -421,6 +421,7 @@ class Gateway:
             "unsaved_records": self.records.unsaved,
             "dropped_taps": self._dropped_taps,
             "rooms": self.door_rules.status(),
+            "mqtt": None if self.mqtt is None else self.mqtt.status(),
             "parts": {
                 name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
                 for name, s in self.runner.states.items()

@@ -36,6 +36,7 @@ from gateway.mqtt.commands import GatewayCommands
 from gateway.mqtt.payloads import Discovery, discovery_configs, event_payload
 from gateway.mqtt.topics import Topics
 from gateway.readers.link import LinkFault, LinkPolicy, LinkState, LinkSupervisor
+from gateway.redact import remember
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +119,18 @@ class MqttBridge:
     def state(self) -> LinkState:
         return self.link.state
 
+    def status(self) -> dict[str, Any]:
+        """For ``checkin-gateway status``: the link and what it could not send."""
+        stats = self.link.stats
+        return {
+            "state": stats.state.value,
+            "broker": f"{self._cfg.host}:{self.port}",
+            "reconnects": stats.reconnects,
+            "error": stats.last_error,
+            "buffered_events": len(self._out),
+            "dropped_events": self.dropped,
+        }
+
     # -- the tap path: never waits -------------------------------------------------------
 
     def decision(self, decision: Decision) -> None:
@@ -157,6 +170,7 @@ class MqttBridge:
         password = None
         if cfg.password_file is not None:
             password = await asyncio.to_thread(_read_secret, cfg.password_file)
+            remember(password, pin=True)  # never in a log line, whatever a library says
         tls = None
         if cfg.tls:
             cafile = str(cfg.ca_file) if cfg.ca_file else None
