@@ -53,7 +53,13 @@ class MqttRig:
 
 @contextlib.asynccontextmanager
 async def mqtt_gateway(
-    tmp_path: Path, mqtt: dict[str, Any], *, name: str = "gw1", settle: bool = True
+    tmp_path: Path,
+    mqtt: dict[str, Any],
+    *,
+    name: str = "gw1",
+    settle: bool = True,
+    door_config: dict[str, Any] | None = None,
+    door: Any = None,
 ) -> AsyncIterator[MqttRig]:
     space = demo_space()
     async with run_sim(space) as base_url:
@@ -61,11 +67,11 @@ async def mqtt_gateway(
             "gateway": {"state_dir": str(tmp_path / f"state-{name}"), "name": name},
             "cobot": {"base_url": base_url},
             "readers": [{"name": "front", "type": "keyboard", "door": "front"}],
-            "doors": [{"name": "front", "type": "command", "command": ["true"]}],
+            "doors": [door_config or {"name": "front", "type": "command", "command": ["true"]}],
             "mqtt": mqtt,
         }
         cfg = parse_config(raw, "test")
-        door = RecordingDoor()
+        door = door or RecordingDoor()
         reader = PushReader()
         gw = Gateway(cfg, ADMIN_TOKEN, doors={"front": door}, readers=[reader])
         task = asyncio.create_task(gw.run())

@@ -251,3 +251,50 @@ async def test_a_stop_with_events_in_flight_is_prompt(tmp_path: Path) -> None:
                         await asyncio.sleep(0)
                 started = time.monotonic()
             assert time.monotonic() - started < 2.5
+
+
+class ContactDoor:
+    """What the lock and contact states read of a GPIO door (``GpioDoor.unlocked`` and
+    ``is_open``); the GPIO door itself is tested on gpio-sim lines elsewhere."""
+
+    def __init__(self) -> None:
+        self.unlocked = False
+        self.is_open: bool | None = False
+        self.opened = 0
+
+    @property
+    def name(self) -> str:
+        return "front"
+
+    async def open(self) -> None:
+        self.opened += 1
+
+    async def signal(self, signal: object) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_contact_line_is_a_door_binary_sensor_and_the_strike_a_lock(tmp_path: Path) -> None:
+    door = ContactDoor()
+    gpio = {"name": "front", "type": "gpio", "line": 17, "contact_line": 27}
+    with mosquitto(tmp_path) as broker:
+        async with watch(broker.port, "#") as seen:
+            mqtt = {"host": "127.0.0.1", "port": broker.port}
+            async with mqtt_gateway(tmp_path, mqtt, door_config=gpio, door=door):
+                topic = "homeassistant/binary_sensor/gw1/front_contact/config"
+                config = json.loads(await seen.wait_for(topic))
+                assert check_discovery(topic, config) == "binary_sensor"
+                assert config["state_topic"] == f"{P}/door/front/contact"
+                await seen.wait_for(f"{P}/door/front/contact", b"closed")
+                await seen.wait_for(f"{P}/door/front/lock", b"LOCKED")
+                door.unlocked, door.is_open = True, True
+                await seen.wait_for(f"{P}/door/front/lock", b"UNLOCKED")
+                await seen.wait_for(f"{P}/door/front/contact", b"open")
+                door.unlocked, door.is_open = False, False
+                await seen.wait_for(f"{P}/door/front/contact", b"closed")
+                # Retained: Home Assistant starting later learns the state at once.
+                async with watch(broker.port, f"{P}/door/front/+") as later:
+                    await later.wait_for(f"{P}/door/front/lock", b"LOCKED")
+                    assert later.messages[0][2] is True
