@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox iproute2 \
 	conntrack libusb-1.0-0 systemd \
-	gcc python3-dev linux-libc-dev
+	gcc python3-dev linux-libc-dev \
+	mosquitto mosquitto-clients
 # The test VM (tests/vm/): qemu, the image's build (debootstrap, mkfs.ext4 -d) and a
 # compiler for the one wheel PyPI has only as source (evdev).
 SYSTEM_PACKAGES += qemu-system-x86 debootstrap e2fsprogs gcc libc6-dev python3-dev

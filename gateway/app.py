@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from gateway import __version__
 from gateway.attendance import Attendance
 from gateway.bookings.doors import DoorRules, booking_rate_limits
 from gateway.bookings.snapshot import BookingSnapshot
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
-from gateway.clock import SYSTEM_CLOCK, SystemClock
+from gateway.clock import SYSTEM_CLOCK, SystemClock, watch_clock
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.config.model import Config
@@ -35,6 +36,8 @@ from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
 from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics, metrics_handler
+from gateway.metrics.server import Handler, integration_parts
 from gateway.moco.keys import MocoKeys, load_moco_keys
 from gateway.moco.service import MocoService
 from gateway.model import CheckIn, Direction, Outcome, Signal, Tap
@@ -52,6 +55,7 @@ from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_db
 from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
+    from gateway.mqtt.bridge import MqttBridge
     from gateway.portal.service import PortalService
 
 log = structlog.get_logger(__name__)
@@ -112,6 +116,9 @@ class Gateway:
         self.dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
+        # Counted always (cheap); served on [metrics]' listener or the admin app's.
+        self.metrics = GatewayMetrics({r.name: r.door for r in cfg.readers}, version=__version__)
+        self.mqtt: MqttBridge | None = None
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -134,6 +141,7 @@ class Gateway:
                     self.limiter,
                     timeout=cfg.cobot.request_timeout,
                     clock=self.clock,
+                    observe=self.metrics.api,
                 ) as client,
                 self._open_moco(),
             ):
@@ -218,7 +226,7 @@ class Gateway:
             [self.records],
             self.attendance,
             door_rules=self.door_rules.rules,
-            hooks=[*self._hooks, self._returning_device],
+            hooks=[*self._hooks, self._returning_device, self._integrations],
             reader_backends=self._reader_backends(),
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
@@ -229,6 +237,11 @@ class Gateway:
             self.readers = [build_reader(c, ctx) for c in cfg.readers]
         configured = {c.name: c.door for c in cfg.readers}
         self._reader_door = {r.name: configured.get(r.name) for r in self.readers}
+        self.metrics.set_doors(self._reader_door)
+        if cfg.mqtt is not None:
+            from gateway.mqtt.wiring import build_bridge
+
+            self.mqtt = build_bridge(self, cfg.mqtt, self._reader_door)
         self.runner = Runner(self._parts())
 
     def _reader_backends(self) -> dict[str, list[RecordBackend]]:
@@ -259,10 +272,13 @@ class Gateway:
 
     def _parts(self) -> list[Part]:
         parts = [
+            # First: started before the doors, stopped after them (and after delivery,
+            # whose stop matters more), so "offline" is said last.
+            *self._integration_parts(),
             Part("token-sync", self.sync.run),
             Part("delivery", self.records.run),
             Part("housekeeping", self._housekeeping),
-            Part("clock", self._watch_clock),
+            Part("clock", lambda: watch_clock(self.clock, CLOCK_POLL)),
             *self.door_rules.parts(),
         ]
         if self.moco is not None:
@@ -343,15 +359,6 @@ class Gateway:
             await self.attendance.prune(self.clock.now())
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
-    async def _watch_clock(self) -> None:
-        """Until the wall clock is synchronised, look every ``CLOCK_POLL`` seconds (the
-        taps read meanwhile are marked, and corrected once it is)."""
-        while True:
-            if await asyncio.to_thread(self.clock.refresh):
-                log.info("clock_synchronized")
-                return
-            await asyncio.sleep(CLOCK_POLL)
-
     # --- the captive portal ----------------------------------------------------------
 
     def _make_portal(self, client: CobotClient) -> PortalService | None:
@@ -411,6 +418,23 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- metrics and MQTT (gateway/metrics, gateway/mqtt) --------------------------------
+
+    def _integrations(self, decision: Decision) -> None:
+        self.metrics.decision(decision)
+        if self.mqtt is not None:
+            self.mqtt.decision(decision)
+
+    def _integration_parts(self) -> list[Part]:
+        return integration_parts(self.cfg, self.metrics_handler(), self.mqtt)
+
+    def metrics_handler(self) -> Handler:
+        """An aiohttp handler for ``/metrics`` (the admin app mounts it on its listener)."""
+        return metrics_handler(self.metrics, self._metrics_snapshot)
+
+    async def _metrics_snapshot(self) -> tuple[dict[str, Any], dict[str, object]] | None:
+        return (self.status(), await self.outbox.stats()) if self.ready.is_set() else None
 
     # --- status -------------------------------------------------------------------
 

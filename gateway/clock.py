@@ -15,12 +15,17 @@ whose clock is hours off is not trusted until it is fixed.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -129,6 +134,16 @@ class SystemClock:
         if self._synced:
             return self.now()
         return None if self._offset is None else self.now() + self._offset
+
+
+async def watch_clock(clock: SystemClock, poll: float) -> None:
+    """Until the wall clock is synchronised, look every ``poll`` seconds (the taps read
+    meanwhile are marked, and corrected once it is)."""
+    while True:
+        if await asyncio.to_thread(clock.refresh):
+            log.info("clock_synchronized")
+            return
+        await asyncio.sleep(poll)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -17,8 +17,10 @@ from gateway.config.model import (
     BookingsSection,
     CobotSection,
     GatewaySection,
+    MetricsSection,
     MocoSection,
     MocoUser,
+    MqttSection,
     PortalSection,
     QueueSection,
 )
@@ -74,6 +76,8 @@ SECTIONS = {
         ("[portal]", PortalSection),  # commented out: optional, and needs CAP_NET_ADMIN
         ("[moco]", MocoSection),  # commented out: optional
         ("[moco]", MocoUser),  # [[moco.users]] lines are part of [moco]'s text here
+        ("[metrics]", MetricsSection),  # commented out: optional
+        ("[mqtt]", MqttSection),
     ],
     ids=lambda x: x if isinstance(x, str) else "",
 )

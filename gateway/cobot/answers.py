@@ -8,11 +8,15 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+import structlog
 
+from gateway.cobot.endpoints import Scope
 from gateway.cobot.errors import MalformedResponse, NotFound
 from gateway.cobot.headers import retry_after
 from gateway.model import CheckIn
 from gateway.redact import redact_text
+
+log = structlog.get_logger("gateway.cobot.client")
 
 MAX_BODY = 4 * 1024 * 1024  # a token list of tens of thousands fits; garbage beyond is cut
 
@@ -96,3 +100,42 @@ async def read_body(content: aiohttp.StreamReader) -> bytes:
             break
         raw += chunk
     return bytes(raw)
+
+
+class AnswerLog:
+    """How the client logs what went wrong with answers: an odd answer is a warning the
+    first time per kind, debug after (a proxy that keeps sending garbage must not flood
+    the log); an auth failure is loud once per episode (an operator must fix the token;
+    repeating it every tap would drown the log). ``quiet``: the caller reports failures
+    itself (doctor, login), so these are debug only."""
+
+    __slots__ = ("_noted", "_quiet", "auth_failed")
+
+    def __init__(self, *, quiet: bool) -> None:
+        self._noted: set[str] = set()
+        self._quiet = quiet
+        self.auth_failed = False
+
+    def odd(self, kind: str, problem: str, **fields: object) -> None:
+        level = log.debug if kind in self._noted or self._quiet else log.warning
+        self._noted.add(kind)
+        level("cobot_odd_answer", problem=problem, **fields)
+
+    def auth_error(self, status: int, what: str, detail: object, scope: Scope) -> None:
+        if not self.auth_failed:
+            self.auth_failed = True
+            (log.debug if self._quiet else log.error)(
+                "cobot_auth_failed",
+                status=status,
+                request=what,
+                detail=redact_text(str(detail)[:200]),
+                fix=(
+                    f"this request needs the scope {scope.value}; "
+                    "`checkin-gateway doctor` names every scope the configuration needs"
+                ),
+            )
+
+    def auth_ok(self) -> None:
+        if self.auth_failed:
+            self.auth_failed = False
+            log.info("cobot_auth_recovered")

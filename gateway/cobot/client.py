@@ -8,7 +8,8 @@ the caller decides what each means for a door or a queued check-in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import structlog
 
 from gateway.clock import SystemClock
 from gateway.cobot.answers import (
+    AnswerLog,
     CheckInResult,
     Headers,
     answer_404,
@@ -25,7 +27,7 @@ from gateway.cobot.answers import (
     read_body,
     read_json,
 )
-from gateway.cobot.endpoints import ENDPOINTS, Endpoint, Scope
+from gateway.cobot.endpoints import ENDPOINTS, Endpoint
 from gateway.cobot.errors import (
     MalformedResponse,
     NoSlot,
@@ -53,6 +55,9 @@ from gateway.redact import redact_text, redact_url, remember
 
 log = structlog.get_logger(__name__)
 
+RequestObserver = Callable[[str, str, str, float], None]
+"""(path template, rate-limit group, HTTP status or "error"/"timeout", seconds)."""
+
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer is treated as unanswered
 
 
@@ -67,11 +72,15 @@ class CobotClient:
         session: aiohttp.ClientSession | None = None,
         quiet: bool = False,
         clock: SystemClock | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
         """``limiter``: None sends without client-side pacing (a handful of one-off
         requests: doctor, login). ``quiet``: the caller reports failures itself, so auth
         failures and odd answers are logged at debug only. ``clock`` hears the API's
-        ``Date`` (a right clock without NTP is trusted this way)."""
+        ``Date`` (a right clock without NTP is trusted this way). ``observe`` hears of
+        every request sent (metrics: path template, group, status or "error"/"timeout",
+        seconds); it must be quick and must not raise."""
+        self._observe = observe
         self._clock = clock
         self._base = base_url.rstrip("/")
         self._auth = f"Bearer {access_token}"
@@ -81,9 +90,7 @@ class CobotClient:
         self._timeout = timeout
         self._session = session
         self._own_session = session is None
-        self._auth_failed = False
-        self._noted: set[str] = set()  # kinds of odd answers already logged at warning
-        self._quiet = quiet
+        self._answers = AnswerLog(quiet=quiet)
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -316,11 +323,12 @@ class CobotClient:
             # A Retry-After in force, or a full window: waiting would only end in NoSlot.
             raise NoSlot(f"{what}: no rate-limit slot within {deadline}s (next in {wait:.1f}s)")
         sent = False
+        started = 0.0
         try:
             async with asyncio.timeout(deadline):
                 if self._limiter is not None:
                     await self._limiter.acquire(group, priority)
-                sent = True
+                sent, started = True, time.monotonic()
                 async with asyncio.timeout(self._timeout):
                     return await self._exchange(
                         endpoint, path, what, group, params, json_body, expect
@@ -328,6 +336,7 @@ class CobotClient:
         except TimeoutError:
             if not sent:
                 raise NoSlot(f"{what}: no rate-limit slot within {deadline}s") from None
+            self._observed(endpoint, group, "timeout", started)
             raise Unavailable(f"{what}: no answer in time", outcome_unknown=True) from None
 
     async def _exchange(
@@ -340,6 +349,7 @@ class CobotClient:
         json_body: Mapping[str, Any] | None,
         expect: tuple[int, ...],
     ) -> Any:
+        started = time.monotonic()
         try:
             async with self._http().request(
                 endpoint.method,
@@ -358,13 +368,16 @@ class CobotClient:
                 )
                 self._saw_date(headers.date)
         except aiohttp.ClientConnectorError as exc:
+            self._observed(endpoint, group, "error", started)
             # Never connected: the request certainly did not reach Cobot.
             raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=False) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self._observed(endpoint, group, "error", started)
             # ValueError: aiohttp refusing a malformed status line or header it read.
             raise Unavailable(f"{what}: {redact_text(str(exc))}", outcome_unknown=True) from exc
+        self._observed(endpoint, group, str(status), started)
         if status in expect:
-            self._auth_ok()
+            self._answers.auth_ok()
             return read_json(raw, what, allow_empty=status == 204)
         return self._fail(endpoint, what, group, status, raw, headers)
 
@@ -378,7 +391,7 @@ class CobotClient:
         headers: Headers,
     ) -> Any:
         if status == 422:
-            self._auth_ok()
+            self._answers.auth_ok()
             reason, errors = refusal_reason(json_or_text(raw))
             raise Refused(reason, errors)
         if status == 404:
@@ -386,14 +399,14 @@ class CobotClient:
         if status == 429:
             delay = retry_after(headers.retry_after, headers.date)
             if delay.problem is not None:
-                self._note("retry_after", delay.problem, request=what, using_s=delay.seconds)
+                self._answers.odd("retry_after", delay.problem, request=what, using_s=delay.seconds)
             if self._limiter is not None:
                 self._limiter.block(group, delay.seconds)
             raise RateLimited(delay.seconds)
         if status in (401, 403):
             detail = json_or_text(raw)
             scope = missing_scope(headers.www_authenticate, detail) if status == 403 else None
-            self._auth_error(status, what, detail, endpoint.scope)
+            self._answers.auth_error(status, what, detail, endpoint.scope)
             raise Unauthorized(
                 status, f"{what}: {redact_text(str(detail)[:200])}", scope=scope or None
             )
@@ -403,43 +416,19 @@ class CobotClient:
         detail = redact_text(str(json_or_text(raw))[:200])
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}", status=status)
 
+    def _observed(self, endpoint: Endpoint, group: Group, code: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe(endpoint.template, group.value, code, time.monotonic() - started)
+
     def _saw_date(self, value: str | None) -> None:
         """Tell the clock what time the API says it is (garbage is ignored)."""
         when = http_date(value)
         if when is not None and self._clock is not None:
             self._clock.observe(when)
 
-    def _note(self, kind: str, problem: str, **fields: object) -> None:
-        """An odd answer: a warning the first time per kind, debug after (a proxy that
-        keeps sending garbage must not flood the log)."""
-        level = log.debug if kind in self._noted or self._quiet else log.warning
-        self._noted.add(kind)
-        level("cobot_odd_answer", problem=problem, **fields)
-
-    def _auth_error(self, status: int, what: str, detail: object, scope: Scope) -> None:
-        # Loud once per episode: an operator must fix the token; repeating it every tap
-        # would drown the log.
-        if not self._auth_failed:
-            self._auth_failed = True
-            (log.debug if self._quiet else log.error)(
-                "cobot_auth_failed",
-                status=status,
-                request=what,
-                detail=redact_text(str(detail)[:200]),
-                fix=(
-                    f"this request needs the scope {scope.value}; "
-                    "`checkin-gateway doctor` names every scope the configuration needs"
-                ),
-            )
-
-    def _auth_ok(self) -> None:
-        if self._auth_failed:
-            self._auth_failed = False
-            log.info("cobot_auth_recovered")
-
     @property
     def auth_failed(self) -> bool:
-        return self._auth_failed
+        return self._answers.auth_failed
 
 
 __all__ = ["CheckInResult", "CobotClient", "NoSlot", "parse_retry_after"]

@@ -91,6 +91,8 @@ class RateLimiter:
         self._window = window
         self._clock = clock
         self._changed = asyncio.Event()
+        # Told of every ``block`` a 429 caused here (fleet sharing over MQTT).
+        self.on_block: list[Callable[[Group, float], None]] = []
 
     def _headroom(self, w: _Window, priority: Priority) -> int:
         # Never reserve so much that a small limit leaves lower priorities nothing.
@@ -144,8 +146,9 @@ class RateLimiter:
         this can give up at once instead of waiting for a certain failure."""
         return self._wait_time(self._windows[group], priority) or 0.0
 
-    def block(self, group: Group, seconds: float) -> None:
-        """Obey a 429's Retry-After: nothing in this group goes for ``seconds``."""
+    def block(self, group: Group, seconds: float, *, share: bool = True) -> None:
+        """Obey a 429's Retry-After: nothing in this group goes for ``seconds``.
+        ``share``: tell ``on_block`` (False for a block a fleet peer told us of)."""
         w = self._windows[group]
         # The client caps Retry-After already; this keeps any caller from blocking a
         # group for ever (inf) or not at all by accident (nan compares false).
@@ -153,6 +156,9 @@ class RateLimiter:
             seconds = MAX_BLOCK if seconds > MAX_BLOCK or math.isnan(seconds) else 0.0
         w.blocked_until = max(w.blocked_until, self._clock() + seconds)
         self._changed.set()
+        if share:
+            for listener in self.on_block:
+                listener(group, seconds)
 
     def state(self) -> list[GroupState]:
         now = self._clock()

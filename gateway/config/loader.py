@@ -7,7 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from gateway.config.model import (
@@ -20,7 +20,9 @@ from gateway.config.model import (
     GatewaySection,
     GpioDoorConfig,
     MacReaderConfig,
+    MetricsSection,
     MocoSection,
+    MqttSection,
     NfcReaderConfig,
     PortalSection,
     QueueSection,
@@ -31,8 +33,20 @@ from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
 from gateway.portal.settings import check_portal
 
-_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "bookings", "moco")
-_TABLES = ("gateway", "cobot", "queue", "portal", "bookings")
+_TOP_LEVEL = (
+    "gateway",
+    "cobot",
+    "queue",
+    "readers",
+    "doors",
+    "portal",
+    "bookings",
+    "moco",
+    "metrics",
+    "mqtt",
+)
+_TABLES = ("gateway", "cobot", "queue", "portal", "bookings", "metrics", "mqtt")
+T = TypeVar("T")
 CREDENTIAL_NAME = "cobot-token"
 # Cobot's documented limits (API pages: general, check-ins): 60 requests a minute per
 # user, 120 for check-ins. Configuring more is allowed (another server, a raised quota)
@@ -113,9 +127,16 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         portal=_portal(data, top),
         moco=_moco(data, top),
         bookings=build(BookingsSection, data.get("bookings", {}), top.key("bookings")),
+        metrics=_optional(MetricsSection, data, "metrics", top),
+        mqtt=_optional(MqttSection, data, "mqtt", top),
     )
     _cross_check(cfg, top)
     return cfg
+
+
+def _optional(cls: type[T], data: Mapping[str, Any], key: str, top: Where) -> T | None:
+    """A section that is off unless its table is there."""
+    return build(cls, data[key], top.key(key)) if key in data else None
 
 
 def _portal(data: Mapping[str, Any], top: Where) -> PortalSection | None:

@@ -34,6 +34,7 @@ def gateway_status(gw: Gateway) -> dict[str, Any]:
         "dropped_taps": gw.dropped_taps,
         "moco": gw.moco.status() if gw.moco is not None else None,
         "rooms": gw.door_rules.status(),
+        "mqtt": None if gw.mqtt is None else gw.mqtt.status(),
         "parts": {
             name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
             for name, s in gw.runner.states.items()
