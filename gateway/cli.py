@@ -165,11 +165,6 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
 
 def _check_config(path: Path, out: TextIO) -> int:
     cfg = load_config(path)
-    load_access_token(cfg)
-    if cfg.moco is not None:
-        from gateway.moco.keys import load_moco_keys
-
-        load_moco_keys(cfg)
     for warning in config_warnings(cfg):
         print(f"warning: {warning}", file=out)
     print(
@@ -179,6 +174,10 @@ def _check_config(path: Path, out: TextIO) -> int:
     )
     try:
         load_access_token(cfg)
+        if cfg.moco is not None:
+            from gateway.moco.keys import load_moco_keys
+
+            load_moco_keys(cfg)
     except ConfigError as exc:
         if os.environ.get("INVOCATION_ID"):
             raise  # under systemd (ExecStartPre): the service cannot start without it
