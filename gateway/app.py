@@ -51,6 +51,7 @@ from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_db
 from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
+    from gateway.admin.service import AdminService
     from gateway.portal.service import PortalService
 
 log = structlog.get_logger(__name__)
@@ -103,6 +104,7 @@ class Gateway:
         self.readers: list[Reader] = []
         self.doors: dict[str, Door] = {}
         self.portal: PortalService | None = None
+        self.admin: AdminService | None = None  # the manager's page ([admin])
         self._reader_door: dict[str, str | None] = {}
         self._queues: list[asyncio.Queue[Tap]] = []
         self._dropped_taps = 0
@@ -173,6 +175,7 @@ class Gateway:
         )
         self.sync = TokenSync(self.cache, client, self.breaker, cfg.gateway.token_sync_interval)
         self.portal = self._make_portal(client)
+        self.admin = self._make_admin()
         rule = CheckInRule(
             self.cache,
             self.attendance,
@@ -194,7 +197,7 @@ class Gateway:
             [self.records],
             self.attendance,
             door_rules=self.door_rules.rules,
-            hooks=[*self._hooks, self._returning_device],
+            hooks=[*self._hooks, self._returning_device, *self._admin_hooks()],
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
         ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
@@ -216,6 +219,8 @@ class Gateway:
         ]
         if self.portal is not None:
             parts.append(Part("portal", self._run_portal))
+        if self.admin is not None:
+            parts.extend(self.admin.parts())
         for reader in self.readers:
             queue: asyncio.Queue[Tap] = asyncio.Queue(TAP_QUEUE_SIZE)
             self._queues.append(queue)
@@ -297,6 +302,18 @@ class Gateway:
                 log.info("clock_synchronized")
                 return
             await asyncio.sleep(CLOCK_POLL)
+
+    # --- the admin page ---------------------------------------------------------------
+
+    def _make_admin(self) -> AdminService | None:
+        if self.cfg.admin is None:
+            return None
+        from gateway.admin.service import AdminService
+
+        return AdminService(self.cfg.admin, self)
+
+    def _admin_hooks(self) -> list[DecisionHook]:
+        return self.admin.hooks() if self.admin is not None else []
 
     # --- the captive portal ----------------------------------------------------------
 

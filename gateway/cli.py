@@ -1,4 +1,4 @@
-"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|login|demo``.
+"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|login|admin-password|demo``.
 
 ``async def main(argv)`` does the work and returns the exit code; ``run()`` is the thin
 synchronous entry point. Tests call ``main([...])`` directly.
@@ -111,6 +111,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for the browser (default 600)",
     )
+    adm = sub.add_parser(
+        "admin-password", help="set the admin page's password (an argon2 hash in a file)"
+    )
+    _config_arg(adm)
+    adm.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the password from standard input (one line) instead of asking twice",
+    )
     demo = sub.add_parser("demo", help="a gateway on a simulated Cobot, keyboard reader")
     demo.add_argument(
         "--state-dir",
@@ -145,6 +154,8 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
                 from gateway.login import run_login
 
                 return await run_login(args.config, out, port=args.port, wait=args.timeout)
+            case "admin-password":
+                return _admin_password(args.config, out, from_stdin=args.stdin)
             case "demo":
                 from gateway.demo import run_demo
 
@@ -161,6 +172,35 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_FAILURE
+
+
+def _admin_password(path: Path, out: TextIO, *, from_stdin: bool) -> int:
+    """Ask for the admin page's password and store its argon2 hash in
+    ``[admin] password_file`` (mode 0600)."""
+    import getpass
+
+    from gateway.admin.password import write_hash_file
+
+    cfg = load_config(path)
+    if cfg.admin is None or cfg.admin.password_file is None:
+        raise ConfigError(f'{path}: set [admin] password_file = "/path/to/file" first')
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New admin password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the two passwords differ; nothing changed", file=sys.stderr)
+            return EXIT_FAILURE
+    try:
+        write_hash_file(cfg.admin.password_file, password)
+    except ValueError as exc:
+        print(f"error: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"error: cannot write {cfg.admin.password_file}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"admin password hash written to {cfg.admin.password_file}", file=out)
+    return EXIT_OK
 
 
 def _check_config(path: Path, out: TextIO) -> int:

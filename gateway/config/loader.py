@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from gateway.config.model import (
     DOOR_TYPES,
     READER_TYPES,
+    AdminSection,
     BookingsSection,
     CobotSection,
     Config,
@@ -30,8 +31,8 @@ from gateway.config.schema import Where, build
 from gateway.errors import ConfigError
 from gateway.portal.settings import check_portal
 
-_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "bookings")
-_TABLES = ("gateway", "cobot", "queue", "portal", "bookings")
+_TOP_LEVEL = ("gateway", "cobot", "queue", "readers", "doors", "portal", "bookings", "admin")
+_TABLES = ("gateway", "cobot", "queue", "portal", "bookings", "admin")
 CREDENTIAL_NAME = "cobot-token"
 # Cobot's documented limits (API pages: general, check-ins): 60 requests a minute per
 # user, 120 for check-ins. Configuring more is allowed (another server, a raised quota)
@@ -111,6 +112,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         doors=_typed_tables(data, "doors", DOOR_TYPES, top),
         portal=_portal(data, top),
         bookings=build(BookingsSection, data.get("bookings", {}), top.key("bookings")),
+        admin=build(AdminSection, data["admin"], top.key("admin")) if "admin" in data else None,
     )
     _cross_check(cfg, top)
     return cfg

@@ -355,6 +355,27 @@ class BookingsSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AdminSection:
+    """``[admin]``: the space manager's web page (gateway/admin)."""
+
+    # Loopback only by default; the management network's address to expose it there
+    # (never the captive portal's side).
+    listen: tuple[str, ...] = ("127.0.0.1",)
+    port: int = field(default=8081, metadata=_bounds(1, 65535))
+    # An argon2 hash made by `checkin-gateway admin-password`; no default password:
+    # without this file the page does not start and says why.
+    password_file: Path | None = None
+    language: Literal["auto", "en", "de"] = "auto"
+    # Seconds a signed-in session lasts without use.
+    session_idle: float = field(default=3600.0, metadata=_bounds(60, 7 * 86_400))
+    # Failed logins per client address within failure_window before a lock.
+    max_failures: int = field(default=5, metadata=_bounds(1, 1000))
+    failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
+    # Days the access log keeps a tap (pruned daily).
+    access_log_days: int = field(default=90, metadata=_bounds(1, 3650))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     source: str
     gateway: GatewaySection
@@ -364,6 +385,7 @@ class Config:
     doors: tuple[DoorBase, ...] = ()
     portal: PortalSection | None = None
     bookings: BookingsSection = BookingsSection()
+    admin: AdminSection | None = None
 
     def door(self, name: str) -> DoorBase:
         return next(d for d in self.doors if d.name == name)

@@ -1,0 +1,165 @@
+"""The admin page as parts of the daemon: the access-log writer and the web app.
+
+``AdminService`` is built by the gateway when the config has ``[admin]``. It gives the
+gateway two decision hooks (``hooks()``: the live feed and the access log) and two
+supervised parts (``parts()``): ``access-log`` (writer + daily prune) and ``admin``
+(the aiohttp listener). Without a password file the ``admin`` part stops at once with
+the reason (``status`` shows it); the doors and the access log run on regardless.
+
+Other parts may add routes to the listener before it starts, e.g. Prometheus metrics::
+
+    gateway.admin.add_route("GET", "/metrics", handler, public=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from gateway.admin.accesslog import AccessLog
+from gateway.admin.feed import LiveFeed
+from gateway.admin.password import PasswordCheck, load_hash
+from gateway.admin.sessions import Sessions
+from gateway.admin.web import AdminState, ExtraRoute, Handler, make_app
+from gateway.config.model import AdminSection
+from gateway.decide import DecisionHook
+from gateway.doors.base import Door
+from gateway.errors import GatewayError
+from gateway.outbox import Outbox
+from gateway.portal.csrf import CsrfGuard
+from gateway.portal.throttle import Throttle
+from gateway.runner import Part
+from gateway.store import Database
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_TIMEOUT = 2.0  # seconds open requests (event streams) get at stop
+HANDLER_ARGS: dict[str, Any] = {
+    "max_line_size": 4096,
+    "max_field_size": 8190,
+    "max_headers": 64,
+    "keepalive_timeout": 15.0,
+}
+
+
+class GatewayView(Protocol):
+    """What the page reads of the gateway (``gateway.app.Gateway`` is one)."""
+
+    db: Database
+    outbox: Outbox
+    doors: dict[str, Door]
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class AdminError(GatewayError):
+    """The admin page cannot start (no password file, port taken)."""
+
+
+class AdminService:
+    def __init__(self, cfg: AdminSection, gateway: GatewayView) -> None:
+        self.cfg = cfg
+        self._gateway = gateway
+        self.feed = LiveFeed()
+        self._access_log: AccessLog | None = None
+        self._extra: list[ExtraRoute] = []
+        self._check: PasswordCheck | None = None
+        self.addresses: list[tuple[str, int]] = []
+        self._started = False
+
+    # --- what the gateway wires ------------------------------------------------------
+
+    def hooks(self) -> list[DecisionHook]:
+        return [self.feed.hook, self._log_hook]
+
+    def parts(self) -> list[Part]:
+        return [Part("access-log", self._run_access_log), Part("admin", self.run)]
+
+    def add_route(self, method: str, path: str, handler: Handler, *, public: bool = False) -> None:
+        """Serve ``handler`` on the admin listener too (before the part starts).
+        ``public=True`` skips the session check: only for answers without secrets."""
+        if self._started:
+            raise RuntimeError("admin routes must be added before the admin page starts")
+        self._extra.append(ExtraRoute(method, path, handler, public))
+
+    # --- what the web layer reads -------------------------------------------------------
+
+    @property
+    def access_log(self) -> AccessLog:
+        if self._access_log is None:
+            self._access_log = AccessLog(self._gateway.db, self.cfg.access_log_days)
+        return self._access_log
+
+    @property
+    def access_log_days(self) -> int:
+        return self.cfg.access_log_days
+
+    @property
+    def db(self) -> Database:
+        return self._gateway.db
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._gateway.outbox
+
+    @property
+    def doors(self) -> Mapping[str, Door]:
+        return self._gateway.doors
+
+    def status(self) -> dict[str, Any]:
+        return self._gateway.status()
+
+    async def verify(self, password: str) -> bool:
+        assert self._check is not None
+        return await self._check.verify(password)
+
+    # --- the parts ----------------------------------------------------------------------
+
+    def _log_hook(self, decision: Any) -> None:
+        self.access_log.hook(decision)
+
+    async def _run_access_log(self) -> None:
+        await self.access_log.run()
+
+    async def run(self) -> None:
+        try:
+            self._check = PasswordCheck(load_hash(self.cfg.password_file))
+        except GatewayError as exc:
+            raise AdminError(f"admin page not started: {exc}") from exc
+        self._started = True
+        state = AdminState(
+            backend=self,
+            sessions=Sessions(self.cfg.session_idle),
+            csrf=CsrfGuard(),
+            throttle=Throttle(self.cfg.max_failures, self.cfg.failure_window),
+            language=self.cfg.language,
+            public=frozenset(),
+        )
+        app = make_app(state, self._extra)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS
+        )
+        await runner.setup()
+        try:
+            try:
+                for host in self.cfg.listen:
+                    await web.TCPSite(runner, host, self.cfg.port, reuse_address=True).start()
+            except OSError as exc:
+                raise AdminError(
+                    f"admin page: cannot listen on port {self.cfg.port}: {exc}"
+                ) from exc
+            self.addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
+            log.info("admin_listening", addresses=self.addresses)
+            await _forever()
+        finally:
+            self.addresses = []
+            await runner.cleanup()
+
+
+async def _forever() -> None:
+    import asyncio
+
+    await asyncio.Event().wait()

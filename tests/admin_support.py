@@ -1,0 +1,96 @@
+"""A gateway with the admin page on loopback, wired to the simulated Cobot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.admin.password import write_hash_file
+from gateway.app import Gateway
+from gateway.config import parse_config
+from gateway.decide import Decision
+from gateway.model import Direction
+from gateway.readers.base import make_tap
+from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
+from tests.harness import RecordingDoor, gateway_config
+
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class AdminRig:
+    space: SimSpace
+    gateway: Gateway
+    door: RecordingDoor
+    url: str
+    password_file: Path
+
+    async def tap(self, token: str, direction: Direction = Direction.IN) -> Decision:
+        tap = make_tap("front", token, direction, self.gateway.clock)
+        return await self.gateway.decider.decide(tap, self.door)
+
+    def client(self) -> aiohttp.ClientSession:
+        # unsafe=True: aiohttp's jar keeps no cookies for IP-address hosts otherwise.
+        return aiohttp.ClientSession(
+            self.url, cookie_jar=aiohttp.CookieJar(unsafe=True), raise_for_status=False
+        )
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+async def login(client: aiohttp.ClientSession, password: str = PASSWORD) -> aiohttp.ClientResponse:
+    async with client.get("/login") as r:
+        token = csrf_of(await r.text())
+    async with client.post(
+        "/login", data={"csrf": token, "password": password}, allow_redirects=False
+    ) as r:
+        await r.read()
+        return r
+
+
+@contextlib.asynccontextmanager
+async def admin_rig(
+    tmp_path: Path, *, password: str | None = PASSWORD, **admin: Any
+) -> AsyncIterator[AdminRig]:
+    space = demo_space()
+    password_file = tmp_path / "admin.hash"
+    if password is not None:
+        write_hash_file(password_file, password)
+    port = free_port()
+    async with run_sim(space) as base_url:
+        data = gateway_config(tmp_path / "state", base_url)
+        data["admin"] = {"port": port, "password_file": str(password_file), **admin}
+        cfg = parse_config(data, "test")
+        door = RecordingDoor()
+        gw = Gateway(cfg, ADMIN_TOKEN, doors={"front": door}, readers=[])
+        task = asyncio.create_task(gw.run())
+        await asyncio.wait_for(gw.ready.wait(), 5)
+        await gw.sync.sync_once()
+        if password is not None:
+            async with asyncio.timeout(5):
+                while gw.admin is None or not gw.admin.addresses:
+                    await asyncio.sleep(0.01)
+        try:
+            yield AdminRig(space, gw, door, f"http://127.0.0.1:{port}", password_file)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
