@@ -75,6 +75,7 @@ class AccessLog:
         self._days = days
         self._queue: asyncio.Queue[TapEvent] = asyncio.Queue(QUEUE_SIZE)
         self.lost = 0  # decisions not logged (queue full or a write failed)
+        self.written = 0
 
     async def setup(self) -> None:
         for statement in filter(str.strip, SCHEMA.split(";")):
@@ -127,6 +128,7 @@ class AccessLog:
                 ),
                 durable=False,
             )
+            self.written += 1
         except Exception as exc:  # noqa: BLE001 - a log row must never stop the writer
             self.lost += 1
             log.warning("access_log_write_failed", error=str(exc))
