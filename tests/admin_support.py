@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from gateway.admin.password import write_hash_file
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.decide import Decision
-from gateway.model import Direction
+from gateway.model import Direction, RecordKind
+from gateway.outbox import State
 from gateway.readers.base import make_tap
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
+from gateway.sim.seed import GRACE, NFC_TOKEN
 from tests.harness import RecordingDoor, gateway_config
 
 PASSWORD = "correct horse battery staple"
@@ -42,6 +45,18 @@ class AdminRig:
     async def tap(self, token: str, direction: Direction = Direction.IN) -> Decision:
         tap = make_tap("front", token, direction, self.gateway.clock)
         return await self.gateway.decider.decide(tap, self.door)
+
+    async def add_failed(self) -> int:
+        """A queue entry Cobot refused (Grace's check-in), as the drainer leaves it."""
+        return await self.gateway.outbox.add(
+            RecordKind.CHECK_IN,
+            token=NFC_TOKEN,
+            membership_id=GRACE,
+            reader="front",
+            tapped_at=datetime.now(UTC),
+            state=State.FAILED,
+            last_error="refused: test",
+        )
 
     def client(self) -> aiohttp.ClientSession:
         # unsafe=True: aiohttp's jar keeps no cookies for IP-address hosts otherwise.

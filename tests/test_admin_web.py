@@ -12,8 +12,9 @@ import pytest
 from gateway.admin.password import load_hash
 from gateway.admin.web import STATUS_INTERVAL
 from gateway.errors import ConfigError
+from gateway.outbox import State
 from gateway.sim import ADMIN_TOKEN
-from gateway.sim.seed import RDM_TOKEN
+from gateway.sim.seed import NFC_TOKEN, RDM_TOKEN
 from tests.admin_support import PASSWORD, admin_rig, csrf_of, login
 from tests.harness import eventually
 
@@ -138,21 +139,27 @@ async def test_live_tap_reaches_the_event_stream(tmp_path):
 async def test_queue_retry_and_drop_as_the_cli_does(tmp_path):
     async with admin_rig(tmp_path) as rig, rig.client() as client:
         await login(client)
-        await rig.tap(RDM_TOKEN)
         outbox = rig.gateway.outbox
-        entry = (await outbox.list(include_done=True))[0]
-        await outbox.mark_failed(entry.id, "refused: test")
+        first, second = await rig.add_failed(), await rig.add_failed()
         async with client.get("/queue") as r:
             page = await r.text()
             assert "refused: test" in page and "failed" in page
-            assert_no_secret(page)
-        async with client.post(f"/queue/{entry.id}/retry", data={"csrf": csrf_of(page)}) as r:
+            assert_no_secret(page, (NFC_TOKEN,))
+        token = csrf_of(page)
+        async with client.post(f"/queue/{second}/drop", data={"csrf": token}) as r:
+            assert f"Entry {second} was dropped" in await r.text()
+        dropped = await outbox.get(second)
+        assert dropped is not None and dropped.state is State.DROPPED
+        async with client.get("/queue", params={"all": "1"}) as r:
+            assert "dropped by admin page" in await r.text()
+        async with client.post(f"/queue/{first}/retry", data={"csrf": token}) as r:
             assert r.status == 200
-            assert f"Entry {entry.id} will be retried" in await r.text()
-        await eventually(lambda: True)
-        got = await outbox.get(entry.id)
-        assert got is not None and got.state.value in ("pending", "sending", "delivered")
-        async with client.post("/queue/999999/drop", data={"csrf": csrf_of(page)}) as r:
+            assert f"Entry {first} will be retried" in await r.text()
+        # Back in the queue, and delivered by the drainer like any entry.
+        async with asyncio.timeout(5):
+            while (entry := await outbox.get(first)) and entry.state is not State.DELIVERED:
+                await asyncio.sleep(0.02)
+        async with client.post("/queue/999999/drop", data={"csrf": token}) as r:
             assert "is not waiting or failed" in await r.text()
 
 

@@ -71,7 +71,7 @@ class TooManyStreams(Exception):
 class LiveFeed:
     def __init__(self, keep: int = KEEP) -> None:
         self.recent: deque[TapEvent] = deque(maxlen=keep)
-        self._subscribers: set[asyncio.Queue[TapEvent]] = set()
+        self._subscribers: set[asyncio.Queue[TapEvent | None]] = set()
 
     def hook(self, decision: Decision) -> None:
         event = TapEvent.of(decision)
@@ -81,14 +81,23 @@ class LiveFeed:
                 queue.get_nowait()
             queue.put_nowait(event)
 
-    def subscribe(self) -> asyncio.Queue[TapEvent]:
+    def close(self) -> None:
+        """End every open stream (``None`` is the end): the page is stopping, and an
+        open stream must not hold the stop up."""
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    def subscribe(self) -> asyncio.Queue[TapEvent | None]:
+        """A queue of the taps to come; ``None`` in it means the stream ends."""
         if len(self._subscribers) >= MAX_SUBSCRIBERS:
             raise TooManyStreams
-        queue: asyncio.Queue[TapEvent] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[TapEvent | None] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[TapEvent]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[TapEvent | None]) -> None:
         self._subscribers.discard(queue)
 
     @property

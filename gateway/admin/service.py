@@ -27,6 +27,7 @@ from gateway.admin.web import AdminState, ExtraRoute, Handler, make_app
 from gateway.config.model import AdminSection
 from gateway.decide import DecisionHook
 from gateway.doors.base import Door
+from gateway.drain import Drainer
 from gateway.errors import GatewayError
 from gateway.outbox import Outbox
 from gateway.portal.csrf import CsrfGuard
@@ -53,6 +54,9 @@ class GatewayView(Protocol):
     doors: dict[str, Door]
 
     def status(self) -> dict[str, Any]: ...
+
+    @property
+    def drainer(self) -> Drainer: ...
 
 
 class AdminError(GatewayError):
@@ -112,6 +116,10 @@ class AdminService:
     def status(self) -> dict[str, Any]:
         return self._gateway.status()
 
+    def wake_delivery(self) -> None:
+        """A retried entry goes out now, not at the drainer's next idle look."""
+        self._gateway.drainer.wake()
+
     async def verify(self, password: str) -> bool:
         assert self._check is not None
         return await self._check.verify(password)
@@ -156,6 +164,7 @@ class AdminService:
             await _forever()
         finally:
             self.addresses = []
+            self.feed.close()
             await runner.cleanup()
 
 

@@ -277,6 +277,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await _send(response, "status", _status_event(lang, state.backend.status()))
                 continue
+            if event is None:  # the page is stopping
+                break
             await _send(response, "tap", event.as_dict())
     except (ConnectionResetError, ConnectionError):
         pass  # the page was closed
@@ -356,6 +358,8 @@ async def _queue_op(request: web.Request) -> web.StreamResponse:
     entry_id, op = int(request.match_info["id"]), request.match_info["op"]
     if op == "retry":
         done = await backend.outbox.retry(entry_id)
+        if done:
+            backend.wake_delivery()
     else:
         done = await backend.outbox.mark_dropped(entry_id, OPERATOR)
     log.info("admin_queue", op=op, entry=entry_id, done=done, remote=request.remote)
