@@ -397,7 +397,11 @@ class Gateway:
             "dropped_taps": self._dropped_taps,
             "rooms": self.door_rules.status(),
             "parts": {
-                name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
+                name: {
+                    "running": s.running,
+                    "restarts": s.restarts,
+                    "error": s.stopped_because or s.last_error,
+                }
                 for name, s in self.runner.states.items()
             },
             "rate_limits": [

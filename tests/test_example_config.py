@@ -14,6 +14,7 @@ from gateway.config.loader import load_config
 from gateway.config.model import (
     DOOR_TYPES,
     READER_TYPES,
+    AdminSection,
     BookingsSection,
     CobotSection,
     GatewaySection,
@@ -70,6 +71,7 @@ SECTIONS = {
         *((f"[[readers]]:{t}", c) for t, c in READER_TYPES.items()),
         *((f"[[doors]]:{t}", c) for t, c in DOOR_TYPES.items()),
         ("[portal]", PortalSection),  # commented out: optional, and needs CAP_NET_ADMIN
+        ("[admin]", AdminSection),  # commented out: needs a password file first
     ],
     ids=lambda x: x if isinstance(x, str) else "",
 )

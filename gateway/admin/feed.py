@@ -26,6 +26,7 @@ class TapEvent:
     """One decision as the page shows it (no secret: the token is redacted)."""
 
     at: str  # ISO 8601 UTC, the tap's wall-clock time
+    local: str  # the same in the gateway's local time, "HH:MM:SS", as the page shows it
     reader: str
     token: str  # redacted
     member: str | None
@@ -40,6 +41,7 @@ class TapEvent:
         m = decision.membership
         return cls(
             at=decision.tap.at.isoformat(timespec="seconds"),
+            local=decision.tap.at.astimezone().strftime("%H:%M:%S"),
             reader=decision.tap.reader,
             token=redact(decision.tap.token),
             member=m.name if m else None,
@@ -53,6 +55,7 @@ class TapEvent:
     def as_dict(self) -> dict[str, Any]:
         return {
             "at": self.at,
+            "local": self.local,
             "reader": self.reader,
             "token": self.token,
             "member": self.member,

@@ -21,7 +21,8 @@ from gateway.portal.i18n import Lang
 STYLE = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.4 system-ui,sans-serif;color:#1b1b1b;
 background:#f6f6f4}header{background:#243b53;color:#fff;padding:.6rem 1rem}
-header a,header button{color:#fff}nav{display:flex;flex-wrap:wrap;gap:.2rem .9rem;
+header a{color:#fff}header button{color:#fff;background:transparent;
+border:1px solid #fff;border-radius:.3rem}nav{display:flex;flex-wrap:wrap;gap:.2rem .9rem;
 margin:.4rem 0}nav a{text-decoration:none}nav a.on{font-weight:700;text-decoration:underline}
 main{padding:1rem;max-width:70rem;margin:auto}h1{font-size:1.3rem;margin:.2rem 0}
 h2{font-size:1.1rem}table{border-collapse:collapse;width:100%;background:#fff}
@@ -42,7 +43,7 @@ var live=document.getElementById('live');var es=new EventSource('/events');
 function cell(r,v,c){var d=document.createElement('td');d.textContent=v==null?'':String(v);
 if(c)d.className=c;r.appendChild(d);}
 es.addEventListener('tap',function(m){var e=JSON.parse(m.data);
-var r=document.createElement('tr');r.className='tap';cell(r,e.at.replace('T',' ').slice(0,19));
+var r=document.createElement('tr');r.className='tap';cell(r,e.local);
 cell(r,e.reader);cell(r,e.token);cell(r,e.member||'-');cell(r,e.outcome,e.opened?'ok':'no');
 cell(r,e.reason||'');cell(r,e.latency_ms);var n=document.getElementById('none');
 if(n)n.remove();t.insertBefore(r,t.firstChild);while(t.rows.length>50)t.deleteRow(-1);});
@@ -146,7 +147,7 @@ def login_page(lang: Lang, csrf: str, note: str | None) -> bytes:
 def tap_row(ev: Mapping[str, Any]) -> list[str]:
     cls = "ok" if ev["opened"] else "no"
     return [
-        e(str(ev["at"]).replace("T", " ")[:19]),
+        e(ev.get("local") or str(ev["at"]).replace("T", " ")[:19] + " UTC"),
         e(ev["reader"]),
         e(ev["token"]),
         e(ev["member"] or "-"),
