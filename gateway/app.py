@@ -246,6 +246,8 @@ class Gateway:
         self, reader: Reader, queue: asyncio.Queue[Tap]
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         def sink(tap: Tap) -> None:
+            if self.admin is not None and self.admin.offer(tap):
+                return  # captured for enrolment on the admin page, not decided
             try:
                 queue.put_nowait(tap)
             except asyncio.QueueFull:

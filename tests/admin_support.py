@@ -83,8 +83,14 @@ async def login(client: aiohttp.ClientSession, password: str = PASSWORD) -> aioh
 
 @contextlib.asynccontextmanager
 async def admin_rig(
-    tmp_path: Path, *, password: str | None = PASSWORD, **admin: Any
+    tmp_path: Path,
+    *,
+    password: str | None = PASSWORD,
+    serial_port: str | None = None,
+    **admin: Any,
 ) -> AsyncIterator[AdminRig]:
+    """``serial_port``: a line reader "front" on that tty (else no reader: taps are
+    decided directly with ``AdminRig.tap``)."""
     space = demo_space()
     password_file = tmp_path / "admin.hash"
     if password is not None:
@@ -93,9 +99,21 @@ async def admin_rig(
     async with run_sim(space) as base_url:
         data = gateway_config(tmp_path / "state", base_url)
         data["admin"] = {"port": port, "password_file": str(password_file), **admin}
+        if serial_port is not None:
+            data["readers"] = [
+                {
+                    "name": "front",
+                    "type": "serial",
+                    "port": serial_port,
+                    "protocol": "line",
+                    "door": "front",
+                    "debounce": 0.2,  # the same card again soon after: a new tap
+                }
+            ]
         cfg = parse_config(data, "test")
         door = RecordingDoor()
-        gw = Gateway(cfg, ADMIN_TOKEN, doors={"front": door}, readers=[])
+        readers = None if serial_port is not None else []
+        gw = Gateway(cfg, ADMIN_TOKEN, doors={"front": door}, readers=readers)
         task = asyncio.create_task(gw.run())
         await asyncio.wait_for(gw.ready.wait(), 5)
         await gw.sync.sync_once()

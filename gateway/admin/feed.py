@@ -67,6 +67,21 @@ class TapEvent:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class EnrolEvent:
+    """A reader in enrolment mode captured an unknown card (token redacted)."""
+
+    capture_id: str
+    reader: str
+    token: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"capture_id": self.capture_id, "reader": self.reader, "token": self.token}
+
+
+Event = TapEvent | EnrolEvent | None  # None: the stream ends
+
+
 class TooManyStreams(Exception):
     """More than ``MAX_SUBSCRIBERS`` pages stream at once."""
 
@@ -74,11 +89,18 @@ class TooManyStreams(Exception):
 class LiveFeed:
     def __init__(self, keep: int = KEEP) -> None:
         self.recent: deque[TapEvent] = deque(maxlen=keep)
-        self._subscribers: set[asyncio.Queue[TapEvent | None]] = set()
+        self._subscribers: set[asyncio.Queue[Event]] = set()
 
     def hook(self, decision: Decision) -> None:
         event = TapEvent.of(decision)
         self.recent.append(event)
+        self._publish(event)
+
+    def enrolled(self, capture_id: str, reader: str, token: str) -> None:
+        """Tell open pages that a card was captured for enrolment."""
+        self._publish(EnrolEvent(capture_id, reader, redact(token)))
+
+    def _publish(self, event: Event) -> None:
         for queue in self._subscribers:
             if queue.full():  # a slow page loses its oldest event, the door never waits
                 queue.get_nowait()
@@ -87,20 +109,17 @@ class LiveFeed:
     def close(self) -> None:
         """End every open stream (``None`` is the end): the page is stopping, and an
         open stream must not hold the stop up."""
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
+        self._publish(None)
 
-    def subscribe(self) -> asyncio.Queue[TapEvent | None]:
+    def subscribe(self) -> asyncio.Queue[Event]:
         """A queue of the taps to come; ``None`` in it means the stream ends."""
         if len(self._subscribers) >= MAX_SUBSCRIBERS:
             raise TooManyStreams
-        queue: asyncio.Queue[TapEvent | None] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[TapEvent | None]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
         self._subscribers.discard(queue)
 
     @property

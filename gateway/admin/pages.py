@@ -38,11 +38,13 @@ dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .8rem}dd{margin:0}
 """
 
 SCRIPT = """
-(function(){var t=document.getElementById('taps');if(!t||!window.EventSource)return;
+(function(){var t=document.getElementById('taps');var en=document.getElementById('enrol');
+if((!t&&!en)||!window.EventSource)return;
 var live=document.getElementById('live');var es=new EventSource('/events');
 function cell(r,v,c){var d=document.createElement('td');d.textContent=v==null?'':String(v);
 if(c)d.className=c;r.appendChild(d);}
-es.addEventListener('tap',function(m){var e=JSON.parse(m.data);
+es.addEventListener('enrol',function(){if(en)location.replace('/enrol');});
+es.addEventListener('tap',function(m){if(!t)return;var e=JSON.parse(m.data);
 var r=document.createElement('tr');r.className='tap';cell(r,e.local);
 cell(r,e.reader);cell(r,e.token);cell(r,e.member||'-');cell(r,e.outcome,e.opened?'ok':'no');
 cell(r,e.reason||'');cell(r,e.latency_ms);var n=document.getElementById('none');
@@ -72,6 +74,7 @@ NAV = (
     ("/queue", "queue"),
     ("/log", "log"),
     ("/rooms", "rooms"),
+    ("/enrol", "enrol"),
 )
 
 
@@ -342,6 +345,52 @@ def rooms_page(lang: Lang, csrf: str, rooms: Mapping[str, Mapping[str, Any]]) ->
     head = [t(lang, k) for k in ("door", "room", "current", "snapshot_age", "error")]
     body = table(head, rows) if rows else f"<p>{e(t(lang, 'no_rooms'))}</p>"
     return layout(lang, "rooms", body, csrf=csrf, path="/rooms")
+
+
+def enrol_page(
+    lang: Lang,
+    csrf: str,
+    *,
+    readers: Sequence[str],
+    armed: Mapping[str, float],
+    captures: Sequence[Mapping[str, str]],
+    members: Sequence[Any],
+    note: str | None,
+    error: bool,
+) -> bytes:
+    options = "".join(f"<option>{e(r)}</option>" for r in readers)
+    waiting = "".join(
+        f"<p class=msg>{e(t(lang, 'enrol_waiting_left', reader=r, seconds=int(s)))}</p>"
+        for r, s in armed.items()
+    )
+    start = (
+        f'<form method="post" action="/enrol/start">{hidden(csrf)}'
+        f'<label for="reader">{e(t(lang, "reader"))}</label>'
+        f'<select id="reader" name="reader">{options}</select> '
+        f"<button>{e(t(lang, 'enrol_start'))}</button></form>"
+    )
+    member_options = "".join(
+        f'<option value="{e(m.id)}">{e(m.name or m.id)}</option>' for m in members
+    )
+    rows = []
+    for c in captures:
+        register = (
+            f'<form method="post" action="/enrol/{e(c["id"])}/register">{hidden(csrf)}'
+            f'<label for="m-{e(c["id"])}">{e(t(lang, "member"))}</label>'
+            f'<select id="m-{e(c["id"])}" name="membership_id">{member_options}</select> '
+            f"<button>{e(t(lang, 'register'))}</button></form>"
+            f'<form class="inline" method="post" action="/enrol/{e(c["id"])}/forget">'
+            f"{hidden(csrf)}<button>{e(t(lang, 'forget'))}</button></form>"
+        )
+        rows.append([e(c["at"].replace("T", " ")[:19]), e(c["reader"]), e(c["token"]), register])
+    body = message(note, error=error) + f'<div id="enrol">{waiting}{start}</div>'
+    body += f"<h2>{e(t(lang, 'captured'))}</h2>"
+    if rows:
+        head = [t(lang, "time"), t(lang, "reader"), t(lang, "card"), ""]
+        body += table(head, rows)
+    else:
+        body += f"<p>{e(t(lang, 'no_captures'))}</p>"
+    return layout(lang, "enrol", body, csrf=csrf, path="/enrol", script=True)
 
 
 def notice_page(lang: Lang, key: str, csrf: str | None) -> bytes:

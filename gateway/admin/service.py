@@ -20,15 +20,19 @@ import structlog
 from aiohttp import web
 
 from gateway.admin.accesslog import AccessLog
+from gateway.admin.enrol import Capture, Enrolment
 from gateway.admin.feed import LiveFeed
 from gateway.admin.password import PasswordCheck, load_hash
 from gateway.admin.sessions import Sessions
 from gateway.admin.web import AdminState, ExtraRoute, Handler, make_app
+from gateway.cache import TokenCache
+from gateway.cobot.client import CobotClient
 from gateway.config.model import AdminSection
 from gateway.decide import DecisionHook
 from gateway.doors.base import Door
 from gateway.drain import Drainer
 from gateway.errors import GatewayError
+from gateway.model import Membership, Tap
 from gateway.outbox import Outbox
 from gateway.portal.csrf import CsrfGuard
 from gateway.portal.throttle import Throttle
@@ -52,6 +56,8 @@ class GatewayView(Protocol):
     db: Database
     outbox: Outbox
     doors: dict[str, Door]
+    cache: TokenCache
+    client: CobotClient
 
     def status(self) -> dict[str, Any]: ...
 
@@ -68,6 +74,11 @@ class AdminService:
         self.cfg = cfg
         self._gateway = gateway
         self.feed = LiveFeed()
+        self.enrolment = Enrolment(
+            gateway.cache.lookup,
+            gateway.cache.add,
+            on_capture=lambda c: self.feed.enrolled(c.id, c.reader, c.token),
+        )
         self._access_log: AccessLog | None = None
         self._extra: list[ExtraRoute] = []
         self._check: PasswordCheck | None = None
@@ -78,6 +89,11 @@ class AdminService:
 
     def hooks(self) -> list[DecisionHook]:
         return [self.feed.hook, self._log_hook]
+
+    def offer(self, tap: Tap) -> bool:
+        """On the tap path, before the decision: True when a reader in enrolment mode
+        captured this unknown card (then the tap must not be decided)."""
+        return self.enrolment.offer(tap)
 
     def parts(self) -> list[Part]:
         return [Part("access-log", self._run_access_log), Part("admin", self.run)]
@@ -115,6 +131,17 @@ class AdminService:
 
     def status(self) -> dict[str, Any]:
         return self._gateway.status()
+
+    async def memberships(self) -> list[Membership]:
+        """The memberships the token cache knows (a card can be added to them)."""
+        rows = await self._gateway.db.fetchall(
+            "SELECT DISTINCT membership_id, membership_name FROM tokens "
+            "ORDER BY membership_name, membership_id"
+        )
+        return [Membership(str(i), str(n or "")) for i, n in rows]
+
+    async def register_card(self, capture_id: str, member: Membership) -> Capture:
+        return await self.enrolment.register(self._gateway.client, capture_id, member)
 
     def wake_delivery(self) -> None:
         """A retried entry goes out now, not at the drainer's next idle look."""

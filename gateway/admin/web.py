@@ -23,7 +23,8 @@ from aiohttp import web
 
 from gateway.admin import pages
 from gateway.admin.accesslog import Query
-from gateway.admin.feed import TooManyStreams
+from gateway.admin.enrol import EnrolRefused
+from gateway.admin.feed import TapEvent, TooManyStreams
 from gateway.admin.sessions import COOKIE, Sessions
 from gateway.errors import DoorError, GatewayError
 from gateway.portal.csrf import CsrfGuard, new_session, valid_session
@@ -87,6 +88,9 @@ def make_app(state: AdminState, extra: list[ExtraRoute]) -> web.Application:
     r.add_get("/log", _log)
     r.add_get("/log.csv", _log_csv)
     r.add_get("/rooms", _rooms)
+    r.add_get("/enrol", _enrol)
+    r.add_post("/enrol/start", _enrol_start)
+    r.add_post("/enrol/{id:[A-Za-z0-9_-]{1,40}}/{op:register|forget}", _enrol_op)
     for route in extra:
         r.add_route(route.method, route.path, route.handler)
     return app
@@ -279,7 +283,9 @@ async def _events(request: web.Request) -> web.StreamResponse:
                 continue
             if event is None:  # the page is stopping
                 break
-            await _send(response, "tap", event.as_dict())
+            await _send(
+                response, "tap" if isinstance(event, TapEvent) else "enrol", event.as_dict()
+            )
     except (ConnectionResetError, ConnectionError):
         pass  # the page was closed
     finally:
@@ -409,6 +415,58 @@ async def _log_csv(request: web.Request) -> web.StreamResponse:
     response = web.Response(text=text, content_type="text/csv", charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+async def _enrol(
+    request: web.Request, note: str | None = None, error: bool = False
+) -> web.StreamResponse:
+    backend = request.app[STATE].backend
+    enrolment = backend.enrolment
+    captures = [
+        {"id": c.id, "reader": c.reader, "token": c.shown, "at": c.wall}
+        for c in enrolment.captures()
+    ]
+    body = pages.enrol_page(
+        lang_of(request),
+        _csrf(request),
+        readers=sorted(backend.status().get("readers", {})),
+        armed=enrolment.armed(),
+        captures=captures,
+        members=await backend.memberships(),
+        note=note,
+        error=error,
+    )
+    return _page(request, body)
+
+
+async def _enrol_start(request: web.Request) -> web.StreamResponse:
+    backend = request.app[STATE].backend
+    reader = _field(await request.post(), "reader") or ""
+    if reader not in backend.status().get("readers", {}):
+        return await _enrol(request, pages.t(lang_of(request), "no_such_reader"), True)
+    backend.enrolment.arm(reader)
+    log.info("admin_enrol_start", reader=reader, remote=request.remote)
+    return await _enrol(request, pages.t(lang_of(request), "enrol_waiting", reader=reader))
+
+
+async def _enrol_op(request: web.Request) -> web.StreamResponse:
+    backend = request.app[STATE].backend
+    lang = lang_of(request)
+    capture_id, op = request.match_info["id"], request.match_info["op"]
+    if op == "forget":
+        backend.enrolment.forget(capture_id)
+        return await _enrol(request)
+    membership_id = _field(await request.post(), "membership_id") or ""
+    member = next((m for m in await backend.memberships() if m.id == membership_id), None)
+    if member is None:
+        return await _enrol(request, pages.t(lang, "no_such_member"), True)
+    try:
+        capture = await backend.register_card(capture_id, member)
+    except KeyError:
+        return await _enrol(request, pages.t(lang, "capture_gone"), True)
+    except EnrolRefused as exc:
+        return await _enrol(request, pages.t(lang, "enrol_refused", reason=str(exc)), True)
+    return await _enrol(request, pages.t(lang, "enrolled", token=capture.shown, member=member.name))
 
 
 async def _rooms(request: web.Request) -> web.StreamResponse:
