@@ -28,6 +28,7 @@ from gateway.redact import redact
 log = structlog.get_logger(__name__)
 
 WINDOW = 60.0  # seconds a reader stays in enrolment mode waiting for a card
+CARD_WINDOW = 30.0  # the same, when started by tapping an admin card
 KEEP = 600.0  # seconds a captured card waits for the manager's choice
 MAX_CAPTURES = 8
 API_DEADLINE = 10.0  # seconds for each Cobot call
@@ -67,8 +68,10 @@ class Enrolment:
         add: Callable[[str, Membership], Awaitable[None]],
         *,
         on_capture: Callable[[Capture], None] = lambda _c: None,
+        admin_cards: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._admin_cards = admin_cards
         self._lookup = lookup
         self._add = add
         self._on_capture = on_capture
@@ -89,7 +92,11 @@ class Enrolment:
         return {r: round(d - now) for r, d in self._armed.items() if d > now}
 
     def offer(self, tap: Tap) -> bool:
-        """On the tap path: True when the tap was captured (then it is not decided)."""
+        """On the tap path: True when the tap was captured (then it is not decided):
+        an admin card (arms its reader) or the unknown card an armed reader waits for."""
+        if tap.token in self._admin_cards:
+            self.arm(tap.reader, CARD_WINDOW)
+            return True
         deadline = self._armed.get(tap.reader)
         if deadline is None:
             return False

@@ -78,6 +78,7 @@ class AdminService:
             gateway.cache.lookup,
             gateway.cache.add,
             on_capture=lambda c: self.feed.enrolled(c.id, c.reader, c.token),
+            admin_cards=frozenset(cfg.enrol_cards),
         )
         self._access_log: AccessLog | None = None
         self._extra: list[ExtraRoute] = []

@@ -373,6 +373,9 @@ class AdminSection:
     failure_window: float = field(default=900.0, metadata=_bounds(1, 86_400))
     # Days the access log keeps a tap (pruned daily).
     access_log_days: int = field(default=90, metadata=_bounds(1, 3650))
+    # Admin cards: tapping one puts its reader in enrolment mode (the next unknown card
+    # within 30 s goes to the admin page); the admin card itself opens nothing.
+    enrol_cards: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
