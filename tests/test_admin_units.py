@@ -40,7 +40,7 @@ def test_an_armed_reader_captures_the_next_unknown_card_only():
     (capture,) = e.captures()
     assert (
         capture.token == "NEWCARD001"
-        and capture.shown.endswith("W1")
+        and capture.shown.endswith("01")
         and "NEWCARD001" not in capture.shown
     )
 
