@@ -111,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for the browser (default 600)",
     )
+    enrol = sub.add_parser(
+        "enrol", help="put a reader in enrolment mode: its next unknown card goes to the admin page"
+    )
+    _config_arg(enrol)
+    enrol.add_argument("--reader", required=True, metavar="NAME", help="the reader's name")
     adm = sub.add_parser(
         "admin-password", help="set the admin page's password (an argon2 hash in a file)"
     )
@@ -154,6 +159,8 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
                 from gateway.login import run_login
 
                 return await run_login(args.config, out, port=args.port, wait=args.timeout)
+            case "enrol":
+                return await _enrol(args.config, args.reader, out)
             case "admin-password":
                 return _admin_password(args.config, out, from_stdin=args.stdin)
             case "demo":
@@ -172,6 +179,47 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_FAILURE
+
+
+async def _enrol(path: Path, reader: str, out: TextIO) -> int:
+    """Ask the running daemon (status socket) to put ``reader`` in enrolment mode."""
+    from gateway.status import StatusUnavailable, ask
+    from gateway.status.paths import candidates
+
+    cfg = load_config(path)
+    if cfg.admin is None:
+        raise ConfigError(f"{path}: enrolment needs the admin page: add an [admin] table")
+    problem = "no status socket"
+    for socket in candidates(cfg.gateway.state_dir):
+        try:
+            answer = await ask(socket, request=f"enrol {reader}")
+        except StatusUnavailable as exc:
+            problem = str(exc)
+            continue
+        if "error" in answer:
+            print(f"error: {answer['error']}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(
+            f"reader {reader} waits {answer['window_s']:.0f} s for a new card; tap it, then "
+            "pick the member on the admin page (Enrol a card)",
+            file=out,
+        )
+        return EXIT_OK
+    print(f"error: the gateway is not running ({problem})", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _enrol_command(gateway: Gateway, reader: str) -> dict[str, Any]:
+    """The status socket's ``enrol <reader>``."""
+    from gateway.admin.enrol import WINDOW
+
+    if not gateway.ready.is_set() or gateway.admin is None:
+        return {"error": "the admin page is not configured or the gateway is starting"}
+    if reader not in {r.name for r in gateway.readers}:
+        names = ", ".join(r.name for r in gateway.readers) or "none"
+        return {"error": f"no reader {reader!r} (readers: {names})"}
+    gateway.admin.enrolment.arm(reader)
+    return {"reader": reader, "window_s": WINDOW}
 
 
 def _admin_password(path: Path, out: TextIO, *, from_stdin: bool) -> int:
@@ -248,7 +296,10 @@ async def _run(path: Path) -> int:
         notifier = Notifier.from_environ()
         gateway = Gateway(cfg, token, on_ready=lambda: notifier.ready(_status_line(gateway)))
         status_server = StatusServer(
-            socket_path(state_dir), lambda: _status(gateway), state_dir=state_dir
+            socket_path(state_dir),
+            lambda: _status(gateway),
+            state_dir=state_dir,
+            commands={"enrol": lambda reader: _enrol_command(gateway, reader)},
         )
         return await _serve(gateway, status_server, notifier)
     finally:
