@@ -78,6 +78,29 @@ async def test_enrol_a_card_by_tapping_it(tmp_path, pty):
         await eventually(lambda: rig.door.opened == 1)
         assert gw.admin.feed.recent[-1].member == "Ada Lovelace"  # type: ignore[union-attr]
 
+        # Revoke it from the page (asked first): gone at Cobot and here at once.
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        refs = re.findall(r'action="/cards/([0-9a-f]{24})/revoke"', page)
+        assert NEW_CARD not in page and "********01" in page
+        assert rig.gateway.admin is not None
+        ref = next(
+            ref for ref, shown, _m in await rig.gateway.admin.cards() if shown.endswith("01")
+        )
+        assert ref in refs
+        async with client.post(f"/cards/{ref}/revoke", data={"csrf": csrf_of(page)}) as r:
+            assert "stops opening the door" in await r.text()
+        assert NEW_CARD in rig.space.tokens
+        async with client.post(
+            f"/cards/{ref}/revoke", data={"csrf": csrf_of(page), "confirm": "yes"}
+        ) as r:
+            assert "is revoked" in await r.text()
+        assert NEW_CARD not in rig.space.tokens and gw.cache.lookup(NEW_CARD) is None
+        await asyncio.sleep(0.3)
+        os.write(master, f"{NEW_CARD}\n".encode())
+        await eventually(lambda: len(gw.admin.feed.recent) == 2)  # type: ignore[union-attr]
+        assert rig.door.opened == 1 and not gw.admin.feed.recent[-1].opened  # type: ignore[union-attr]
+
 
 async def test_a_card_registered_to_someone_else_is_refused_with_whose(tmp_path, pty):
     master, port = pty

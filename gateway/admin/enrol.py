@@ -13,6 +13,8 @@ with whose it is (redacted).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -55,6 +57,17 @@ class Capture:
     @property
     def shown(self) -> str:
         return redact(self.token)
+
+
+class CardRef:
+    """Names a registered card on the page without its number: an HMAC of the token
+    under a key that lives in memory (a restart invalidates open pages' buttons)."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def of(self, token: str) -> str:
+        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 class EnrolRefused(Exception):

@@ -355,6 +355,7 @@ def enrol_page(
     armed: Mapping[str, float],
     captures: Sequence[Mapping[str, str]],
     members: Sequence[Any],
+    cards: Sequence[tuple[str, str, Any]],
     note: str | None,
     error: bool,
 ) -> bytes:
@@ -390,7 +391,29 @@ def enrol_page(
         body += table(head, rows)
     else:
         body += f"<p>{e(t(lang, 'no_captures'))}</p>"
+    card_rows = [
+        [
+            e(shown),
+            e(member.name or member.id),
+            f'<form method="post" action="/cards/{e(ref)}/revoke">{hidden(csrf)}'
+            f"<button>{e(t(lang, 'revoke'))}</button></form>",
+        ]
+        for ref, shown, member in cards
+    ]
+    body += f"<h2>{e(t(lang, 'cards'))}</h2>"
+    body += table([t(lang, "card"), t(lang, "member"), ""], card_rows)
     return layout(lang, "enrol", body, csrf=csrf, path="/enrol", script=True)
+
+
+def confirm_revoke_page(lang: Lang, csrf: str, ref: str, shown: str, member: str) -> bytes:
+    body = (
+        f"<p>{e(t(lang, 'confirm_revoke', token=shown, member=member))}</p>"
+        f'<form method="post" action="/cards/{e(ref)}/revoke">{hidden(csrf)}'
+        '<input type="hidden" name="confirm" value="yes">'
+        f"<button>{e(t(lang, 'revoke'))}</button></form> "
+        f'<a href="/enrol">{e(t(lang, "cancel"))}</a>'
+    )
+    return layout(lang, "revoke", body, csrf=csrf, path="/enrol")
 
 
 def notice_page(lang: Lang, key: str, csrf: str | None) -> bytes:

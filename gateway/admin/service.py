@@ -13,6 +13,7 @@ Other parts may add routes to the listener before it starts, e.g. Prometheus met
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -20,13 +21,14 @@ import structlog
 from aiohttp import web
 
 from gateway.admin.accesslog import AccessLog
-from gateway.admin.enrol import Capture, Enrolment
+from gateway.admin.enrol import API_DEADLINE, Capture, CardRef, Enrolment, EnrolRefused
 from gateway.admin.feed import LiveFeed
 from gateway.admin.password import PasswordCheck, load_hash
 from gateway.admin.sessions import Sessions
 from gateway.admin.web import AdminState, ExtraRoute, Handler, make_app
 from gateway.cache import TokenCache
 from gateway.cobot.client import CobotClient
+from gateway.cobot.errors import ApiError, NotFound
 from gateway.config.model import AdminSection
 from gateway.decide import DecisionHook
 from gateway.doors.base import Door
@@ -36,8 +38,10 @@ from gateway.model import Membership, Tap
 from gateway.outbox import Outbox
 from gateway.portal.csrf import CsrfGuard
 from gateway.portal.throttle import Throttle
+from gateway.redact import redact
 from gateway.runner import Part
 from gateway.store import Database
+from gateway.sync import TokenSync
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +62,7 @@ class GatewayView(Protocol):
     doors: dict[str, Door]
     cache: TokenCache
     client: CobotClient
+    sync: TokenSync
 
     def status(self) -> dict[str, Any]: ...
 
@@ -74,6 +79,7 @@ class AdminService:
         self.cfg = cfg
         self._gateway = gateway
         self.feed = LiveFeed()
+        self.card_ref = CardRef()
         self.enrolment = Enrolment(
             gateway.cache.lookup,
             gateway.cache.add,
@@ -140,6 +146,40 @@ class AdminService:
             "ORDER BY membership_name, membership_id"
         )
         return [Membership(str(i), str(n or "")) for i, n in rows]
+
+    async def cards(self) -> list[tuple[str, str, Membership]]:
+        """The cards the token cache knows: (reference, redacted token, member)."""
+        rows = await self._gateway.db.fetchall(
+            "SELECT token, membership_id, membership_name FROM tokens "
+            "ORDER BY membership_name, membership_id LIMIT 1000"
+        )
+        return [
+            (self.card_ref.of(str(t)), redact(str(t)), Membership(str(i), str(n or "")))
+            for t, i, n in rows
+        ]
+
+    async def revoke_card(self, ref: str) -> tuple[str, Membership]:
+        """``DELETE /api/check_in_tokens/:token`` for the card ``ref`` names, then a token
+        sync so the cache drops it at once. KeyError: no such card; EnrolRefused: Cobot
+        did not delete it."""
+        rows = await self._gateway.db.fetchall(
+            "SELECT token, membership_id, membership_name FROM tokens"
+        )
+        match = next(
+            (r for r in rows if hmac.compare_digest(self.card_ref.of(str(r[0])), ref)), None
+        )
+        if match is None:
+            raise KeyError(ref)
+        token, member = str(match[0]), Membership(str(match[1]), str(match[2] or ""))
+        try:
+            await self._gateway.client.delete_token(token, deadline=API_DEADLINE)
+        except NotFound:
+            pass  # already gone at Cobot: the sync below drops it here too
+        except ApiError as exc:
+            raise EnrolRefused(f"Cobot did not delete the card: {exc}") from exc
+        await self._gateway.sync.sync_once()
+        log.info("card_revoked", token=redact(token), membership_id=member.id)
+        return redact(token), member
 
     async def register_card(self, capture_id: str, member: Membership) -> Capture:
         return await self.enrolment.register(self._gateway.client, capture_id, member)

@@ -91,6 +91,7 @@ def make_app(state: AdminState, extra: list[ExtraRoute]) -> web.Application:
     r.add_get("/enrol", _enrol)
     r.add_post("/enrol/start", _enrol_start)
     r.add_post("/enrol/{id:[A-Za-z0-9_-]{1,40}}/{op:register|forget}", _enrol_op)
+    r.add_post("/cards/{ref:[0-9a-f]{24}}/revoke", _revoke)
     for route in extra:
         r.add_route(route.method, route.path, route.handler)
     return app
@@ -433,6 +434,7 @@ async def _enrol(
         armed=enrolment.armed(),
         captures=captures,
         members=await backend.memberships(),
+        cards=await backend.cards(),
         note=note,
         error=error,
     )
@@ -467,6 +469,26 @@ async def _enrol_op(request: web.Request) -> web.StreamResponse:
     except EnrolRefused as exc:
         return await _enrol(request, pages.t(lang, "enrol_refused", reason=str(exc)), True)
     return await _enrol(request, pages.t(lang, "enrolled", token=capture.shown, member=member.name))
+
+
+async def _revoke(request: web.Request) -> web.StreamResponse:
+    backend = request.app[STATE].backend
+    lang = lang_of(request)
+    ref = request.match_info["ref"]
+    if _field(await request.post(), "confirm") != "yes":
+        card = next((c for c in await backend.cards() if c[0] == ref), None)
+        if card is None:
+            return await _enrol(request, pages.t(lang, "no_such_card"), True)
+        body = pages.confirm_revoke_page(lang, _csrf(request), ref, card[1], card[2].name)
+        return _page(request, body)
+    try:
+        shown, member = await backend.revoke_card(ref)
+    except KeyError:
+        return await _enrol(request, pages.t(lang, "no_such_card"), True)
+    except EnrolRefused as exc:
+        return await _enrol(request, pages.t(lang, "enrol_refused", reason=str(exc)), True)
+    log.info("admin_card_revoked", remote=request.remote)
+    return await _enrol(request, pages.t(lang, "revoked", token=shown, member=member.name))
 
 
 async def _rooms(request: web.Request) -> web.StreamResponse:
