@@ -134,3 +134,29 @@ async def test_a_card_registered_to_someone_else_is_refused_with_whose(tmp_path,
             data={"csrf": csrf_of(page), "membership_id": "nobody"},
         ) as r:
             assert "Pick a member" in await r.text()
+
+
+async def test_a_member_without_a_card_by_membership_id(tmp_path, pty):
+    master, port = pty
+    mary = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
+        gw = rig.gateway
+        rig.space.add_member("Mary Jackson", "mary@example.com", "mary-demo", id=mary)
+        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
+        await login(client)
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        assert "Mary Jackson" not in page  # no card: the cache does not know her
+        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
+        os.write(master, f"{NEW_CARD}\n".encode())
+        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        form = {"csrf": csrf_of(page), "membership_id": ADA, "other_id": "0" * 32}
+        async with client.post(f"/enrol/{capture_id(page)}/register", data=form) as r:
+            assert "Not registered: Cobot refused" in await r.text()
+        form["other_id"] = mary
+        async with client.post(f"/enrol/{capture_id(page)}/register", data=form) as r:
+            assert "is registered for Mary Jackson" in await r.text()
+        member = gw.cache.lookup(NEW_CARD)
+        assert member is not None and member.id == mary and member.name == "Mary Jackson"

@@ -91,6 +91,7 @@ class Enrolment:
         self._clock = clock
         self._armed: dict[str, float] = {}  # reader -> deadline (monotonic)
         self._captures: dict[str, Capture] = {}
+        self.last_name: str | None = None  # whom the last card went to, as Cobot named them
 
     def arm(self, reader: str, window: float = WINDOW) -> None:
         self._armed[reader] = self._clock() + window
@@ -163,6 +164,7 @@ class Enrolment:
         except ApiError as exc:
             raise EnrolRefused(f"Cobot did not register the card: {exc}") from exc
         name = record.membership.name or member.name
+        self.last_name = name or None
         await self._add(capture.token, Membership(member.id, name))
         self.forget(capture_id)
         log.info("enrolment_registered", token=capture.shown, membership_id=member.id)

@@ -28,6 +28,7 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "no_such_member": "Pick a member from the list.",
         "no_such_reader": "There is no reader of that name.",
         "cards": "Registered cards",
+        "other_id": "or a membership id from Cobot (a member without a card yet)",
         "revoke": "Revoke",
         "confirm_revoke": "Revoke card $token of $member? It stops opening the door at once.",
         "revoked": "Card $token of $member is revoked.",
@@ -120,6 +121,7 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "no_such_member": "Bitte ein Mitglied aus der Liste wählen.",
         "no_such_reader": "Einen Leser dieses Namens gibt es nicht.",
         "cards": "Registrierte Karten",
+        "other_id": "oder die Mitgliedschafts-ID aus Cobot (ein Mitglied noch ohne Karte)",
         "revoke": "Sperren",
         "confirm_revoke": "Karte $token von $member sperren? Sie öffnet die Tür ab sofort "
         "nicht mehr.",

@@ -378,7 +378,9 @@ def enrol_page(
         register = (
             f'<form method="post" action="/enrol/{e(c["id"])}/register">{hidden(csrf)}'
             f'<label for="m-{e(c["id"])}">{e(t(lang, "member"))}</label>'
-            f'<select id="m-{e(c["id"])}" name="membership_id">{member_options}</select> '
+            f'<select id="m-{e(c["id"])}" name="membership_id">{member_options}</select>'
+            f'<label for="o-{e(c["id"])}">{e(t(lang, "other_id"))}</label>'
+            f'<input id="o-{e(c["id"])}" name="other_id" maxlength="64" autocomplete="off"> '
             f"<button>{e(t(lang, 'register'))}</button></form>"
             f'<form class="inline" method="post" action="/enrol/{e(c["id"])}/forget">'
             f"{hidden(csrf)}<button>{e(t(lang, 'forget'))}</button></form>"

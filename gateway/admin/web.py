@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date
@@ -27,6 +28,7 @@ from gateway.admin.enrol import EnrolRefused
 from gateway.admin.feed import TapEvent, TooManyStreams
 from gateway.admin.sessions import COOKIE, Sessions
 from gateway.errors import DoorError, GatewayError
+from gateway.model import Membership
 from gateway.portal.csrf import CsrfGuard, new_session, valid_session
 from gateway.portal.guard import SECURITY_HEADERS
 from gateway.portal.i18n import Lang, negotiate, parse_lang
@@ -44,6 +46,7 @@ STATUS_INTERVAL = 5.0  # seconds between status events (and the stream's keep-al
 DOOR_DEADLINE = 10.0  # seconds a test opening may take
 OPERATOR = "admin page"  # who dropped an entry, as `queue list --all` shows it
 _PUBLIC = frozenset({"/login"})
+MEMBERSHIP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Cobot's ids are 32 hex digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,8 +461,14 @@ async def _enrol_op(request: web.Request) -> web.StreamResponse:
     if op == "forget":
         backend.enrolment.forget(capture_id)
         return await _enrol(request)
-    membership_id = _field(await request.post(), "membership_id") or ""
+    form = await request.post()
+    other = (_field(form, "other_id") or "").strip()
+    membership_id = other or _field(form, "membership_id") or ""
     member = next((m for m in await backend.memberships() if m.id == membership_id), None)
+    if member is None and other and MEMBERSHIP_ID.fullmatch(other):
+        # A member without a card yet: Cobot checks the id (422 when there is none)
+        # and its answer names the member.
+        member = Membership(other, "")
     if member is None:
         return await _enrol(request, pages.t(lang, "no_such_member"), True)
     try:
@@ -468,7 +477,8 @@ async def _enrol_op(request: web.Request) -> web.StreamResponse:
         return await _enrol(request, pages.t(lang, "capture_gone"), True)
     except EnrolRefused as exc:
         return await _enrol(request, pages.t(lang, "enrol_refused", reason=str(exc)), True)
-    return await _enrol(request, pages.t(lang, "enrolled", token=capture.shown, member=member.name))
+    name = backend.enrolment.last_name or member.name or member.id
+    return await _enrol(request, pages.t(lang, "enrolled", token=capture.shown, member=name))
 
 
 async def _revoke(request: web.Request) -> web.StreamResponse:
