@@ -5,6 +5,7 @@ queue entry, download the CSV. Set ADMIN_SCREENSHOTS=DIR to keep the screenshots
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from gateway.sim.seed import RDM_TOKEN
 from tests.admin_support import PASSWORD, admin_rig
+from tests.harness import eventually
 from tests.test_portal_browser import browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = pytest.mark.real
@@ -93,3 +95,45 @@ async def test_admin_page_in_chromium(browser, tmp_path):  # noqa: F811
         # Leaving a page aborts its event stream; nothing else may fail.
         assert [p for p in problems if not p.endswith("/events")] == []
         await context.close()
+
+
+async def test_enrol_a_card_in_chromium(browser, tmp_path):  # noqa: F811
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    new_card = "DEADBEEF01"
+    try:
+        async with admin_rig(tmp_path, serial_port=os.ttyname(slave)) as rig:
+            gw = rig.gateway
+            context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, locale="de-DE", is_mobile=True
+            )
+            page = await context.new_page()
+            await page.goto(rig.url + "/login?lang=en")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(rig.url + "/")
+            await page.get_by_role("link", name="Enrol a card").click()
+            await page.get_by_role("button", name="Wait for a card").click()
+            await page.get_by_text("Reader front waits for a new card").first.wait_for()
+            await page.wait_for_function("document.readyState === 'complete'")
+            await asyncio.sleep(0.3)  # the page's event stream is open
+            os.write(master, f"{new_card}\n".encode())
+            # The page reloads itself when the card is captured.
+            await page.get_by_role("button", name="Register").wait_for()
+            assert new_card not in await page.content()
+            await page.get_by_label("Member", exact=True).select_option(label="Ada Lovelace")
+            shot = tmp_path / "admin-enrol.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            _keep(shot)
+            await page.get_by_role("button", name="Register").click()
+            await page.get_by_text("is registered for Ada Lovelace").wait_for()
+            await asyncio.sleep(0.3)  # past the reader's debounce
+            os.write(master, f"{new_card}\n".encode())
+            await eventually(lambda: rig.door.opened == 1)
+            assert gw.admin is not None and gw.admin.feed.recent[-1].member == "Ada Lovelace"
+            await context.close()
+    finally:
+        os.close(master)
+        os.close(slave)
