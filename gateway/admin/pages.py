@@ -33,6 +33,8 @@ button,input,select{font:inherit;padding:.4rem .6rem;margin:.15rem 0}
 label{display:block;margin:.4rem 0 .1rem}.pill{display:inline-block;padding:0 .5rem;
 border-radius:1rem;background:#e4e7eb}.pill.ok{background:#d3f9d8}.pill.no{background:#ffd8d8}
 .bar{display:flex;justify-content:space-between;align-items:center;flex-wrap:wrap;gap:.5rem}
+.capture{background:#fff;padding:.2rem .8rem .8rem;margin:.5rem 0;border-radius:.3rem}
+.capture input,.capture select{width:100%}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .8rem}dd{margin:0}
 @media (min-width:40rem){body{font-size:15px}}
 """
@@ -373,7 +375,7 @@ def enrol_page(
     member_options = "".join(
         f'<option value="{e(m.id)}">{e(m.name or m.id)}</option>' for m in members
     )
-    rows = []
+    blocks = []
     for c in captures:
         register = (
             f'<form method="post" action="/enrol/{e(c["id"])}/register">{hidden(csrf)}'
@@ -385,12 +387,14 @@ def enrol_page(
             f'<form class="inline" method="post" action="/enrol/{e(c["id"])}/forget">'
             f"{hidden(csrf)}<button>{e(t(lang, 'forget'))}</button></form>"
         )
-        rows.append([e(c["at"].replace("T", " ")[:19]), e(c["reader"]), e(c["token"]), register])
+        what = t(lang, "captured_card", token=c["token"], reader=c["reader"], time=c["at"])
+        blocks.append(
+            f'<section class="capture"><p><strong>{e(what)}</strong></p>{register}</section>'
+        )
     body = message(note, error=error) + f'<div id="enrol">{waiting}{start}</div>'
     body += f"<h2>{e(t(lang, 'captured'))}</h2>"
-    if rows:
-        head = [t(lang, "time"), t(lang, "reader"), t(lang, "card"), ""]
-        body += table(head, rows)
+    if blocks:
+        body += "".join(blocks)
     else:
         body += f"<p>{e(t(lang, 'no_captures'))}</p>"
     card_rows = [

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
@@ -427,7 +427,12 @@ async def _enrol(
     backend = request.app[STATE].backend
     enrolment = backend.enrolment
     captures = [
-        {"id": c.id, "reader": c.reader, "token": c.shown, "at": c.wall}
+        {
+            "id": c.id,
+            "reader": c.reader,
+            "token": c.shown,
+            "at": datetime.fromisoformat(c.wall).astimezone().strftime("%H:%M:%S"),
+        }
         for c in enrolment.captures()
     ]
     body = pages.enrol_page(
