@@ -238,15 +238,31 @@ def readers_page(
     return layout(lang, "readers", body, csrf=csrf, path="/readers")
 
 
-def confirm_door_page(lang: Lang, csrf: str, door: str) -> bytes:
+def confirm_page(
+    lang: Lang, csrf: str, *, title: str, question: str, action: str, button: str, back: str
+) -> bytes:
+    """Asks before a POST that acts (opens a door, revokes a card): the same form again,
+    with ``confirm=yes``; the other way leads back to ``back``."""
     body = (
-        f"<p>{e(t(lang, 'confirm_door', door=door))}</p>"
-        f'<form method="post" action="/doors/{e(door)}/test">{hidden(csrf)}'
+        f"<p>{e(question)}</p>"
+        f'<form method="post" action="{e(action)}">{hidden(csrf)}'
         '<input type="hidden" name="confirm" value="yes">'
-        f"<button>{e(t(lang, 'open_now'))}</button></form> "
-        f'<a href="/readers">{e(t(lang, "cancel"))}</a>'
+        f"<button>{e(t(lang, button))}</button></form> "
+        f'<a href="{e(back)}">{e(t(lang, "cancel"))}</a>'
     )
-    return layout(lang, "test_door", body, csrf=csrf, path="/readers")
+    return layout(lang, title, body, csrf=csrf, path=back)
+
+
+def confirm_door_page(lang: Lang, csrf: str, door: str) -> bytes:
+    return confirm_page(
+        lang,
+        csrf,
+        title="test_door",
+        question=t(lang, "confirm_door", door=door),
+        action=f"/doors/{door}/test",
+        button="open_now",
+        back="/readers",
+    )
 
 
 def queue_page(
@@ -347,79 +363,6 @@ def rooms_page(lang: Lang, csrf: str, rooms: Mapping[str, Mapping[str, Any]]) ->
     head = [t(lang, k) for k in ("door", "room", "current", "snapshot_age", "error")]
     body = table(head, rows) if rows else f"<p>{e(t(lang, 'no_rooms'))}</p>"
     return layout(lang, "rooms", body, csrf=csrf, path="/rooms")
-
-
-def enrol_page(
-    lang: Lang,
-    csrf: str,
-    *,
-    readers: Sequence[str],
-    armed: Mapping[str, float],
-    captures: Sequence[Mapping[str, str]],
-    members: Sequence[Any],
-    cards: Sequence[tuple[str, str, Any]],
-    note: str | None,
-    error: bool,
-) -> bytes:
-    options = "".join(f"<option>{e(r)}</option>" for r in readers)
-    waiting = "".join(
-        f"<p class=msg>{e(t(lang, 'enrol_waiting_left', reader=r, seconds=int(s)))}</p>"
-        for r, s in armed.items()
-    )
-    start = (
-        f'<form method="post" action="/enrol/start">{hidden(csrf)}'
-        f'<label for="reader">{e(t(lang, "reader"))}</label>'
-        f'<select id="reader" name="reader">{options}</select> '
-        f"<button>{e(t(lang, 'enrol_start'))}</button></form>"
-    )
-    member_options = "".join(
-        f'<option value="{e(m.id)}">{e(m.name or m.id)}</option>' for m in members
-    )
-    blocks = []
-    for c in captures:
-        register = (
-            f'<form method="post" action="/enrol/{e(c["id"])}/register">{hidden(csrf)}'
-            f'<label for="m-{e(c["id"])}">{e(t(lang, "member"))}</label>'
-            f'<select id="m-{e(c["id"])}" name="membership_id">{member_options}</select>'
-            f'<label for="o-{e(c["id"])}">{e(t(lang, "other_id"))}</label>'
-            f'<input id="o-{e(c["id"])}" name="other_id" maxlength="64" autocomplete="off"> '
-            f"<button>{e(t(lang, 'register'))}</button></form>"
-            f'<form class="inline" method="post" action="/enrol/{e(c["id"])}/forget">'
-            f"{hidden(csrf)}<button>{e(t(lang, 'forget'))}</button></form>"
-        )
-        what = t(lang, "captured_card", token=c["token"], reader=c["reader"], time=c["at"])
-        blocks.append(
-            f'<section class="capture"><p><strong>{e(what)}</strong></p>{register}</section>'
-        )
-    body = message(note, error=error) + f'<div id="enrol">{waiting}{start}</div>'
-    body += f"<h2>{e(t(lang, 'captured'))}</h2>"
-    if blocks:
-        body += "".join(blocks)
-    else:
-        body += f"<p>{e(t(lang, 'no_captures'))}</p>"
-    card_rows = [
-        [
-            e(shown),
-            e(member.name or member.id),
-            f'<form method="post" action="/cards/{e(ref)}/revoke">{hidden(csrf)}'
-            f"<button>{e(t(lang, 'revoke'))}</button></form>",
-        ]
-        for ref, shown, member in cards
-    ]
-    body += f"<h2>{e(t(lang, 'cards'))}</h2>"
-    body += table([t(lang, "card"), t(lang, "member"), ""], card_rows)
-    return layout(lang, "enrol", body, csrf=csrf, path="/enrol", script=True)
-
-
-def confirm_revoke_page(lang: Lang, csrf: str, ref: str, shown: str, member: str) -> bytes:
-    body = (
-        f"<p>{e(t(lang, 'confirm_revoke', token=shown, member=member))}</p>"
-        f'<form method="post" action="/cards/{e(ref)}/revoke">{hidden(csrf)}'
-        '<input type="hidden" name="confirm" value="yes">'
-        f"<button>{e(t(lang, 'revoke'))}</button></form> "
-        f'<a href="/enrol">{e(t(lang, "cancel"))}</a>'
-    )
-    return layout(lang, "revoke", body, csrf=csrf, path="/enrol")
 
 
 def notice_page(lang: Lang, key: str, csrf: str | None) -> bytes:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from typing import Any
 
 import structlog
@@ -24,11 +23,9 @@ from aiohttp import web
 
 from gateway.admin import pages
 from gateway.admin.accesslog import Query
-from gateway.admin.enrol import EnrolRefused
 from gateway.admin.feed import TapEvent, TooManyStreams
 from gateway.admin.sessions import COOKIE, Sessions
 from gateway.errors import DoorError, GatewayError
-from gateway.model import Membership
 from gateway.portal.csrf import CsrfGuard, new_session, valid_session
 from gateway.portal.guard import SECURITY_HEADERS
 from gateway.portal.i18n import Lang, negotiate, parse_lang
@@ -46,7 +43,6 @@ STATUS_INTERVAL = 5.0  # seconds between status events (and the stream's keep-al
 DOOR_DEADLINE = 10.0  # seconds a test opening may take
 OPERATOR = "admin page"  # who dropped an entry, as `queue list --all` shows it
 _PUBLIC = frozenset({"/login"})
-MEMBERSHIP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Cobot's ids are 32 hex digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +87,9 @@ def make_app(state: AdminState, extra: list[ExtraRoute]) -> web.Application:
     r.add_get("/log", _log)
     r.add_get("/log.csv", _log_csv)
     r.add_get("/rooms", _rooms)
-    r.add_get("/enrol", _enrol)
-    r.add_post("/enrol/start", _enrol_start)
-    r.add_post("/enrol/{id:[A-Za-z0-9_-]{1,40}}/{op:register|forget}", _enrol_op)
-    r.add_post("/cards/{ref:[0-9a-f]{24}}/revoke", _revoke)
+    from gateway.admin.enrol_web import add_routes  # it uses this module's helpers
+
+    add_routes(r)
     for route in extra:
         r.add_route(route.method, route.path, route.handler)
     return app
@@ -118,15 +113,17 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             _headers(exc)
             raise
-        response = _page(
+        response = html_page(
             request, pages.notice_page(lang_of(request), _error_key(exc.status), None), exc.status
         )
     except GatewayError as exc:
         log.warning("admin_request_unavailable", path=request.path[:100], error=str(exc))
-        response = _page(request, pages.notice_page(lang_of(request), "unavailable", None), 503)
+        response = html_page(request, pages.notice_page(lang_of(request), "unavailable", None), 503)
     except Exception:  # a bug: the page must never take the gateway down
         log.exception("admin_request_failed", path=request.path[:100])
-        response = _page(request, pages.notice_page(lang_of(request), "internal_error", None), 500)
+        response = html_page(
+            request, pages.notice_page(lang_of(request), "internal_error", None), 500
+        )
     if not response.prepared:
         _headers(response)
     return response
@@ -147,12 +144,14 @@ async def _checked(request: web.Request, handler: Handler, state: AdminState) ->
         return web.Response(status=401, text="sign in first\n")
     if request.method == "POST":
         form = await request.post()
-        if not state.csrf.check(request.cookies.get(COOKIE), _field(form, "csrf")):
-            return _page(request, pages.notice_page(lang_of(request), "csrf", _csrf(request)), 403)
+        if not state.csrf.check(request.cookies.get(COOKIE), form_field(form, "csrf")):
+            return html_page(
+                request, pages.notice_page(lang_of(request), "csrf", csrf_for(request)), 403
+            )
     return await handler(request)
 
 
-def _field(form: Any, name: str) -> str | None:
+def form_field(form: Any, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
 
@@ -168,7 +167,7 @@ def lang_of(request: web.Request) -> Lang:
     return negotiate(request.headers.get("Accept-Language"))
 
 
-def _page(request: web.Request, body: bytes, status: int = 200) -> web.Response:
+def html_page(request: web.Request, body: bytes, status: int = 200) -> web.Response:
     response = web.Response(body=body, status=status, content_type="text/html", charset="utf-8")
     chosen = parse_lang(request.query.get("lang"))
     if chosen is not None:
@@ -179,7 +178,7 @@ def _page(request: web.Request, body: bytes, status: int = 200) -> web.Response:
     return response
 
 
-def _csrf(request: web.Request) -> str:
+def csrf_for(request: web.Request) -> str:
     return str(request.app[STATE].csrf.issue(request.cookies.get(COOKIE, "")))
 
 
@@ -204,7 +203,7 @@ async def _login_form(
     if not valid_session(pre):
         pre = new_session()
     assert pre is not None
-    response = _page(
+    response = html_page(
         request, pages.login_page(lang_of(request), state.csrf.issue(pre), note), status
     )
     _session_cookie(response, PRE_COOKIE, pre, request)
@@ -215,7 +214,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     lang = lang_of(request)
     form = await request.post()
-    if not state.csrf.check(request.cookies.get(PRE_COOKIE), _field(form, "csrf")):
+    if not state.csrf.check(request.cookies.get(PRE_COOKIE), form_field(form, "csrf")):
         return await _login_form(request, pages.t(lang, "expired"), 403)
     keys = keys_for(mac=None, ip=request.remote, login="admin")
     wait = state.throttle.retry_after(keys)
@@ -225,7 +224,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    password = _field(form, "password") or ""
+    password = form_field(form, "password") or ""
     if not password or len(password) > 1024 or not await state.backend.verify(password):
         state.throttle.failed(keys)
         log.warning("admin_login_failed", remote=request.remote)
@@ -252,8 +251,8 @@ async def _logout(request: web.Request) -> web.StreamResponse:
 async def _now(request: web.Request) -> web.StreamResponse:
     backend = request.app[STATE].backend
     taps = [ev.as_dict() for ev in backend.feed.recent]
-    body = pages.now_page(lang_of(request), _csrf(request), backend.status(), taps)
-    return _page(request, body)
+    body = pages.now_page(lang_of(request), csrf_for(request), backend.status(), taps)
+    return html_page(request, body)
 
 
 def _status_event(lang: Lang, status: dict[str, Any]) -> dict[str, Any]:
@@ -307,9 +306,9 @@ async def _readers(
 ) -> web.StreamResponse:
     backend = request.app[STATE].backend
     body = pages.readers_page(
-        lang_of(request), _csrf(request), backend.status(), sorted(backend.doors), note, error
+        lang_of(request), csrf_for(request), backend.status(), sorted(backend.doors), note, error
     )
-    return _page(request, body)
+    return html_page(request, body)
 
 
 async def _test_door(request: web.Request) -> web.StreamResponse:
@@ -318,10 +317,10 @@ async def _test_door(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     door = backend.doors.get(name)
     if door is None:
-        return _page(request, pages.notice_page(lang, "no_such_door", _csrf(request)), 404)
+        return html_page(request, pages.notice_page(lang, "no_such_door", csrf_for(request)), 404)
     form = await request.post()
-    if _field(form, "confirm") != "yes":
-        return _page(request, pages.confirm_door_page(lang, _csrf(request), name))
+    if form_field(form, "confirm") != "yes":
+        return html_page(request, pages.confirm_door_page(lang, csrf_for(request), name))
     try:
         async with asyncio.timeout(DOOR_DEADLINE):
             await door.open()
@@ -357,9 +356,9 @@ async def _queue(
         for en in reversed(entries)
     ]
     body = pages.queue_page(
-        lang_of(request), _csrf(request), shown, show_all=show_all, note=note, error=error
+        lang_of(request), csrf_for(request), shown, show_all=show_all, note=note, error=error
     )
-    return _page(request, body)
+    return html_page(request, body)
 
 
 async def _queue_op(request: web.Request) -> web.StreamResponse:
@@ -400,7 +399,7 @@ async def _log(request: web.Request) -> web.StreamResponse:
     csv_href = "/log.csv?" + request.query_string if request.query_string else "/log.csv"
     body = pages.log_page(
         lang_of(request),
-        _csrf(request),
+        csrf_for(request),
         rows,
         text=query.text,
         reader=query.reader,
@@ -409,7 +408,7 @@ async def _log(request: web.Request) -> web.StreamResponse:
         days=backend.access_log_days,
         csv_href=csv_href,
     )
-    return _page(request, body)
+    return html_page(request, body)
 
 
 async def _log_csv(request: web.Request) -> web.StreamResponse:
@@ -421,92 +420,7 @@ async def _log_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _enrol(
-    request: web.Request, note: str | None = None, error: bool = False
-) -> web.StreamResponse:
-    backend = request.app[STATE].backend
-    enrolment = backend.enrolment
-    captures = [
-        {
-            "id": c.id,
-            "reader": c.reader,
-            "token": c.shown,
-            "at": datetime.fromisoformat(c.wall).astimezone().strftime("%H:%M:%S"),
-        }
-        for c in enrolment.captures()
-    ]
-    body = pages.enrol_page(
-        lang_of(request),
-        _csrf(request),
-        readers=sorted(backend.status().get("readers", {})),
-        armed=enrolment.armed(),
-        captures=captures,
-        members=await backend.memberships(),
-        cards=await backend.cards(),
-        note=note,
-        error=error,
-    )
-    return _page(request, body)
-
-
-async def _enrol_start(request: web.Request) -> web.StreamResponse:
-    backend = request.app[STATE].backend
-    reader = _field(await request.post(), "reader") or ""
-    if reader not in backend.status().get("readers", {}):
-        return await _enrol(request, pages.t(lang_of(request), "no_such_reader"), True)
-    backend.enrolment.arm(reader)
-    log.info("admin_enrol_start", reader=reader, remote=request.remote)
-    return await _enrol(request, pages.t(lang_of(request), "enrol_waiting", reader=reader))
-
-
-async def _enrol_op(request: web.Request) -> web.StreamResponse:
-    backend = request.app[STATE].backend
-    lang = lang_of(request)
-    capture_id, op = request.match_info["id"], request.match_info["op"]
-    if op == "forget":
-        backend.enrolment.forget(capture_id)
-        return await _enrol(request)
-    form = await request.post()
-    other = (_field(form, "other_id") or "").strip()
-    membership_id = other or _field(form, "membership_id") or ""
-    member = next((m for m in await backend.memberships() if m.id == membership_id), None)
-    if member is None and other and MEMBERSHIP_ID.fullmatch(other):
-        # A member without a card yet: Cobot checks the id (422 when there is none)
-        # and its answer names the member.
-        member = Membership(other, "")
-    if member is None:
-        return await _enrol(request, pages.t(lang, "no_such_member"), True)
-    try:
-        capture = await backend.register_card(capture_id, member)
-    except KeyError:
-        return await _enrol(request, pages.t(lang, "capture_gone"), True)
-    except EnrolRefused as exc:
-        return await _enrol(request, pages.t(lang, "enrol_refused", reason=str(exc)), True)
-    name = backend.enrolment.last_name or member.name or member.id
-    return await _enrol(request, pages.t(lang, "enrolled", token=capture.shown, member=name))
-
-
-async def _revoke(request: web.Request) -> web.StreamResponse:
-    backend = request.app[STATE].backend
-    lang = lang_of(request)
-    ref = request.match_info["ref"]
-    if _field(await request.post(), "confirm") != "yes":
-        card = next((c for c in await backend.cards() if c[0] == ref), None)
-        if card is None:
-            return await _enrol(request, pages.t(lang, "no_such_card"), True)
-        body = pages.confirm_revoke_page(lang, _csrf(request), ref, card[1], card[2].name)
-        return _page(request, body)
-    try:
-        shown, member = await backend.revoke_card(ref)
-    except KeyError:
-        return await _enrol(request, pages.t(lang, "no_such_card"), True)
-    except EnrolRefused as exc:
-        return await _enrol(request, pages.t(lang, "enrol_refused", reason=str(exc)), True)
-    log.info("admin_card_revoked", remote=request.remote)
-    return await _enrol(request, pages.t(lang, "revoked", token=shown, member=member.name))
-
-
 async def _rooms(request: web.Request) -> web.StreamResponse:
     backend = request.app[STATE].backend
     rooms = backend.status().get("rooms") or {}
-    return _page(request, pages.rooms_page(lang_of(request), _csrf(request), rooms))
+    return html_page(request, pages.rooms_page(lang_of(request), csrf_for(request), rooms))
