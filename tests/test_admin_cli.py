@@ -54,3 +54,25 @@ async def test_admin_config_errors_name_the_key(tmp_path, bad, capsys):
     cfg = _config(tmp_path, f"[admin]\n{bad}\n")
     assert await main(["check-config", "--config", cfg], io.StringIO()) == 2
     assert "admin." in capsys.readouterr().err
+
+
+def test_admin_page_never_on_the_portal_side(tmp_path):
+    from gateway.config import config_warnings, parse_config
+    from gateway.errors import ConfigError
+
+    base = {"gateway": {"state_dir": str(tmp_path)}, "cobot": {"base_url": "http://x"}}
+    portal = {"space_name": "S", "interface": "wlan0"}
+    with pytest.raises(ConfigError, match=r"admin\.listen: a wildcard address"):
+        parse_config({**base, "portal": portal, "admin": {"listen": ["0.0.0.0"]}}, "t")
+    with pytest.raises(ConfigError, match=r"admin\.port: 8080 is the portal's port"):
+        parse_config(
+            {
+                **base,
+                "portal": {**portal, "listen": ["10.0.0.1"]},
+                "admin": {"listen": ["10.0.0.1"], "port": 8080},
+            },
+            "t",
+        )
+    cfg = parse_config({**base, "admin": {"listen": ["::"]}}, "t")  # no portal: a warning
+    assert any("admin.listen" in w for w in config_warnings(cfg))
+    assert parse_config({**base, "portal": portal, "admin": {}}, "t").admin is not None
