@@ -31,7 +31,7 @@ from gateway.clock import SYSTEM_CLOCK, SystemClock, watch_clock
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group, RateLimiter
 from gateway.config.model import Config
-from gateway.decide import Decider, Decision, DecisionHook
+from gateway.decide import Decider, Decision, DecisionHook, decide_queue
 from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
@@ -55,13 +55,13 @@ from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_db
 from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
+    from gateway.admin.service import AdminService
     from gateway.mqtt.bridge import MqttBridge
     from gateway.portal.service import PortalService
 
 log = structlog.get_logger(__name__)
 
 TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is dropped
-HOUSEKEEPING_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
 CLOCK_POLL = 10.0  # seconds between looks at an unsynchronised clock
 _ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
 
@@ -111,6 +111,7 @@ class Gateway:
         self.readers: list[Reader] = []
         self.doors: dict[str, Door] = {}
         self.portal: PortalService | None = None
+        self.admin: AdminService | None = None  # the manager's page ([admin])
         self._reader_door: dict[str, str | None] = {}
         self._queues: list[asyncio.Queue[Tap]] = []
         self.dropped_taps = 0
@@ -205,6 +206,7 @@ class Gateway:
         )
         self.sync = TokenSync(self.cache, client, self.breaker, cfg.gateway.token_sync_interval)
         self.portal = self._make_portal(client)
+        self.admin = self._make_admin()
         rule = CheckInRule(
             self.cache,
             self.attendance,
@@ -226,7 +228,12 @@ class Gateway:
             [self.records],
             self.attendance,
             door_rules=self.door_rules.rules,
-            hooks=[*self._hooks, self._returning_device, self._integrations],
+            hooks=[
+                *self._hooks,
+                self._returning_device,
+                self._integrations,
+                *self._admin_hooks(),
+            ],
             reader_backends=self._reader_backends(),
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
@@ -277,7 +284,7 @@ class Gateway:
             *self._integration_parts(),
             Part("token-sync", self.sync.run),
             Part("delivery", self.records.run),
-            Part("housekeeping", self._housekeeping),
+            Part("housekeeping", lambda: self.attendance.keep_pruned(self.clock.now)),
             Part("clock", lambda: watch_clock(self.clock, CLOCK_POLL)),
             *self.door_rules.parts(),
         ]
@@ -285,6 +292,9 @@ class Gateway:
             parts.append(Part("moco", self.moco.records.run))
         if self.portal is not None:
             parts.append(Part("portal", self._run_portal))
+        if self.admin is not None:  # /metrics on its listener (else on [metrics]' own)
+            self.admin.add_route("GET", "/metrics", self.metrics_handler(), public=True)
+            parts.extend(self.admin.parts())
         for reader in self.readers:
             queue: asyncio.Queue[Tap] = asyncio.Queue(TAP_QUEUE_SIZE)
             self._queues.append(queue)
@@ -310,6 +320,8 @@ class Gateway:
         self, reader: Reader, queue: asyncio.Queue[Tap]
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         def sink(tap: Tap) -> None:
+            if self.admin is not None and self.admin.offer(tap):
+                return  # captured for enrolment on the admin page, not decided
             try:
                 queue.put_nowait(tap)
             except asyncio.QueueFull:
@@ -329,35 +341,24 @@ class Gateway:
         door_name = self._reader_door.get(reader)
         door = self.doors.get(door_name) if door_name else None
         rule = self.reader_rule(reader, door)
-
-        async def run() -> None:
-            try:
-                while True:
-                    tap = await queue.get()
-                    try:
-                        await self.decider.decide(tap, door, rule)
-                    except Exception:  # one bad tap must not stop the reader
-                        log.exception("decision_crashed", reader=reader)
-                    finally:
-                        queue.task_done()
-            except asyncio.CancelledError:
-                while not queue.empty():  # read but never decided: say so
-                    left = queue.get_nowait()
-                    queue.task_done()
-                    log.warning("tap_dropped_at_stop", reader=reader, token=redact(left.token))
-                raise
-
-        return run
+        return lambda: decide_queue(self.decider, reader, queue, door, rule)
 
     async def settle(self) -> None:
         """Wait until every tap read so far has been decided (callers bound the wait)."""
         for queue in self._queues:
             await queue.join()
 
-    async def _housekeeping(self) -> None:
-        while True:
-            await self.attendance.prune(self.clock.now())
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+    # --- the admin page ---------------------------------------------------------------
+
+    def _make_admin(self) -> AdminService | None:
+        if self.cfg.admin is None:
+            return None
+        from gateway.admin.service import AdminService
+
+        return AdminService(self.cfg.admin, self)
+
+    def _admin_hooks(self) -> list[DecisionHook]:
+        return self.admin.hooks() if self.admin is not None else []
 
     # --- the captive portal ----------------------------------------------------------
 
@@ -427,7 +428,8 @@ class Gateway:
             self.mqtt.decision(decision)
 
     def _integration_parts(self) -> list[Part]:
-        return integration_parts(self.cfg, self.metrics_handler(), self.mqtt)
+        own = self.cfg.admin is None  # with the admin page, /metrics is served there
+        return integration_parts(self.cfg, self.metrics_handler(), self.mqtt, own_listener=own)
 
     def metrics_handler(self) -> Handler:
         """An aiohttp handler for ``/metrics`` (the admin app mounts it on its listener)."""

@@ -14,7 +14,9 @@ to an hour ago just because the API is now out of reach.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -22,6 +24,8 @@ import structlog
 from gateway.store import Database
 
 log = structlog.get_logger(__name__)
+
+PRUNE_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
 
 
 def end_of_local_day(at: datetime) -> datetime:
@@ -96,6 +100,14 @@ class Attendance:
         self._until = {m: u for m, u in self._until.items() if u > now}
         self._refused = {t: r for t, r in self._refused.items() if r[0] > now}
         await self._write("DELETE FROM active WHERE valid_until <= ?", (now.isoformat(),))
+
+    async def keep_pruned(
+        self, now: Callable[[], datetime], interval: float = PRUNE_INTERVAL
+    ) -> None:
+        """Prune ended check-ins every ``interval`` seconds (a supervised part)."""
+        while True:
+            await self.prune(now())
+            await asyncio.sleep(interval)
 
     async def _write(self, sql: str, params: tuple[object, ...]) -> None:
         # Not synced to disk: losing a row to a power cut costs one API call after the

@@ -1,4 +1,4 @@
-"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|login|demo``.
+"""Command line: ``checkin-gateway run|check-config|status|queue|doctor|login|admin-password|demo``.
 
 ``async def main(argv)`` does the work and returns the exit code; ``run()`` is the thin
 synchronous entry point. Tests call ``main([...])`` directly.
@@ -111,6 +111,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for the browser (default 600)",
     )
+    enrol = sub.add_parser(
+        "enrol", help="put a reader in enrolment mode: its next unknown card goes to the admin page"
+    )
+    _config_arg(enrol)
+    enrol.add_argument("--reader", required=True, metavar="NAME", help="the reader's name")
+    adm = sub.add_parser(
+        "admin-password", help="set the admin page's password (an argon2 hash in a file)"
+    )
+    _config_arg(adm)
+    adm.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the password from standard input (one line) instead of asking twice",
+    )
     demo = sub.add_parser("demo", help="a gateway on a simulated Cobot, keyboard reader")
     demo.add_argument(
         "--state-dir",
@@ -145,6 +159,10 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
                 from gateway.login import run_login
 
                 return await run_login(args.config, out, port=args.port, wait=args.timeout)
+            case "enrol":
+                return await _enrol(args.config, args.reader, out)
+            case "admin-password":
+                return _admin_password(args.config, out, from_stdin=args.stdin)
             case "demo":
                 from gateway.demo import run_demo
 
@@ -161,6 +179,76 @@ async def main(argv: Sequence[str], out: TextIO | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_FAILURE
+
+
+async def _enrol(path: Path, reader: str, out: TextIO) -> int:
+    """Ask the running daemon (status socket) to put ``reader`` in enrolment mode."""
+    from gateway.status import StatusUnavailable, ask
+    from gateway.status.paths import candidates
+
+    cfg = load_config(path)
+    if cfg.admin is None:
+        raise ConfigError(f"{path}: enrolment needs the admin page: add an [admin] table")
+    problem = "no status socket"
+    for socket in candidates(cfg.gateway.state_dir):
+        try:
+            answer = await ask(socket, request=f"enrol {reader}")
+        except StatusUnavailable as exc:
+            problem = str(exc)
+            continue
+        if "error" in answer:
+            print(f"error: {answer['error']}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(
+            f"reader {reader} waits {answer['window_s']:.0f} s for a new card; tap it, then "
+            "pick the member on the admin page (Enrol a card)",
+            file=out,
+        )
+        return EXIT_OK
+    print(f"error: the gateway is not running ({problem})", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _enrol_command(gateway: Gateway, reader: str) -> dict[str, Any]:
+    """The status socket's ``enrol <reader>``."""
+    from gateway.admin.enrol import WINDOW
+
+    if not gateway.ready.is_set() or gateway.admin is None:
+        return {"error": "the admin page is not configured or the gateway is starting"}
+    if reader not in {r.name for r in gateway.readers}:
+        names = ", ".join(r.name for r in gateway.readers) or "none"
+        return {"error": f"no reader {reader!r} (readers: {names})"}
+    gateway.admin.enrolment.arm(reader)
+    return {"reader": reader, "window_s": WINDOW}
+
+
+def _admin_password(path: Path, out: TextIO, *, from_stdin: bool) -> int:
+    """Ask for the admin page's password and store its argon2 hash in
+    ``[admin] password_file`` (mode 0600)."""
+    import getpass
+
+    from gateway.admin.password import write_hash_file
+
+    cfg = load_config(path)
+    if cfg.admin is None or cfg.admin.password_file is None:
+        raise ConfigError(f'{path}: set [admin] password_file = "/path/to/file" first')
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New admin password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the two passwords differ; nothing changed", file=sys.stderr)
+            return EXIT_FAILURE
+    try:
+        write_hash_file(cfg.admin.password_file, password)
+    except ValueError as exc:
+        print(f"error: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"error: cannot write {cfg.admin.password_file}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"admin password hash written to {cfg.admin.password_file}", file=out)
+    return EXIT_OK
 
 
 def _check_config(path: Path, out: TextIO) -> int:
@@ -212,7 +300,10 @@ async def _run(path: Path) -> int:
         notifier = Notifier.from_environ()
         gateway = Gateway(cfg, token, on_ready=lambda: notifier.ready(_status_line(gateway)))
         status_server = StatusServer(
-            socket_path(state_dir), lambda: _status(gateway), state_dir=state_dir
+            socket_path(state_dir),
+            lambda: _status(gateway),
+            state_dir=state_dir,
+            commands={"enrol": lambda reader: _enrol_command(gateway, reader)},
         )
         return await _serve(gateway, status_server, notifier)
     finally:

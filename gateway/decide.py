@@ -185,3 +185,29 @@ class Decider:
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def decide_queue(
+    decider: Decider,
+    reader: str,
+    queue: asyncio.Queue[Tap],
+    door: Door | None,
+    rule: DoorRule | None,
+) -> None:
+    """One reader's decisions, in the order its taps came (a supervised part). One bad
+    tap does not stop the reader; taps read but not decided when it stops are logged."""
+    try:
+        while True:
+            tap = await queue.get()
+            try:
+                await decider.decide(tap, door, rule)
+            except Exception:  # one bad tap must not stop the reader
+                log.exception("decision_crashed", reader=reader)
+            finally:
+                queue.task_done()
+    except asyncio.CancelledError:
+        while not queue.empty():  # read but never decided: say so
+            left = queue.get_nowait()
+            queue.task_done()
+            log.warning("tap_dropped_at_stop", reader=reader, token=redact(left.token))
+        raise

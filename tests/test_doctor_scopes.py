@@ -92,7 +92,8 @@ def _client_calls() -> set[tuple[str, str]]:
 def test_every_call_the_gateway_makes_is_in_a_feature_the_doctor_checks(tmp_path: Path) -> None:
     calls = _client_calls()
     assert ("gateway/drain.py", "create_work_session") in calls  # the walk sees calls
-    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:1"))
+    # [admin]: the admin page registers and revokes cards (gateway/admin/enrol.py).
+    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:1", "[admin]\n"))
     checked = {c for f in features_for(cfg) for c in f.calls}
     for rel, method in sorted(calls):
         assert method in checked, f"{rel} calls {method}, which no checked feature lists"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.config.integrations import AdminSection, MetricsSection, MqttSection
 from gateway.config.loader import load_config
 from gateway.config.model import (
     DOOR_TYPES,
@@ -17,10 +18,8 @@ from gateway.config.model import (
     BookingsSection,
     CobotSection,
     GatewaySection,
-    MetricsSection,
     MocoSection,
     MocoUser,
-    MqttSection,
     PortalSection,
     QueueSection,
 )
@@ -78,6 +77,7 @@ SECTIONS = {
         ("[moco]", MocoUser),  # [[moco.users]] lines are part of [moco]'s text here
         ("[metrics]", MetricsSection),  # commented out: optional
         ("[mqtt]", MqttSection),
+        ("[admin]", AdminSection),  # commented out: needs a password file first
     ],
     ids=lambda x: x if isinstance(x, str) else "",
 )

@@ -159,9 +159,10 @@ WALK_UP = Feature(
     "booking a free room by tapping at its door (walk_up_minutes)",
     ("create_booking", "end_booking"),
 )
-# Not used by the running gateway; kept so the table covers every client method.
 TOKEN_ADMIN = Feature(
-    "token admin", "registering and deleting tokens", ("create_token", "delete_token")
+    "card enrolment",
+    "registering and revoking cards on the admin page ([admin])",
+    ("create_token", "delete_token", "get_token"),
 )
 
 FEATURES: tuple[Feature, ...] = (
@@ -193,6 +194,8 @@ def features_for(cfg: Config) -> list[Feature]:
         used.append(BOOKING_DOOR)
     if any(getattr(d, "walk_up_minutes", 0) for d in rooms):
         used.append(WALK_UP)
+    if getattr(cfg, "admin", None) is not None:
+        used.append(TOKEN_ADMIN)
     return used
 
 

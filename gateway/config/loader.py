@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from gateway.config.integrations import AdminSection, MetricsSection, MqttSection
 from gateway.config.model import (
     DOOR_TYPES,
     READER_TYPES,
@@ -20,9 +21,7 @@ from gateway.config.model import (
     GatewaySection,
     GpioDoorConfig,
     MacReaderConfig,
-    MetricsSection,
     MocoSection,
-    MqttSection,
     NfcReaderConfig,
     PortalSection,
     QueueSection,
@@ -44,8 +43,9 @@ _TOP_LEVEL = (
     "moco",
     "metrics",
     "mqtt",
+    "admin",
 )
-_TABLES = ("gateway", "cobot", "queue", "portal", "bookings", "metrics", "mqtt")
+_TABLES = ("gateway", "cobot", "queue", "portal", "bookings", "metrics", "mqtt", "admin")
 T = TypeVar("T")
 CREDENTIAL_NAME = "cobot-token"
 # Cobot's documented limits (API pages: general, check-ins): 60 requests a minute per
@@ -129,8 +129,10 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         bookings=build(BookingsSection, data.get("bookings", {}), top.key("bookings")),
         metrics=_optional(MetricsSection, data, "metrics", top),
         mqtt=_optional(MqttSection, data, "mqtt", top),
+        admin=build(AdminSection, data["admin"], top.key("admin")) if "admin" in data else None,
     )
     _cross_check(cfg, top)
+    _check_admin(cfg, top)
     return cfg
 
 
@@ -281,6 +283,34 @@ def _check_devices(cfg: Config, top: Where) -> None:
         seen[device] = reader.name
 
 
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - what we look for
+
+
+def _check_admin(cfg: Config, top: Where) -> None:
+    """The admin page never listens where the captive portal's clients are."""
+    admin, portal = cfg.admin, cfg.portal
+    if admin is None or portal is None or not portal.enabled:
+        return
+    if _WILDCARDS.intersection(admin.listen):
+        raise (
+            top.key("admin")
+            .key("listen")
+            .error(
+                "a wildcard address would put the admin page on the captive portal's network "
+                f"({portal.interface}) too; list the loopback and management addresses instead"
+            )
+        )
+    shared = set(admin.listen) & set(portal.listen)
+    if shared and admin.port == portal.port:
+        raise (
+            top.key("admin")
+            .key("port")
+            .error(
+                f"{admin.port} is the portal's port on {', '.join(sorted(shared))}; choose another"
+            )
+        )
+
+
 def config_warnings(cfg: Config) -> list[str]:
     """What is allowed but probably not meant; ``check-config`` prints these and
     ``run`` logs them at start."""
@@ -291,6 +321,11 @@ def config_warnings(cfg: Config) -> list[str]:
         out.append(
             f"{cfg.source}: readers: no reader and no [portal]: nobody can check in through "
             "this gateway; add a [[readers]] table (see config/example.toml)"
+        )
+    if cfg.admin is not None and _WILDCARDS.intersection(cfg.admin.listen):
+        out.append(
+            f"{cfg.source}: admin.listen: {', '.join(cfg.admin.listen)} listens on every "
+            "network; list the loopback and management network's addresses instead"
         )
     if cfg.cobot.check_in_rpm > COBOT_CHECK_IN_RPM:
         out.append(

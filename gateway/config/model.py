@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gateway.config.fields import _bounds
+from gateway.config.integrations import AdminSection, MetricsSection, MqttSection
 from gateway.model import Direction, OfflinePolicy, TokenFormat
-
-
-def _bounds(low: float | None = None, high: float | None = None) -> dict[str, float | None]:
-    return {"min": low, "max": high}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -390,48 +388,6 @@ class BookingsSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MetricsSection:
-    """``[metrics]``: Prometheus ``/metrics`` on a listener of its own (gateway/metrics)."""
-
-    enabled: bool = True
-    listen: tuple[str, ...] = ("127.0.0.1",)
-    port: int = field(default=9877, metadata=_bounds(1, 65535))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MqttSection:
-    """``[mqtt]``: events, states and Home Assistant discovery on a broker (gateway/mqtt)."""
-
-    host: str
-    port: int | None = field(default=None, metadata=_bounds(1, 65535))  # 1883, 8883 with tls
-    tls: bool = False
-    # A CA bundle for the broker's certificate; default: the system's.
-    ca_file: Path | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    # Default: checkin-gateway/<gateway name>.
-    topic_prefix: str | None = field(
-        default=None,
-        metadata={"pattern": r"[^#+\s]+(/[^#+\s]+)*", "expected": "a topic without wildcards"},
-    )
-    discovery_prefix: str = field(
-        default="homeassistant",
-        metadata={"pattern": r"[^#+/\s]+", "expected": "one topic level without wildcards"},
-    )
-    discovery: bool = True
-    # Lock entities accept "unlock" from the broker (logged like a tap). Off: state only.
-    allow_remote_unlock: bool = False
-    # Events carry the member's name (else only the outcome; never the token).
-    member_names: bool = False
-    # Share a 429's Retry-After with the other gateways on the same Cobot account.
-    fleet_topic: str = field(
-        default="checkin-gateway/fleet",
-        metadata={"pattern": r"[^#+\s]+(/[^#+\s]+)*", "expected": "a topic without wildcards"},
-    )
-    keepalive: int = field(default=30, metadata=_bounds(5, 3600))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     source: str
     gateway: GatewaySection
@@ -444,6 +400,7 @@ class Config:
     bookings: BookingsSection = BookingsSection()
     metrics: MetricsSection | None = None
     mqtt: MqttSection | None = None
+    admin: AdminSection | None = None
 
     def door(self, name: str) -> DoorBase:
         return next(d for d in self.doors if d.name == name)

@@ -79,12 +79,15 @@ async def serve_metrics(handler: Handler, listen: tuple[str, ...], port: int) ->
         await runner.cleanup()
 
 
-def integration_parts(cfg: Config, handler: Handler, mqtt: MqttBridge | None) -> list[Part]:
+def integration_parts(
+    cfg: Config, handler: Handler, mqtt: MqttBridge | None, *, own_listener: bool = True
+) -> list[Part]:
     """The supervised parts of the integrations: ``/metrics`` on its own listener when
-    ``[metrics]`` is on, and the MQTT bridge when ``[mqtt]`` is configured."""
+    ``[metrics]`` is on and ``own_listener`` (the admin page's listener serves it
+    otherwise), and the MQTT bridge when ``[mqtt]`` is configured."""
     parts = []
     m = cfg.metrics
-    if m is not None and m.enabled:
+    if m is not None and m.enabled and own_listener:
         parts.append(Part("metrics", lambda: serve_metrics(handler, m.listen, m.port)))
     if mqtt is not None:
         parts.append(Part("mqtt", mqtt.run))

@@ -30,7 +30,7 @@ import aiomqtt
 import structlog
 
 from gateway.cobot.ratelimit import MAX_BLOCK, Group, RateLimiter
-from gateway.config.model import MqttSection
+from gateway.config.integrations import MqttSection
 from gateway.decide import Decision
 from gateway.mqtt.commands import GatewayCommands
 from gateway.mqtt.payloads import Discovery, discovery_configs, event_payload

@@ -23,7 +23,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from gateway.config.model import MqttSection
+from gateway.config.integrations import MqttSection
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gateway import __version__
-from gateway.config.model import GpioDoorConfig, MqttSection
+from gateway.config.integrations import MqttSection
+from gateway.config.model import GpioDoorConfig
 from gateway.mqtt.bridge import MqttBridge
 from gateway.mqtt.commands import GatewayCommands
 from gateway.mqtt.payloads import Discovery, remote_unlock_payload, states

@@ -98,6 +98,12 @@ async def list_entries(
     return 1 if missing else 0
 
 
+async def entry_notes(db: Database, entries: Sequence[Entry]) -> dict[int, str]:
+    """What ``queue list`` says of each entry in its note column (the admin page too)."""
+    dropped = await _dropped(db, [e.id for e in entries if e.state is State.DROPPED])
+    return {e.id: _note(e, dropped) for e in entries}
+
+
 def _note(e: Entry, dropped: dict[int, tuple[str | None, float | None]]) -> str:
     if e.state is State.DROPPED:
         by, at = dropped.get(e.id, (None, None))

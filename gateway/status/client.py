@@ -16,13 +16,14 @@ class StatusUnavailable(GatewayError):
     """No answer on the status socket; the message says what happened."""
 
 
-async def ask(path: Path, wait: float = ASK_TIMEOUT) -> dict[str, Any]:
-    """The daemon's status dict from the socket at ``path``; raises StatusUnavailable."""
+async def ask(path: Path, wait: float = ASK_TIMEOUT, request: str = "status") -> dict[str, Any]:
+    """The daemon's status dict from the socket at ``path`` (or its answer to another
+    ``request``, e.g. ``enrol front``); raises StatusUnavailable."""
     try:
         async with asyncio.timeout(wait):
             reader, writer = await asyncio.open_unix_connection(str(path))
             try:
-                writer.write(b"status\n")
+                writer.write(request.encode() + b"\n")
                 await writer.drain()
                 line = await reader.readline()
             finally:

@@ -36,7 +36,11 @@ def gateway_status(gw: Gateway) -> dict[str, Any]:
         "rooms": gw.door_rules.status(),
         "mqtt": None if gw.mqtt is None else gw.mqtt.status(),
         "parts": {
-            name: {"running": s.running, "restarts": s.restarts, "error": s.last_error}
+            name: {
+                "running": s.running,
+                "restarts": s.restarts,
+                "error": s.stopped_because or s.last_error,
+            }
             for name, s in gw.runner.states.items()
         },
         "rate_limits": [

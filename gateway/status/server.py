@@ -2,7 +2,9 @@
 
 Protocol (one exchange per connection): the client sends ``status\\n``; the server
 answers one line of JSON, ``provider()``'s dict plus ``"pid"`` and ``"state_dir"``, and
-closes. Anything else gets ``{"error": ...}``. The socket is mode 0660 (the service's
+closes. ``<command> <argument>\n`` runs one of the ``commands`` given (e.g. ``enrol
+front``: put a reader in enrolment mode) and answers its dict. Anything else gets
+``{"error": ...}``. The socket is mode 0660 (the service's
 group may ask; root always can), its directory 0700 when we create it.
 """
 
@@ -13,7 +15,7 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,10 @@ class StatusServer:
         provider: Callable[[], dict[str, Any]],
         *,
         state_dir: Path | None = None,
+        commands: Mapping[str, Callable[[str], dict[str, Any]]] | None = None,
     ) -> None:
         self.path = path
+        self._commands = dict(commands or {})
         self._provider = provider
         self._state_dir = state_dir
         self.started = asyncio.Event()
@@ -85,6 +89,13 @@ class StatusServer:
                     await writer.wait_closed()
 
     def _answer(self, request: bytes) -> dict[str, Any]:
+        verb, _, argument = request.decode("utf-8", "replace").partition(" ")
+        if verb in self._commands and argument:
+            try:
+                return self._commands[verb](argument.strip())
+            except Exception as exc:  # a command's bug must not cost the daemon
+                log.exception("status_command_failed", command=verb)
+                return {"error": f"{verb} failed: {exc!r}"}
         if request != b"status":
             return {"error": "unknown request; send 'status'"}
         try:

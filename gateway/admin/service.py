@@ -1,0 +1,243 @@
+"""The admin page as parts of the daemon: the access-log writer and the web app.
+
+``AdminService`` is built by the gateway when the config has ``[admin]``. It gives the
+gateway two decision hooks (``hooks()``: the live feed and the access log) and two
+supervised parts (``parts()``): ``access-log`` (writer + daily prune) and ``admin``
+(the aiohttp listener). Without a password file the ``admin`` part stops at once with
+the reason (``status`` shows it); the doors and the access log run on regardless.
+
+Other parts may add routes to the listener before it starts, e.g. Prometheus metrics::
+
+    gateway.admin.add_route("GET", "/metrics", handler, public=True)
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from gateway.admin import enrol_web
+from gateway.admin.accesslog import AccessLog
+from gateway.admin.enrol import API_DEADLINE, Capture, CardRef, Enrolment, EnrolRefused
+from gateway.admin.feed import LiveFeed
+from gateway.admin.password import PasswordCheck, load_hash
+from gateway.admin.sessions import Sessions
+from gateway.admin.web import AdminState, ExtraRoute, Handler, make_app
+from gateway.cache import TokenCache
+from gateway.cobot.client import CobotClient
+from gateway.cobot.errors import ApiError, NotFound
+from gateway.config.integrations import AdminSection
+from gateway.decide import DecisionHook
+from gateway.doors.base import Door
+from gateway.drain import Drainer
+from gateway.errors import GatewayError
+from gateway.model import Membership, Tap
+from gateway.outbox import Outbox
+from gateway.portal.csrf import CsrfGuard
+from gateway.portal.throttle import Throttle
+from gateway.redact import redact
+from gateway.runner import Part
+from gateway.store import Database
+from gateway.sync import TokenSync
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_TIMEOUT = 2.0  # seconds open requests (event streams) get at stop
+HANDLER_ARGS: dict[str, Any] = {
+    "max_line_size": 4096,
+    "max_field_size": 8190,
+    "max_headers": 64,
+    "keepalive_timeout": 15.0,
+}
+
+
+class GatewayView(Protocol):
+    """What the page reads of the gateway (``gateway.app.Gateway`` is one)."""
+
+    db: Database
+    outbox: Outbox
+    doors: dict[str, Door]
+    cache: TokenCache
+    client: CobotClient
+    sync: TokenSync
+
+    def status(self) -> dict[str, Any]: ...
+
+    @property
+    def drainer(self) -> Drainer: ...
+
+
+class AdminError(GatewayError):
+    """The admin page cannot start (no password file, port taken)."""
+
+
+class AdminService:
+    def __init__(self, cfg: AdminSection, gateway: GatewayView) -> None:
+        self.cfg = cfg
+        self._gateway = gateway
+        self.feed = LiveFeed()
+        self.card_ref = CardRef()
+        self.enrolment = Enrolment(
+            gateway.cache.lookup,
+            gateway.cache.add,
+            on_capture=lambda c: self.feed.enrolled(c.id, c.reader, c.token),
+            admin_cards=frozenset(cfg.enrol_cards),
+        )
+        self._access_log: AccessLog | None = None
+        self._extra: list[ExtraRoute] = []
+        self._check: PasswordCheck | None = None
+        self.addresses: list[tuple[str, int]] = []
+        self._started = False
+
+    # --- what the gateway wires ------------------------------------------------------
+
+    def hooks(self) -> list[DecisionHook]:
+        return [self.feed.hook, self._log_hook]
+
+    def offer(self, tap: Tap) -> bool:
+        """On the tap path, before the decision: True when a reader in enrolment mode
+        captured this unknown card (then the tap must not be decided)."""
+        return self.enrolment.offer(tap)
+
+    def parts(self) -> list[Part]:
+        return [Part("access-log", self._run_access_log), Part("admin", self.run)]
+
+    def add_route(self, method: str, path: str, handler: Handler, *, public: bool = False) -> None:
+        """Serve ``handler`` on the admin listener too (before the part starts).
+        ``public=True`` skips the session check: only for answers without secrets."""
+        if self._started:
+            raise RuntimeError("admin routes must be added before the admin page starts")
+        self._extra.append(ExtraRoute(method, path, handler, public))
+
+    # --- what the web layer reads -------------------------------------------------------
+
+    @property
+    def access_log(self) -> AccessLog:
+        if self._access_log is None:
+            self._access_log = AccessLog(self._gateway.db, self.cfg.access_log_days)
+        return self._access_log
+
+    @property
+    def access_log_days(self) -> int:
+        return self.cfg.access_log_days
+
+    @property
+    def db(self) -> Database:
+        return self._gateway.db
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._gateway.outbox
+
+    @property
+    def doors(self) -> Mapping[str, Door]:
+        return self._gateway.doors
+
+    def status(self) -> dict[str, Any]:
+        return self._gateway.status()
+
+    async def memberships(self) -> list[Membership]:
+        """The memberships the token cache knows (a card can be added to them)."""
+        rows = await self._gateway.db.fetchall(
+            "SELECT DISTINCT membership_id, membership_name FROM tokens "
+            "ORDER BY membership_name, membership_id"
+        )
+        return [Membership(str(i), str(n or "")) for i, n in rows]
+
+    async def cards(self) -> list[tuple[str, str, Membership]]:
+        """The cards the token cache knows: (reference, redacted token, member)."""
+        rows = await self._gateway.db.fetchall(
+            "SELECT token, membership_id, membership_name FROM tokens "
+            "ORDER BY membership_name, membership_id LIMIT 1000"
+        )
+        return [
+            (self.card_ref.of(str(t)), redact(str(t)), Membership(str(i), str(n or "")))
+            for t, i, n in rows
+        ]
+
+    async def revoke_card(self, ref: str) -> tuple[str, Membership]:
+        """``DELETE /api/check_in_tokens/:token`` for the card ``ref`` names, then a token
+        sync so the cache drops it at once. KeyError: no such card; EnrolRefused: Cobot
+        did not delete it."""
+        rows = await self._gateway.db.fetchall(
+            "SELECT token, membership_id, membership_name FROM tokens"
+        )
+        match = next(
+            (r for r in rows if hmac.compare_digest(self.card_ref.of(str(r[0])), ref)), None
+        )
+        if match is None:
+            raise KeyError(ref)
+        token, member = str(match[0]), Membership(str(match[1]), str(match[2] or ""))
+        try:
+            await self._gateway.client.delete_token(token, deadline=API_DEADLINE)
+        except NotFound:
+            pass  # already gone at Cobot: the sync below drops it here too
+        except ApiError as exc:
+            raise EnrolRefused(f"Cobot did not delete the card: {exc}") from exc
+        await self._gateway.sync.sync_once()
+        log.info("card_revoked", token=redact(token), membership_id=member.id)
+        return redact(token), member
+
+    async def register_card(self, capture_id: str, member: Membership) -> Capture:
+        return await self.enrolment.register(self._gateway.client, capture_id, member)
+
+    def wake_delivery(self) -> None:
+        """A retried entry goes out now, not at the drainer's next idle look."""
+        self._gateway.drainer.wake()
+
+    async def verify(self, password: str) -> bool:
+        assert self._check is not None
+        return await self._check.verify(password)
+
+    # --- the parts ----------------------------------------------------------------------
+
+    def _log_hook(self, decision: Any) -> None:
+        self.access_log.hook(decision)
+
+    async def _run_access_log(self) -> None:
+        await self.access_log.run()
+
+    async def run(self) -> None:
+        try:
+            self._check = PasswordCheck(load_hash(self.cfg.password_file))
+        except GatewayError as exc:
+            raise AdminError(f"admin page not started: {exc}") from exc
+        self._started = True
+        state = AdminState(
+            backend=self,
+            sessions=Sessions(self.cfg.session_idle),
+            csrf=CsrfGuard(),
+            throttle=Throttle(self.cfg.max_failures, self.cfg.failure_window),
+            language=self.cfg.language,
+            public=frozenset(),
+        )
+        app = make_app(state, self._extra, enrol_web.add_routes)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS
+        )
+        await runner.setup()
+        try:
+            try:
+                for host in self.cfg.listen:
+                    await web.TCPSite(runner, host, self.cfg.port, reuse_address=True).start()
+            except OSError as exc:
+                raise AdminError(
+                    f"admin page: cannot listen on port {self.cfg.port}: {exc}"
+                ) from exc
+            self.addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
+            log.info("admin_listening", addresses=self.addresses)
+            await _forever()
+        finally:
+            self.addresses = []
+            self.feed.close()
+            await runner.cleanup()
+
+
+async def _forever() -> None:
+    import asyncio
+
+    await asyncio.Event().wait()

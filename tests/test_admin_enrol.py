@@ -1,0 +1,162 @@
+"""Enrolling a card by tapping it: a pty serial reader in enrolment mode hands the next
+unknown card to the admin page; registered through the simulated Cobot
+(``POST /api/check_in_tokens``), the card's next tap opens the door."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tty
+
+import pytest
+
+from gateway.sim.seed import ADA, GRACE
+from tests.admin_support import admin_rig, csrf_of, login
+from tests.harness import eventually
+
+pytestmark = pytest.mark.real
+
+NEW_CARD = "DEADBEEF01"
+GRACES_OTHER_CARD = "CAFEBABE02"
+
+
+@pytest.fixture
+def pty():
+    master, slave = os.openpty()
+    tty.setraw(master)
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def capture_id(page: str) -> str:
+    match = re.search(r'action="/enrol/([A-Za-z0-9_-]+)/register"', page)
+    assert match, "no captured card on the page"
+    return match.group(1)
+
+
+async def test_enrol_a_card_by_tapping_it(tmp_path, pty):
+    master, port = pty
+    async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
+        gw = rig.gateway
+        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
+        await login(client)
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        async with client.post(
+            "/enrol/start", data={"csrf": csrf_of(page), "reader": "front"}
+        ) as r:
+            assert "waits for a new card" in await r.text()
+        async with client.get("/events") as stream:
+            await stream.content.readuntil(b"\n\n")  # the first status
+            os.write(master, f"{NEW_CARD}\n".encode())
+            async with asyncio.timeout(5):
+                chunk = b""
+                while b"event: enrol" not in chunk:
+                    chunk = await stream.content.readuntil(b"\n\n")
+            assert NEW_CARD not in chunk.decode() and NEW_CARD[-2:].encode() in chunk
+        # Captured, not decided: no door, no tap in the log.
+        assert rig.door.opened == 0 and not gw.admin.feed.recent  # type: ignore[union-attr]
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        assert NEW_CARD not in page and "Ada Lovelace" in page
+        async with client.post(
+            f"/enrol/{capture_id(page)}/register",
+            data={"csrf": csrf_of(page), "membership_id": ADA},
+        ) as r:
+            done = await r.text()
+        assert "is registered for Ada Lovelace" in done, done
+        assert rig.space.tokens[NEW_CARD] == ADA  # at Cobot
+        member = gw.cache.lookup(NEW_CARD)
+        assert member is not None and member.id == ADA  # and here, before any sync
+        # Enrolment mode ended with the capture: the next tap is decided and opens.
+        await asyncio.sleep(0.3)  # past the reader's debounce
+        os.write(master, f"{NEW_CARD}\n".encode())
+        await eventually(lambda: rig.door.opened == 1)
+        assert gw.admin.feed.recent[-1].member == "Ada Lovelace"  # type: ignore[union-attr]
+
+        # Revoke it from the page (asked first): gone at Cobot and here at once.
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        refs = re.findall(r'action="/cards/([0-9a-f]{24})/revoke"', page)
+        assert NEW_CARD not in page and "********01" in page
+        assert rig.gateway.admin is not None
+        ref = next(
+            ref for ref, shown, _m in await rig.gateway.admin.cards() if shown.endswith("01")
+        )
+        assert ref in refs
+        async with client.post(f"/cards/{ref}/revoke", data={"csrf": csrf_of(page)}) as r:
+            assert "stops opening the door" in await r.text()
+        assert NEW_CARD in rig.space.tokens
+        async with client.post(
+            f"/cards/{ref}/revoke", data={"csrf": csrf_of(page), "confirm": "yes"}
+        ) as r:
+            assert "is revoked" in await r.text()
+        assert NEW_CARD not in rig.space.tokens and gw.cache.lookup(NEW_CARD) is None
+        await asyncio.sleep(0.3)
+        os.write(master, f"{NEW_CARD}\n".encode())
+        await eventually(lambda: len(gw.admin.feed.recent) == 2)  # type: ignore[union-attr]
+        assert rig.door.opened == 1 and not gw.admin.feed.recent[-1].opened  # type: ignore[union-attr]
+
+
+async def test_a_card_registered_to_someone_else_is_refused_with_whose(tmp_path, pty):
+    master, port = pty
+    async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
+        gw = rig.gateway
+        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
+        rig.space.create_token(GRACE, GRACES_OTHER_CARD)  # at Cobot, not yet synced here
+        await login(client)
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
+        os.write(master, f"{GRACES_OTHER_CARD}\n".encode())
+        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        async with client.post(
+            f"/enrol/{capture_id(page)}/register",
+            data={"csrf": csrf_of(page), "membership_id": ADA},
+        ) as r:
+            answer = await r.text()
+        note = re.search(r'<p class="msg err" role="status">([^<]*)</p>', answer)
+        assert note, answer
+        # Whose, redacted like a card number: "**********er".
+        assert note.group(1).startswith("Not registered: card already registered to ")
+        assert "Grace" not in note.group(1) and note.group(1).endswith("er")
+        assert rig.space.tokens[GRACES_OTHER_CARD] == GRACE
+        assert gw.cache.lookup(GRACES_OTHER_CARD) is None
+        # An unknown membership id is not sent to Cobot at all.
+        async with client.post(
+            f"/enrol/{capture_id(page)}/register",
+            data={"csrf": csrf_of(page), "membership_id": "nobody"},
+        ) as r:
+            assert "Pick a member" in await r.text()
+
+
+async def test_a_member_without_a_card_by_membership_id(tmp_path, pty):
+    master, port = pty
+    mary = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
+        gw = rig.gateway
+        rig.space.add_member("Mary Jackson", "mary@example.com", "mary-demo", id=mary)
+        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
+        await login(client)
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        assert "Mary Jackson" not in page  # no card: the cache does not know her
+        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
+        os.write(master, f"{NEW_CARD}\n".encode())
+        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        form = {"csrf": csrf_of(page), "membership_id": ADA, "other_id": "0" * 32}
+        async with client.post(f"/enrol/{capture_id(page)}/register", data=form) as r:
+            assert "Not registered: Cobot refused" in await r.text()
+        form["other_id"] = mary
+        async with client.post(f"/enrol/{capture_id(page)}/register", data=form) as r:
+            assert "is registered for Mary Jackson" in await r.text()
+        member = gw.cache.lookup(NEW_CARD)
+        assert member is not None and member.id == mary and member.name == "Mary Jackson"
