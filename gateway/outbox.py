@@ -274,11 +274,14 @@ class Outbox:
 
     async def retry(self, entry_id: int) -> bool:
         """Operator: put a failed entry back in the queue (or hurry a deferred one)."""
+        row = await self._db.fetchone("SELECT state FROM outbox WHERE id = ?", (entry_id,))
         cur = await self._update(
             "UPDATE outbox SET state = CASE state WHEN 'failed' THEN 'pending' ELSE state END, "
             "next_attempt_at = 0, updated_at = ? WHERE id = ? AND state != 'delivered'",
             (time.time(), entry_id),
         )
+        if cur and row is not None and row[0] == State.FAILED.value:
+            self._open += 1  # open again: the depth counts it at once, not at the next load
         return cur > 0
 
     async def mark_dropped(self, entry_id: int, by: str) -> bool:

@@ -69,6 +69,7 @@ async def test_outbox_lifecycle(tmp_path: Path) -> None:
     assert outbox.depth == 0
     assert (await outbox.get(b)).last_error == "membership not confirmed"  # type: ignore[union-attr]
     assert await outbox.retry(b)
+    assert outbox.depth == 1  # counted at once (the admin page and status show it)
     await outbox.load()
     assert outbox.depth == 1
     assert await outbox.mark_dropped(b, "test")
