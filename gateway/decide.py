@@ -80,10 +80,15 @@ class Decider:
         rule = rule or (self._door_rules.get(door.name) if door else None) or self._rule
         verdict = await rule.judge(tap)
         if verdict.admits:
-            decision = await self._admit(tap, door, verdict)
-        else:
-            await self._signal(door, Signal.REFUSED)
-            decision = self._done(tap, verdict, None)
+            return await self._admit(tap, door, verdict)
+        await self._signal(door, Signal.REFUSED)
+        return self._announce(self._done(tap, verdict, None))
+
+    def _announce(self, decision: Decision) -> Decision:
+        """Log the decision and tell the hooks. For an admitted tap this runs before its
+        records are released or discarded, so what a hook attaches to the database (the
+        access log's row) is committed in the same transaction as the record."""
+        tap = decision.tap
         log.info(
             "tap",
             reader=tap.reader,
@@ -114,16 +119,18 @@ class Decider:
             holds.append((backend, await backend.hold(kind, tap, verdict.member)))
         opened_at = await self._open(door, verdict.signal)
         if door is not None and opened_at is None:
+            failed = Verdict(Outcome.DOOR_FAILED, verdict.member, "door did not open")
+            decision = self._announce(self._done(tap, failed, None, verdict.preview_ms))
             for backend, hold in holds:
                 await backend.discard(hold)
-            failed = Verdict(Outcome.DOOR_FAILED, verdict.member, "door did not open")
-            return self._done(tap, failed, None, verdict.preview_ms)
+            return decision
+        decision = self._announce(self._done(tap, verdict, opened_at))
         for backend, hold in holds:
             await backend.release(hold, live=verdict.live)
         # Attendance is about check-ins: a MOCO touch not stored does not change it.
         checks = [hold for _, hold in holds if hold.kind is not RecordKind.TOUCH]
         await self._tell_attendance(verdict, checks)
-        return self._done(tap, verdict, opened_at)
+        return decision
 
     async def _tell_attendance(self, verdict: Verdict, holds: list[Hold]) -> None:
         member = verdict.member

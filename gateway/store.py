@@ -33,6 +33,9 @@ DB_NAME = "gateway.sqlite"
 # (the decision, see records/cobot.py). The CLI, which a person runs, waits longer.
 DAEMON_BUSY_TIMEOUT_MS = 200
 CLI_BUSY_TIMEOUT_MS = 5000
+# Rows riding with the next write (``Database.attach``): a bound on what a database that
+# refuses every write for a long time can hold in memory.
+MAX_ATTACHED = 1000
 BUSY_TIMEOUT_MS = CLI_BUSY_TIMEOUT_MS
 
 _SCHEMA = [
@@ -159,6 +162,32 @@ class Database:
         self._conn = conn
         self._lock = Lanes()
         self.path = path
+        self._attached: deque[tuple[str, Sequence[Any]]] = deque()
+        self.attached_lost = 0
+
+    def attach(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queue a row that rides in the next write's transaction (no commit of its own).
+
+        For bookkeeping written right after a record (the access log): the decision
+        attaches it just before releasing or discarding the record, so it is committed
+        with that record, at no extra commit or fsync on the tap path. A row that fails
+        (a missing table, a constraint) is dropped alone, under a savepoint, never
+        undoing the write it rides with; ``flush_attached`` writes what no write took.
+        Bounded: beyond ``MAX_ATTACHED`` the oldest row is dropped and counted."""
+        if len(self._attached) >= MAX_ATTACHED:
+            self._attached.popleft()
+            self.attached_lost += 1
+        self._attached.append((sql, params))
+
+    @property
+    def attached(self) -> int:
+        return len(self._attached)
+
+    async def flush_attached(self) -> None:
+        """Write attached rows that no other write took, without an fsync."""
+        if self._attached:
+            async with self._lock.hold():
+                await self._with_attached(None, (), durable=False)
 
     async def execute(
         self,
@@ -175,6 +204,8 @@ class Database:
         ``synchronous=NORMAL``: a power cut may undo it, never corrupt it; the next
         durable commit makes it durable too), for changes whose loss is harmless."""
         async with self._lock.hold(urgent=urgent, budget=budget):
+            if self._attached:
+                return await self._with_attached(sql, params, durable=durable)
             if durable:
                 cur = await self._conn.execute(sql, params)
                 return Written(cur.rowcount, cur.lastrowid)
@@ -184,6 +215,46 @@ class Database:
             finally:
                 await self._conn.execute("PRAGMA synchronous = FULL")
             return Written(cur.rowcount, cur.lastrowid)
+
+    async def _with_attached(
+        self, sql: str | None, params: Sequence[Any], *, durable: bool
+    ) -> Written:
+        """``sql`` and the attached rows in one transaction (the lock is held)."""
+        rows = list(self._attached)
+        self._attached.clear()
+        if not durable:
+            await self._conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                written = Written(0, None)
+                if sql is not None:
+                    cur = await self._conn.execute(sql, params)
+                    written = Written(cur.rowcount, cur.lastrowid)
+                for row_sql, row_params in rows:
+                    await self._conn.execute("SAVEPOINT attached")
+                    try:
+                        await self._conn.execute(row_sql, row_params)
+                    except sqlite3.Error as exc:
+                        await self._conn.execute("ROLLBACK TO attached")
+                        self.attached_lost += 1
+                        log.warning("attached_row_dropped", error=str(exc))
+                    await self._conn.execute("RELEASE attached")
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._conn.execute("ROLLBACK")
+                # The write they rode with failed (locked, disk full): they wait for the
+                # next one, unless newer rows filled the bound meanwhile.
+                room = max(0, MAX_ATTACHED - len(self._attached))
+                kept = rows[len(rows) - room :] if room < len(rows) else rows
+                self.attached_lost += len(rows) - len(kept)
+                self._attached.extendleft(reversed(kept))
+                raise
+        finally:
+            if not durable:
+                await self._conn.execute("PRAGMA synchronous = FULL")
+        return written
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._lock.hold(), self._conn.execute(sql, params) as cur:

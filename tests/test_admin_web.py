@@ -169,7 +169,7 @@ async def test_access_log_search_and_csv(tmp_path):
         await rig.tap("FFFFFFFF99")  # unknown to Cobot: refused
         assert rig.gateway.admin is not None
         log = rig.gateway.admin.access_log
-        await eventually(lambda: log.written == 2)
+        await eventually(lambda: log.logged == 2)
         async with client.get("/log", params={"q": "Ada"}) as r:
             page = await r.text()
             assert "Ada Lovelace" in page and "opened-online" in page

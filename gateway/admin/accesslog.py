@@ -1,15 +1,19 @@
 """The access log: every decision in SQLite, searchable, kept ``access_log_days``.
 
-Written from the decision hook through a bounded queue by one writer task, each row
-committed with ``durable=False`` (no fsync of its own; WAL with synchronous=NORMAL: a
-power cut may lose the last rows, never corrupt the file, and the next durable commit,
-such as the tap's outbox record, makes them durable). Pruned once a day. The token is
-stored redacted: the log answers "who came in when", not "which card number".
+Written from the decision hook, which the decider calls just before it releases (door
+opened) or discards (door failed) the tap's record: the row is attached to the database
+(``Database.attach``) and committed in the same transaction as that record, so the log
+costs the tap path no commit and no fsync of its own. A refused tap has no record: its
+row rides with the next write, or is written within ``FLUSH_INTERVAL`` seconds without
+an fsync (WAL with synchronous=NORMAL: a power cut may lose the last such rows, never
+corrupt the file). Pruned once a day. The token is stored redacted: the log answers
+"who came in when", not "which card number".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import time
@@ -26,7 +30,12 @@ from gateway.store import Database
 log = structlog.get_logger(__name__)
 
 PRUNE_INTERVAL = 86_400.0  # seconds between prunes
-QUEUE_SIZE = 1000  # decisions waiting to be written; beyond, counted as lost
+FLUSH_INTERVAL = 1.0  # seconds a row waits at most for a write to ride with
+INSERT = (
+    "INSERT INTO access_log (at, day, reader, token, member, membership_id, "
+    "outcome, reason, opened, latency_ms, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 PAGE_SIZE = 200  # rows a search returns at most
 CSV_LIMIT = 100_000  # rows a CSV download holds at most
 
@@ -73,64 +82,59 @@ class AccessLog:
     def __init__(self, db: Database, days: int) -> None:
         self._db = db
         self._days = days
-        self._queue: asyncio.Queue[TapEvent] = asyncio.Queue(QUEUE_SIZE)
-        self.lost = 0  # decisions not logged (queue full or a write failed)
-        self.written = 0
+        self.logged = 0  # decisions handed to the database
+
+    @property
+    def lost(self) -> int:
+        """Rows not logged: refused by SQLite, or beyond the bound of rows waiting."""
+        return self._db.attached_lost
 
     async def setup(self) -> None:
         for statement in filter(str.strip, SCHEMA.split(";")):
             await self._db.execute(statement)
 
     def hook(self, decision: Decision) -> None:
-        try:
-            self._queue.put_nowait(TapEvent.of(decision))
-        except asyncio.QueueFull:
-            self.lost += 1
+        e = TapEvent.of(decision)
+        self._db.attach(
+            INSERT,
+            (
+                e.at,
+                e.at[:10],
+                e.reader,
+                e.token,
+                e.member,
+                e.membership_id,
+                e.outcome,
+                e.reason,
+                int(e.opened),
+                e.latency_ms,
+                time.time(),
+            ),
+        )
+        self.logged += 1
 
     async def run(self) -> None:
-        """The writer and the daily prune, one part of the daemon."""
+        """The flush of rows no write took, and the daily prune: one part of the daemon."""
         await self.setup()
         pruned_at = 0.0
-        while True:
-            if time.monotonic() - pruned_at >= PRUNE_INTERVAL or pruned_at == 0.0:
-                await self.prune()
-                pruned_at = time.monotonic()
-            try:
-                async with asyncio.timeout(60):
-                    event = await self._queue.get()
-            except TimeoutError:
-                continue
-            await self._write(event)
+        try:
+            while True:
+                if pruned_at == 0.0 or time.monotonic() - pruned_at >= PRUNE_INTERVAL:
+                    await self.prune()
+                    pruned_at = time.monotonic()
+                await asyncio.sleep(FLUSH_INTERVAL)
+                await self.flush()
+        finally:
+            # At stop: the last refusals too (bounded: the runner's stop has a deadline).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.flush()
 
     async def flush(self) -> None:
-        """Write whatever waits (tests and stop)."""
-        while not self._queue.empty():
-            await self._write(self._queue.get_nowait())
-
-    async def _write(self, e: TapEvent) -> None:
+        """Write the rows that wait (before a search, at stop, every second)."""
         try:
-            await self._db.execute(
-                "INSERT INTO access_log (at, day, reader, token, member, membership_id, "
-                "outcome, reason, opened, latency_ms, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    e.at,
-                    e.at[:10],
-                    e.reader,
-                    e.token,
-                    e.member,
-                    e.membership_id,
-                    e.outcome,
-                    e.reason,
-                    int(e.opened),
-                    e.latency_ms,
-                    time.time(),
-                ),
-                durable=False,
-            )
-            self.written += 1
-        except Exception as exc:  # noqa: BLE001 - a log row must never stop the writer
-            self.lost += 1
+            await self._db.flush_attached()
+        except Exception as exc:  # noqa: BLE001 - they wait for the next write
             log.warning("access_log_write_failed", error=str(exc))
 
     async def prune(self, now: datetime | None = None) -> int:
@@ -143,6 +147,7 @@ class AccessLog:
         return written.rowcount
 
     async def search(self, q: Query, limit: int = PAGE_SIZE) -> list[dict[str, object]]:
+        await self.flush()  # the page shows the tap that just happened
         where: list[str] = []
         params: list[object] = []
         if q.text:
