@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway import __version__
 from gateway.attendance import Attendance
 from gateway.bookings.doors import DoorRules, booking_rate_limits
 from gateway.bookings.snapshot import BookingSnapshot
@@ -36,16 +35,12 @@ from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
 from gateway.errors import GatewayError
-from gateway.metrics import GatewayMetrics, metrics_handler
-from gateway.metrics.server import Handler, integration_parts
-from gateway.moco.keys import MocoKeys, load_moco_keys
-from gateway.moco.service import MocoService
 from gateway.model import CheckIn, Direction, Outcome, Signal, Tap
 from gateway.outbox import Outbox
 from gateway.readers import build_reader
 from gateway.readers.base import Reader, ReaderContext, make_tap
-from gateway.records.base import RecordBackend
 from gateway.records.cobot import CobotRecords
+from gateway.records.routing import reader_backends, reader_rule
 from gateway.redact import redact
 from gateway.rules.base import DoorRule
 from gateway.rules.check_in import CheckInRule
@@ -56,6 +51,10 @@ from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
     from gateway.admin.service import AdminService
+    from gateway.metrics import GatewayMetrics
+    from gateway.metrics.server import Handler
+    from gateway.moco.keys import MocoKeys
+    from gateway.moco.service import MocoService
     from gateway.mqtt.bridge import MqttBridge
     from gateway.portal.service import PortalService
 
@@ -117,8 +116,12 @@ class Gateway:
         self.dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
-        # Counted always (cheap); served on [metrics]' listener or the admin app's.
-        self.metrics = GatewayMetrics({r.name: r.door for r in cfg.readers}, version=__version__)
+        # Counted only where served ([metrics] or [admin]; gateway/metrics/wiring.py).
+        self.metrics: GatewayMetrics | None = None
+        if cfg.metrics is not None or cfg.admin is not None:
+            from gateway.metrics.wiring import build_metrics
+
+            self.metrics = build_metrics(cfg)
         self.mqtt: MqttBridge | None = None
 
     async def run(self) -> None:
@@ -142,7 +145,7 @@ class Gateway:
                     self.limiter,
                     timeout=cfg.cobot.request_timeout,
                     clock=self.clock,
-                    observe=self.metrics.api,
+                    observe=self.metrics.api if self.metrics is not None else None,
                 ) as client,
                 self._open_moco(),
             ):
@@ -168,6 +171,9 @@ class Gateway:
         if self.cfg.moco is None:
             yield
             return
+        from gateway.moco.keys import load_moco_keys
+        from gateway.moco.service import MocoService
+
         keys = self._moco_keys or load_moco_keys(self.cfg)
         service = MocoService(
             self.cfg.moco, keys, self.limiter, self.outbox, self.clock, self._feedback
@@ -234,7 +240,7 @@ class Gateway:
                 self._integrations,
                 *self._admin_hooks(),
             ],
-            reader_backends=self._reader_backends(),
+            reader_backends=reader_backends(self.cfg, self.records, self.moco),
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
         ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
@@ -244,31 +250,17 @@ class Gateway:
             self.readers = [build_reader(c, ctx) for c in cfg.readers]
         configured = {c.name: c.door for c in cfg.readers}
         self._reader_door = {r.name: configured.get(r.name) for r in self.readers}
-        self.metrics.set_doors(self._reader_door)
+        if self.metrics is not None:
+            self.metrics.set_doors(self._reader_door)
         if cfg.mqtt is not None:
             from gateway.mqtt.wiring import build_bridge
 
             self.mqtt = build_bridge(self, cfg.mqtt, self._reader_door)
         self.runner = Runner(self._parts())
 
-    def _reader_backends(self) -> dict[str, list[RecordBackend]]:
-        """Readers whose ``record`` is not just Cobot: their backends."""
-        out: dict[str, list[RecordBackend]] = {}
-        for reader in self.cfg.readers:
-            if reader.record != ("cobot",):
-                by_name: dict[str, RecordBackend | None] = {
-                    "cobot": self.records,
-                    "moco": self.moco.records if self.moco else None,
-                }
-                out[reader.name] = [b for n in reader.record if (b := by_name[n]) is not None]
-        return out
-
     def reader_rule(self, reader: str, door: Door | None) -> DoorRule | None:
-        """A reader recording to MOCO judges staff cards itself (rules/staff.py)."""
-        record = next((c.record for c in self.cfg.readers if c.name == reader), ("cobot",))
-        if self.moco is None or "moco" not in record:
-            return None
-        return self.moco.rule(self.decider.rule_for(door) if "cobot" in record else None)
+        """A reader recording to MOCO judges staff cards itself (records/routing.py)."""
+        return reader_rule(self.cfg, reader, self.moco, self.decider.rule_for(door))
 
     def _feedback(self, reader: str, signal: Signal) -> None:
         """MOCO's in/out feedback, shown by the reader's door (if it has one)."""
@@ -423,20 +415,23 @@ class Gateway:
     # --- metrics and MQTT (gateway/metrics, gateway/mqtt) --------------------------------
 
     def _integrations(self, decision: Decision) -> None:
-        self.metrics.decision(decision)
+        if self.metrics is not None:
+            self.metrics.decision(decision)
         if self.mqtt is not None:
             self.mqtt.decision(decision)
 
     def _integration_parts(self) -> list[Part]:
-        own = self.cfg.admin is None  # with the admin page, /metrics is served there
-        return integration_parts(self.cfg, self.metrics_handler(), self.mqtt, own_listener=own)
+        if self.metrics is None and self.mqtt is None:
+            return []
+        from gateway.metrics.wiring import parts_of
+
+        return parts_of(self)
 
     def metrics_handler(self) -> Handler:
-        """An aiohttp handler for ``/metrics`` (the admin app mounts it on its listener)."""
-        return metrics_handler(self.metrics, self._metrics_snapshot)
+        """The ``/metrics`` handler (the admin app mounts it on its listener)."""
+        from gateway.metrics.wiring import handler_of
 
-    async def _metrics_snapshot(self) -> tuple[dict[str, Any], dict[str, object]] | None:
-        return (self.status(), await self.outbox.stats()) if self.ready.is_set() else None
+        return handler_of(self)
 
     # --- status -------------------------------------------------------------------
 
