@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -45,31 +44,23 @@ from gateway.moco.replay import NAME, Replayer
 from gateway.moco.staff import StaffBook
 from gateway.model import ClockQuality, Membership, RecordKind, Signal, Tap
 from gateway.outbox import Outbox, State
-from gateway.records.background import Background, save_loop
+from gateway.records.background import Background
 from gateway.records.base import Hold
+from gateway.records.keeper import Keeper, Unsaved
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
 
-TAP_COMMIT_BUDGET = 0.5
 LIVE_DEADLINE = 5.0  # seconds a live touch may take at most (slot wait + answer)
 # A touch must be answered this long before the tap's minute ends (the clocks of the
 # gateway and MOCO may differ a little): then MOCO's minute is the tap's minute, which
 # is how a crash mid-touch is recognised later (gateway/moco/plan.py).
 MINUTE_MARGIN = 2.0
 AUTH_PAUSE = 300.0
-SAVE_RETRY = 1.0
-MAX_UNSAVED = 1000
 CLOSE_GRACE = 2.0
 
 Feedback = Callable[[str, Signal], None]
 """(reader name, signal): shown by that reader's door, if it has one."""
-
-
-@dataclass(slots=True)
-class _Unsaved:
-    tap: Tap
-    user_id: int
 
 
 class MocoRecords:
@@ -93,11 +84,8 @@ class MocoRecords:
         self._feedback = feedback
         self.replayer = Replayer(outbox, client, staff, breaker, clock)
         self._last_tap: dict[int, float] = {}  # user -> monotonic time of their last tap
-        self._unsaved: list[_Unsaved] = []
-        self._unreleased: set[int] = set()
-        self._wake = asyncio.Event()
+        self._keeper = Keeper(outbox, NAME, self.replayer.wake)
         self._background = Background()
-        self._storage_error: str | None = None
 
     @property
     def name(self) -> str:
@@ -105,7 +93,7 @@ class MocoRecords:
 
     @property
     def storage_error(self) -> str | None:
-        return self._storage_error
+        return self._keeper.storage_error
 
     @property
     def staff(self) -> StaffBook:
@@ -113,7 +101,7 @@ class MocoRecords:
 
     @property
     def unsaved(self) -> int:
-        return len(self._unsaved) + len(self._unreleased)
+        return self._keeper.unsaved
 
     # --- the tap path -----------------------------------------------------------------
 
@@ -140,32 +128,7 @@ class MocoRecords:
         user_id = self._staff.user_for(tap.token)
         assert user_id is not None, "hold() without takes()"
         self._last_tap[user_id] = tap.mono
-        try:
-            entry_id: int | None = await self._outbox.add(
-                RecordKind.TOUCH,
-                token=tap.token,
-                membership_id=str(user_id),
-                reader=tap.reader,
-                tapped_at=tap.at,
-                state=State.HELD,
-                backend=NAME,
-                clock=tap.clock,
-                boot_id=tap.boot_id,
-                tapped_mono=tap.mono,
-                budget=TAP_COMMIT_BUDGET,
-            )
-        except StorageError as exc:
-            self._storage_error = str(exc)
-            log.error(
-                "moco_record_not_stored",
-                reader=tap.reader,
-                user_id=user_id,
-                error=str(exc),
-                kept="in memory until the database takes it",
-            )
-            entry_id = None
-        else:
-            self._storage_error = None
+        entry_id = await self._keeper.hold(RecordKind.TOUCH, tap, str(user_id))
         return Hold(NAME, RecordKind.TOUCH, tap, member, entry_id)
 
     async def release(self, hold: Hold, *, live: bool) -> None:
@@ -175,33 +138,19 @@ class MocoRecords:
         user_id = self._staff.user_for(hold.tap.token)
         assert user_id is not None
         if hold.entry_id is None:
-            if len(self._unsaved) < MAX_UNSAVED:
-                self._unsaved.append(_Unsaved(hold.tap, user_id))
-            else:
-                log.error("moco_record_lost", user_id=user_id, reason="memory bound reached")
+            self._keeper.keep(Unsaved(RecordKind.TOUCH, hold.tap, str(user_id)))
             self._predicted(hold.tap, user_id, "not stored yet")
-            self._wake.set()
-            return
-        try:
-            await self._outbox.release(hold.entry_id)
-        except StorageError as exc:
-            log.warning("moco_release_deferred", entry=hold.entry_id, error=str(exc))
-            self._unreleased.add(hold.entry_id)
+        elif not await self._keeper.release(hold.entry_id):
             self._predicted(hold.tap, user_id, "queued")
-            self._wake.set()
-            return
-        self._background.spawn(self._deliver_live(hold.entry_id, hold.tap, user_id))
+        else:
+            self._background.spawn(self._deliver_live(hold.entry_id, hold.tap, user_id))
 
     async def discard(self, hold: Hold) -> None:
         user_id = self._staff.user_for(hold.tap.token)
         if user_id is not None and self._last_tap.get(user_id) == hold.tap.mono:
             del self._last_tap[user_id]  # the door failed: a retry tap must count
-        if hold.entry_id is None:
-            return
-        try:
-            await self._outbox.discard_held(hold.entry_id)
-        except StorageError as exc:
-            log.error("moco_discard_failed", entry=hold.entry_id, error=str(exc))
+        if hold.entry_id is not None:
+            await self._keeper.discard(hold.entry_id)
 
     # --- live delivery -------------------------------------------------------------
 
@@ -369,7 +318,7 @@ class MocoRecords:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._refresh_state(), name="moco-state")
             tg.create_task(self.replayer.run(), name="moco-replay")
-            tg.create_task(self._save_loop(), name="moco-save")
+            tg.create_task(self._keeper.run(), name="moco-save")
 
     async def _refresh_state(self) -> None:
         """Who is clocked in today, from MOCO (for feedback and status), once at start."""
@@ -385,46 +334,6 @@ class MocoRecords:
             if found:
                 self._staff.seen(user_id, max(found, key=lambda p: (p.date, p.start)))
 
-    async def _save_loop(self) -> None:
-        await save_loop(
-            self._wake, lambda: bool(self._unsaved or self._unreleased), self._save_once, SAVE_RETRY
-        )
-
-    async def _save_once(self) -> None:
-        for entry_id in list(self._unreleased):
-            try:
-                await self._outbox.release(entry_id)
-            except StorageError:
-                return
-            self._unreleased.discard(entry_id)
-            self.replayer.wake()
-        for item in list(self._unsaved):
-            try:
-                await self._outbox.add(
-                    RecordKind.TOUCH,
-                    token=item.tap.token,
-                    membership_id=str(item.user_id),
-                    reader=item.tap.reader,
-                    tapped_at=item.tap.at,
-                    state=State.PENDING,
-                    backend=NAME,
-                    clock=item.tap.clock,
-                    boot_id=item.tap.boot_id,
-                    tapped_mono=item.tap.mono,
-                )
-            except StorageError as exc:
-                self._storage_error = str(exc)
-                return
-            self._unsaved.remove(item)
-            self._storage_error = None
-            log.info("moco_record_stored_late", user_id=item.user_id)
-            self.replayer.wake()
-
     async def aclose(self) -> None:
         await self._background.close(CLOSE_GRACE)
-        if self._unsaved or self._unreleased:
-            await self._save_once()
-        for item in self._unsaved:
-            log.error(
-                "moco_record_lost_at_stop", user_id=item.user_id, token=redact(item.tap.token)
-            )
+        await self._keeper.close()
