@@ -46,7 +46,7 @@ from gateway.rules.base import DoorRule
 from gateway.rules.check_in import CheckInRule
 from gateway.rules.signed_in import SignedInRule
 from gateway.runner import Part, Runner
-from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_db
+from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_state
 from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
@@ -96,8 +96,11 @@ class Gateway:
         on_ready: Callable[[], None] | None = None,
         clock: SystemClock = SYSTEM_CLOCK,
         moco_keys: MocoKeys | None = None,
+        state_problem: str | None = None,
     ) -> None:
         self.cfg = cfg
+        # Why the state directory cannot hold the database (then it lives in memory).
+        self.state_problem = state_problem
         self._moco_keys = moco_keys
         self._access_token = access_token
         self._doors_override = doors
@@ -126,7 +129,9 @@ class Gateway:
 
     async def run(self) -> None:
         cfg = self.cfg
-        self.db = await open_db(cfg.gateway.state_dir, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
+        self.db, self.state_problem = await open_state(
+            cfg.gateway.state_dir, self.state_problem, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS
+        )
         try:
             await asyncio.to_thread(self.clock.refresh)
             await self._load()

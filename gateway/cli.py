@@ -22,7 +22,7 @@ from gateway import __version__
 from gateway.config import config_warnings, load_access_token, load_config
 from gateway.errors import ConfigError, DoorError, GatewayError
 from gateway.log import configure
-from gateway.statedir import StateDirError, StateLock, prepare
+from gateway.statedir import StateDirBusy, StateDirError, StateLock, prepare
 from gateway.systemd import Notifier, status_line
 from gateway.systemd.lifecycle import run_notified
 
@@ -288,9 +288,19 @@ async def _run(path: Path) -> int:
     token = load_access_token(cfg)
     os.umask(0o077)  # card numbers and MACs: every file we create is ours alone
     state_dir = cfg.gateway.state_dir
-    prepare(state_dir)
     lock = StateLock(state_dir)
-    lock.acquire()
+    try:
+        prepare(state_dir)
+        lock.acquire()
+        state_problem = None
+    except StateDirBusy:
+        raise
+    except StateDirError as exc:
+        # Full, read-only, not ours: the doors keep deciding from memory (store.py's
+        # open_state says how, and the log, status and systemd's status line say so).
+        state_problem = str(exc)
+        print(f"error: {exc}; running from memory, nothing is stored", file=sys.stderr)
+        lock.acquire(best_effort=True)
     try:
         configure(cfg.gateway.log_level, cfg.gateway.log_format)
         for warning in config_warnings(cfg):
@@ -298,7 +308,12 @@ async def _run(path: Path) -> int:
         # systemd's Type=notify: READY=1 once readers and cache are up, a status line,
         # the watchdog from this loop. All no-ops outside systemd.
         notifier = Notifier.from_environ()
-        gateway = Gateway(cfg, token, on_ready=lambda: notifier.ready(_status_line(gateway)))
+        gateway = Gateway(
+            cfg,
+            token,
+            on_ready=lambda: notifier.ready(_status_line(gateway)),
+            state_problem=state_problem,
+        )
         status_server = StatusServer(
             socket_path(state_dir),
             lambda: _status(gateway),
@@ -368,11 +383,12 @@ def _status_line(gateway: Gateway) -> str | None:
 
     if not gateway.ready.is_set():
         return None
-    return status_line(
+    line = status_line(
         {r.name: r.state for r in gateway.readers},
         online=gateway.breaker.state is BreakerState.CLOSED,
         queued=gateway.outbox.depth,
     )
+    return line if gateway.state_problem is None else f"NOT DURABLE (state dir unusable); {line}"
 
 
 async def _queue(args: argparse.Namespace, out: TextIO) -> int:

@@ -178,13 +178,23 @@ class StateLock:
         self.path = state_dir / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, *, best_effort: bool = False) -> None:
         """Raise StateDirBusy naming the pid that holds the lock, StateDirError when the
-        lock file cannot be written."""
+        lock file cannot be written.
+
+        ``best_effort`` (a state directory already found unusable, the gateway running
+        from memory): an existing lock file is locked read-only (``flock`` needs no
+        write access), so a second gateway is still refused; the pid is not written; if
+        the file cannot be opened at all, no lock is taken (nothing on disk to share)."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except OSError as exc:
-            raise _fail(self.path.parent, f"cannot open {self.path}", exc) from exc
+            if not best_effort:
+                raise _fail(self.path.parent, f"cannot open {self.path}", exc) from exc
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -200,8 +210,9 @@ class StateLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except OSError as exc:
-            os.close(fd)
-            raise _fail(self.path.parent, f"cannot write {self.path}", exc) from exc
+            if not best_effort:
+                os.close(fd)
+                raise _fail(self.path.parent, f"cannot write {self.path}", exc) from exc
         self._fd = fd
 
     def release(self) -> None:

@@ -333,6 +333,38 @@ async def open_db(state_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) ->
     return Database(db, path)
 
 
+async def open_state(
+    state_dir: Path, problem: str | None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> tuple[Database, str | None]:
+    """The daemon's database, and why it is not durable (None when it is).
+
+    A state directory that cannot hold the database (full, read-only, not ours:
+    ``StateDirError``; ``problem`` when the CLI found it so already) must not keep the
+    door shut at 7 a.m.: the gateway then runs on a database in memory, so doors keep
+    deciding and check-ins are delivered online, but what is queued is lost if the
+    gateway stops; it says so in the log, ``status`` and systemd's status line. A
+    database file that is not one (corrupt) still ends the start: it may hold queued
+    check-ins, and someone has to look (the error says so)."""
+    from gateway.statedir import StateDirBusy, StateDirError
+
+    if problem is None:
+        try:
+            return await open_db(state_dir, busy_timeout_ms=busy_timeout_ms), None
+        except StateDirBusy:
+            raise
+        except StateDirError as exc:
+            problem = str(exc)
+    log.error(
+        "state_not_durable",
+        problem=problem,
+        effect="deciding doors from memory; queued check-ins are lost if the gateway "
+        "stops: fix the state directory, then restart the gateway",
+    )
+    db = await aiosqlite.connect(":memory:", isolation_level=None)
+    await _migrate(db)
+    return Database(db, Path(":memory:")), problem
+
+
 def _environment(state_dir: Path, exc: sqlite3.Error) -> str | None:
     """The state directory's fault behind a SQLite error, or None when the file itself
     is the problem (corrupt, not a database)."""

@@ -15,9 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class Daemon:
-    def __init__(self, config: Path, env: dict[str, str], *, stdin_pipe: bool = False) -> None:
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str],
+        *,
+        stdin_pipe: bool = False,
+        prefix: list[str] | None = None,
+    ) -> None:
         """``stdin_pipe``: give the daemon a pipe on stdin (a keyboard reader that can
-        read); by default it gets /dev/null, as under systemd."""
+        read); by default it gets /dev/null, as under systemd. ``prefix``: a command the
+        daemon runs under (e.g. ``setpriv``)."""
+        self.prefix = prefix or []
         self.config = config
         self.env = env
         self._stdin = asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL
@@ -28,6 +37,7 @@ class Daemon:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
+            *self.prefix,
             sys.executable,
             "-m",
             "gateway",

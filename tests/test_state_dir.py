@@ -1,6 +1,6 @@
 """The state directory on disk (issue 10, case 7): one gateway per directory, private
 files whatever the umask, and a plain word for a full, read-only or forbidden directory
-(exit 2, one line, before anything is logged). Real mounts: a 512 KiB tmpfs and a
+(one line, before anything is logged), after which the doors keep deciding from memory. Real mounts: a 512 KiB tmpfs and a
 read-only bind mount, made and removed here (we are root)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from gateway.cli import main
 from gateway.errors import StorageError
 from gateway.sim import ADMIN_TOKEN, demo_space, run_sim
+from gateway.sim.seed import ADA, RDM_TOKEN
 from gateway.statedir import LOCK_NAME, StateDirBusy, StateDirError, StateLock, holder
 from gateway.store import DB_NAME, open_db
 from tests.configs import daemon_config
@@ -120,27 +121,62 @@ async def test_state_files_are_private_whatever_the_umask(tmp_path: Path) -> Non
     assert {n: m for n, m in modes.items() if m != 0o600} == {}
 
 
-async def test_a_full_state_dir_says_disk_full_and_exits_2(tmp_path: Path) -> None:
+async def runs_from_memory(
+    tmp_path: Path, state: Path, says: str, prefix: list[str] | None = None
+) -> None:
+    """The gateway on an unusable ``state``: one plain line naming the cause, then it
+    runs from memory: a member's tap opens the door and is checked in once; ``status``
+    and systemd's status line say nothing is stored; SIGTERM stops it cleanly."""
+    door_log = tmp_path / "door.log"
+    space = demo_space()
+    async with run_sim(space) as base_url:
+        cfg = daemon_config(tmp_path, base_url, KEYBOARD, door_log=door_log)
+        cfg.write_text(cfg.read_text().replace(str(tmp_path / "state"), str(state)))
+        daemon = Daemon(cfg, ENV, stdin_pipe=True, prefix=prefix)
+        await daemon.start()
+        try:
+            first = await daemon.wait_for(lambda e: e.get("event") == "raw")
+            assert first["text"] == f"error: {says}; running from memory, nothing is stored"
+            event = await daemon.wait_for("state_not_durable")
+            assert event["problem"] == says
+            await daemon.wait_for("ready")
+            await daemon.wait_for("token_sync")
+            assert daemon.proc is not None and daemon.proc.stdin is not None
+            daemon.proc.stdin.write(f"{RDM_TOKEN}\n".encode())
+            await daemon.proc.stdin.drain()
+            await daemon.wait_for(lambda e: e.get("event") == "tap" and e.get("opened"))
+            await daemon.wait_for("delivered")
+            assert door_log.read_text() == "opened\n"
+            assert len(space.check_ins_of(ADA)) == 1
+        finally:
+            assert await daemon.stop() == 0
+
+
+async def test_a_full_state_dir_says_disk_full_and_the_doors_keep_deciding(
+    tmp_path: Path,
+) -> None:
     with mounted("-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", target=tmp_path / "disk"):
         state = tmp_path / "disk" / "state"
-        cfg = daemon_config(tmp_path, "http://127.0.0.1:9", KEYBOARD)
-        cfg.write_text(cfg.read_text().replace(str(tmp_path / "state"), str(state)))
-        # A database with a queued check-in, then the disk fills up.
+        # A database (it could hold queued check-ins), then the disk fills up.
         db = await open_db(state)
         await db.close()
+        before = (state / DB_NAME).read_bytes()
         with contextlib.suppress(OSError), (tmp_path / "disk" / "filler").open("wb") as f:
             while True:
                 f.write(b"\0" * 4096)
                 f.flush()
-        proc = await asyncio.to_thread(run_cli, "run", "--config", str(cfg))
-        assert proc.returncode == 2
-        line = one_line(proc)
-        assert line.startswith(f"error: {state}: the disk is full (")
-        assert "not a usable gateway database" not in line
-        assert (state / DB_NAME).exists()  # nothing deleted, nothing half-written
+        with pytest.raises(StateDirError) as err:
+            await open_db(state)
+        says = str(err.value)
+        assert says.startswith(f"{state}: the disk is full (")
+        assert "not a usable gateway database" not in says
+        await runs_from_memory(tmp_path, state, says)
+        assert (state / DB_NAME).read_bytes() == before  # nothing deleted or half-written
 
 
-async def test_a_read_only_state_dir_says_read_only_and_exits_2(tmp_path: Path) -> None:
+async def test_a_read_only_state_dir_says_read_only_and_the_doors_keep_deciding(
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     db = await open_db(state)
@@ -148,15 +184,36 @@ async def test_a_read_only_state_dir_says_read_only_and_exits_2(tmp_path: Path) 
     cfg = daemon_config(tmp_path, "http://127.0.0.1:9", KEYBOARD)
     with mounted("--bind", str(state), target=state):
         subprocess.run(["mount", "-o", "remount,bind,ro", str(state)], check=True)
-        proc = await asyncio.to_thread(run_cli, "run", "--config", str(cfg))
-        assert proc.returncode == 2
-        assert one_line(proc) == f"error: {state}: the file system is mounted read-only"
         with pytest.raises(StateDirError, match="mounted read-only"):
             await open_db(state)
+        await runs_from_memory(tmp_path, state, f"{state}: the file system is mounted read-only")
         # Reading still works, and writes nothing.
         out = io.StringIO()
         assert await main(["status", "--config", str(cfg)], out) == 3
         assert "queue: 0 waiting" in out.getvalue()
+
+
+async def test_a_running_gateway_from_memory_says_so_in_status(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    async with run_sim(demo_space()) as base_url:
+        cfg = daemon_config(tmp_path, base_url, KEYBOARD)
+        with mounted("--bind", str(state), target=state):
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(state)], check=True)
+            daemon = Daemon(cfg, ENV)
+            await daemon.start()
+            try:
+                await daemon.wait_for("ready")
+                out = io.StringIO()
+                code = await main(["status", "--config", str(cfg)], out)
+                text = out.getvalue()
+                assert code == 0, text
+                assert (
+                    f"  STATE NOT DURABLE: {state}: the file system is mounted read-only; "
+                    "running from memory" in text
+                )
+            finally:
+                assert await daemon.stop() == 0
 
 
 async def test_a_state_dir_of_another_user_says_permission_denied(tmp_path: Path) -> None:
@@ -167,15 +224,13 @@ async def test_a_state_dir_of_another_user_says_permission_denied(tmp_path: Path
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     os.chown(state, 65534, 65534)  # as if created by another user (or by root for one)
-    cfg = daemon_config(tmp_path, "http://127.0.0.1:9", KEYBOARD)
     # Root without the capabilities that override file permissions: a plain user here.
     drop = "-dac_override,-dac_read_search,-fowner"
-    proc = await asyncio.to_thread(
-        run_cli, "run", "--config", str(cfg), prefix=["setpriv", f"--bounding-set={drop}"]
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert one_line(proc) == (
-        f"error: {state}: permission denied (owner uid 65534, mode 0700; running as uid 0)"
+    await runs_from_memory(
+        tmp_path,
+        state,
+        f"{state}: permission denied (owner uid 65534, mode 0700; running as uid 0)",
+        prefix=["setpriv", f"--bounding-set={drop}"],
     )
 
 

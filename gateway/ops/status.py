@@ -39,7 +39,12 @@ async def status_command(cfg: Config, out: TextIO, *, as_json: bool) -> int:
             file=out,
         )
         return EXIT_UNKNOWN
-    daemon, problem = await _ask_daemon(state_dir) if pid is not None else (None, None)
+    daemon, problem = await _ask_daemon(state_dir)
+    if pid is None:
+        # No lock held: not running, unless a daemon answers that could not take the
+        # lock because its state directory is unusable (it runs from memory then).
+        pid = daemon.get("pid") if daemon is not None else None
+        problem = None
     queue, queue_note = await _queue(cfg)
     code = (
         EXIT_NOT_RUNNING
@@ -96,6 +101,24 @@ async def _queue(cfg: Config) -> tuple[dict[str, Any] | None, str | None]:
         await db.close()
 
 
+def _storage_lines(daemon: dict[str, Any]) -> list[str]:
+    """What is not safely on disk, in the words a manager acts on."""
+    lines = []
+    if daemon.get("state_problem"):
+        lines.append(
+            f"STATE NOT DURABLE: {daemon['state_problem']}; running from memory (queued "
+            "check-ins are lost if the gateway stops): fix it, then restart"
+        )
+    if daemon.get("unsaved_records"):
+        lines.append(
+            f"{daemon['unsaved_records']} check-in(s) held in memory only (database busy or "
+            "full): lost if the gateway stops now"
+        )
+    if daemon.get("storage_error"):
+        lines.append(f"STORAGE FAILING: {daemon['storage_error']}")
+    return lines
+
+
 def _print_daemon(daemon: dict[str, Any], out: TextIO) -> None:
     print(f"daemon: running, pid {daemon.get('pid')}", file=out)
     if daemon.get("starting"):
@@ -108,12 +131,6 @@ def _print_daemon(daemon: dict[str, Any], out: TextIO) -> None:
             print(f"    {line}", file=out)
     if not daemon.get("clock_synchronized", True):
         print("  clock: NOT synchronised (taps are marked and corrected once it is)", file=out)
-    if daemon.get("unsaved_records"):
-        print(
-            f"  {daemon['unsaved_records']} check-in(s) held in memory only (database busy or "
-            "full): lost if the gateway stops now",
-            file=out,
-        )
     for part, state in dict(daemon.get("parts") or {}).items():
         if state.get("restarts") or not state.get("running", True):
             print(
@@ -131,8 +148,8 @@ def _print_daemon(daemon: dict[str, Any], out: TextIO) -> None:
         words += f"; last error: {api['last_error']}"
     print(f"  api: {words}", file=out)
     print(f"  tokens cached: {daemon.get('tokens')}", file=out)
-    if daemon.get("storage_error"):
-        print(f"  STORAGE FAILING: {daemon['storage_error']}", file=out)
+    for line in _storage_lines(daemon):
+        print(f"  {line}", file=out)
     for g in daemon.get("rate_limits") or []:
         blocked = f", blocked {g['blocked_for_s']}s" if g.get("blocked_for_s") else ""
         print(

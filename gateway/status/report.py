@@ -30,6 +30,7 @@ def gateway_status(gw: Gateway) -> dict[str, Any]:
         "last_token_sync": gw.sync.last_success,
         "queue_depth": gw.outbox.depth,
         "storage_error": gw.decider.storage_error,
+        "state_problem": gw.state_problem,
         "unsaved_records": gw.records.unsaved,
         "dropped_taps": gw.dropped_taps,
         "moco": gw.moco.status() if gw.moco is not None else None,
