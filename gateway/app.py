@@ -245,6 +245,7 @@ class Gateway:
                 self._integrations,
                 *self._admin_hooks(),
             ],
+            journal=self.admin.journal() if self.admin is not None else [],
             reader_backends=reader_backends(self.cfg, self.records, self.moco),
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})

@@ -55,6 +55,7 @@ class Decider:
         *,
         door_rules: Mapping[str, DoorRule] | None = None,
         hooks: list[DecisionHook] | None = None,
+        journal: list[DecisionHook] | None = None,
         reader_backends: Mapping[str, Sequence[RecordBackend]] | None = None,
     ) -> None:
         self._rule = rule
@@ -64,6 +65,10 @@ class Decider:
         self._reader_backends = {k: list(v) for k, v in (reader_backends or {}).items()}
         self._attendance = attendance
         self._hooks = hooks or []
+        # Called before the records are released or discarded (hooks: after everything),
+        # so what they attach to the database (the access log's row, Database.attach)
+        # is committed in the record's own transaction.
+        self._journal = journal or []
         self._background: set[asyncio.Task[object]] = set()
 
     @property
@@ -82,12 +87,12 @@ class Decider:
         if verdict.admits:
             return await self._admit(tap, door, verdict)
         await self._signal(door, Signal.REFUSED)
-        return self._announce(self._done(tap, verdict, None))
+        decision = self._done(tap, verdict, None)
+        self._call(self._journal, decision)
+        return self._announce(decision)
 
     def _announce(self, decision: Decision) -> Decision:
-        """Log the decision and tell the hooks. For an admitted tap this runs before its
-        records are released or discarded, so what a hook attaches to the database (the
-        access log's row) is committed in the same transaction as the record."""
+        """Log the decision and tell the hooks (who is in is already known then)."""
         tap = decision.tap
         log.info(
             "tap",
@@ -100,12 +105,16 @@ class Decider:
             latency_ms=round(decision.latency_ms, 2),
             preview_ms=None if decision.preview_ms is None else round(decision.preview_ms, 1),
         )
-        for hook in self._hooks:
+        self._call(self._hooks, decision)
+        return decision
+
+    @staticmethod
+    def _call(hooks: list[DecisionHook], decision: Decision) -> None:
+        for hook in hooks:
             try:
                 hook(decision)
             except Exception:  # a hook's fault must not undo a decision already made
                 log.exception("decision_hook_failed", hook=getattr(hook, "__name__", repr(hook)))
-        return decision
 
     async def _admit(self, tap: Tap, door: Door | None, verdict: Verdict) -> Decision:
         holds: list[tuple[RecordBackend, Hold]] = []
@@ -120,17 +129,19 @@ class Decider:
         opened_at = await self._open(door, verdict.signal)
         if door is not None and opened_at is None:
             failed = Verdict(Outcome.DOOR_FAILED, verdict.member, "door did not open")
-            decision = self._announce(self._done(tap, failed, None, verdict.preview_ms))
+            decision = self._done(tap, failed, None, verdict.preview_ms)
+            self._call(self._journal, decision)
             for backend, hold in holds:
                 await backend.discard(hold)
-            return decision
-        decision = self._announce(self._done(tap, verdict, opened_at))
+            return self._announce(decision)
+        decision = self._done(tap, verdict, opened_at)
+        self._call(self._journal, decision)
         for backend, hold in holds:
             await backend.release(hold, live=verdict.live)
         # Attendance is about check-ins: a MOCO touch not stored does not change it.
         checks = [hold for _, hold in holds if hold.kind is not RecordKind.TOUCH]
         await self._tell_attendance(verdict, checks)
-        return decision
+        return self._announce(decision)
 
     async def _tell_attendance(self, verdict: Verdict, holds: list[Hold]) -> None:
         member = verdict.member

@@ -188,3 +188,35 @@ async def test_a_failing_hook_does_not_undo_the_decision(attendance: Attendance)
     assert d.opened and seen == [Outcome.OPENED_CACHED]
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["decision_hook_failed"]
     await decider.aclose()
+
+
+async def test_journal_runs_before_the_release_and_hooks_after_attendance(
+    attendance: Attendance,
+) -> None:
+    """The journal (the access log) writes with the record's own transaction; hooks (the
+    portal's returning device, MQTT) see who is in already."""
+    journal: list[str] = []
+    verdict = Verdict(Outcome.OPENED_ONLINE, ADA, record=RecordKind.CHECK_IN, until=UNTIL)
+
+    def hook(d: object) -> None:
+        journal.append(f"hook in={attendance.until(ADA.id) is not None}")
+
+    decider = Decider(
+        FixedRule(verdict),
+        [FakeBackend(journal)],
+        attendance,
+        hooks=[hook],
+        journal=[lambda d: journal.append(f"journal {d.outcome.value}")],
+    )
+    await decider.decide(_tap(), JournalDoor(journal))
+    assert journal == [
+        "hold check_in",
+        "door",
+        "journal opened-online",
+        "release live=True",
+        "hook in=True",
+    ]
+    journal.clear()
+    await decider.decide(_tap(), JournalDoor(journal, fail=True))
+    assert journal == ["hold check_in", "door", "journal door-failed", "discard", "hook in=True"]
+    await decider.aclose()

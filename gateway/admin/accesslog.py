@@ -1,6 +1,6 @@
 """The access log: every decision in SQLite, searchable, kept ``access_log_days``.
 
-Written from the decision hook, which the decider calls just before it releases (door
+Written from the decision journal, which the decider calls just before it releases (door
 opened) or discards (door failed) the tap's record: the row is attached to the database
 (``Database.attach``) and committed in the same transaction as that record, so the log
 costs the tap path no commit and no fsync of its own. A refused tap has no record: its

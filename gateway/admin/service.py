@@ -96,7 +96,12 @@ class AdminService:
     # --- what the gateway wires ------------------------------------------------------
 
     def hooks(self) -> list[DecisionHook]:
-        return [self.feed.hook, self._log_hook]
+        return [self.feed.hook]
+
+    def journal(self) -> list[DecisionHook]:
+        """Called before the tap's record is released: the access log's row rides in
+        the record's own transaction (accesslog.py)."""
+        return [self._log_hook]
 
     def offer(self, tap: Tap) -> bool:
         """On the tap path, before the decision: True when a reader in enrolment mode
