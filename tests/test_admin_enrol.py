@@ -11,6 +11,7 @@ import tty
 
 import pytest
 
+from gateway.doors.base import EnrolSignal
 from gateway.sim.seed import ADA, GRACE
 from tests.admin_support import admin_rig, csrf_of, login
 from tests.harness import eventually
@@ -128,6 +129,9 @@ async def test_a_card_registered_to_someone_else_is_refused_with_whose(tmp_path,
         assert "Grace" not in note.group(1) and note.group(1).endswith("er")
         assert rig.space.tokens[GRACES_OTHER_CARD] == GRACE
         assert gw.cache.lookup(GRACES_OTHER_CARD) is None
+        # The reader's door showed it all: waiting, the card read, then the refusal.
+        await eventually(lambda: len(rig.door.signals) == 3)
+        assert rig.door.signals == [EnrolSignal.WAITING, EnrolSignal.CAPTURED, EnrolSignal.ENDED]
         # An unknown membership id is not sent to Cobot at all.
         async with client.post(
             f"/enrol/{capture_id(page)}/register",

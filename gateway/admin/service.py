@@ -13,6 +13,7 @@ Other parts may add routes to the listener before it starts, e.g. Prometheus met
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from aiohttp import web
 from gateway.admin import enrol_web
 from gateway.admin.accesslog import AccessLog
 from gateway.admin.enrol import API_DEADLINE, Capture, CardRef, Enrolment, EnrolRefused
+from gateway.admin.enrol_feedback import EnrolFeedback
 from gateway.admin.feed import LiveFeed
 from gateway.admin.password import PasswordCheck, load_hash
 from gateway.admin.sessions import Sessions
@@ -31,8 +33,9 @@ from gateway.cache import TokenCache
 from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import ApiError, NotFound
 from gateway.config.integrations import AdminSection
+from gateway.config.model import Config
 from gateway.decide import DecisionHook
-from gateway.doors.base import Door
+from gateway.doors.base import Door, DoorSignal
 from gateway.drain import Drainer
 from gateway.errors import GatewayError
 from gateway.model import Membership, Tap
@@ -58,6 +61,7 @@ HANDLER_ARGS: dict[str, Any] = {
 class GatewayView(Protocol):
     """What the page reads of the gateway (``gateway.app.Gateway`` is one)."""
 
+    cfg: Config
     db: Database
     outbox: Outbox
     doors: dict[str, Door]
@@ -81,11 +85,14 @@ class AdminService:
         self._gateway = gateway
         self.feed = LiveFeed()
         self.card_ref = CardRef()
+        self._signalling: set[asyncio.Task[None]] = set()
+        self.enrol_feedback = EnrolFeedback(self._show_at_reader)
         self.enrolment = Enrolment(
             gateway.cache.lookup,
             gateway.cache.add,
             on_capture=lambda c: self.feed.enrolled(c.id, c.reader, c.token),
             admin_cards=frozenset(cfg.enrol_cards),
+            watch=self.enrol_feedback,
         )
         self._access_log: AccessLog | None = None
         self._extra: list[ExtraRoute] = []
@@ -193,6 +200,16 @@ class AdminService:
         assert self._check is not None
         return await self._check.verify(password)
 
+    def _show_at_reader(self, reader: str, signal: DoorSignal) -> None:
+        """Enrolment mode on the door of ``reader`` (if it has one), as MOCO's in/out is."""
+        door_name = next((c.door for c in self._gateway.cfg.readers if c.name == reader), None)
+        door = self._gateway.doors.get(door_name) if door_name else None
+        if door is None:
+            return
+        task = asyncio.ensure_future(door.signal(signal))
+        self._signalling.add(task)
+        task.add_done_callback(self._signalling.discard)
+
     # --- the parts ----------------------------------------------------------------------
 
     def _log_hook(self, decision: Any) -> None:
@@ -234,6 +251,9 @@ class AdminService:
         finally:
             self.addresses = []
             self.feed.close()
+            self.enrol_feedback.close()
+            for task in list(self._signalling):
+                task.cancel()  # a feedback command is killed with its group
             await runner.cleanup()
 
 
