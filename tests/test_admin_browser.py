@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from gateway.sim.seed import RDM_TOKEN
-from tests.admin_support import PASSWORD, admin_rig
+from tests.admin_support import PASSWORD, admin_rig, staff_rig
 from tests.harness import eventually
+from tests.moco_helpers import STAFF, USER
 from tests.test_portal_browser import browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = pytest.mark.real
@@ -132,8 +133,50 @@ async def test_enrol_a_card_in_chromium(browser, tmp_path):  # noqa: F811
             await asyncio.sleep(0.3)  # past the reader's debounce
             os.write(master, f"{new_card}\n".encode())
             await eventually(lambda: rig.door.opened == 1)
-            assert gw.admin is not None and gw.admin.feed.recent[-1].member == "Ada Lovelace"
+            assert gw.admin is not None
+            await eventually(lambda: len(gw.admin.feed.recent) == 1)  # hooks run after the door
+            assert gw.admin.feed.recent[-1].member == "Ada Lovelace"
             await context.close()
     finally:
         os.close(master)
         os.close(slave)
+
+
+async def test_staff_page_in_chromium(browser, tmp_path):  # noqa: F811
+    """With [moco]: a staff card tapped shows up as clocked in, without a reload."""
+    async with staff_rig(tmp_path) as rig:
+        context = await browser.new_context(
+            viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True
+        )
+        page = await context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        await page.goto(rig.url + "/login")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(rig.url + "/")
+        await page.get_by_role("link", name="Staff").click()
+        await page.get_by_role("heading", name="Staff").wait_for()
+        row = page.locator("#clocked tr", has_text=str(USER))
+        assert "not clocked in" in await row.inner_text()
+        await page.wait_for_function("document.readyState === 'complete'")
+        await asyncio.sleep(0.3)  # the page's event stream is open
+
+        rig.clock.to_minute_start()
+        await rig.tap(STAFF)
+        # The page reloads itself at the next status event (every 5 s at most).
+        await page.locator("#clocked tr", has_text="John Doe").wait_for(timeout=15_000)
+        text = await page.locator("#clocked tr", has_text="John Doe").inner_text()
+        assert "clocked in" in text and "not clocked in" not in text
+        assert await page.locator("#staff-count").inner_text() == "1"
+        assert STAFF not in await page.content()
+        shot = tmp_path / "admin-staff.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        _keep(shot)
+        await page.get_by_role("link", name="Deutsch").click()
+        await page.get_by_role("heading", name="Personal").wait_for()
+        assert (
+            "eingestempelt" in await page.locator("#clocked tr", has_text="John Doe").inner_text()
+        )
+        assert [p for p in problems if "events" not in p] == []
+        await context.close()

@@ -77,6 +77,8 @@ async def test_enrol_a_card_by_tapping_it(tmp_path, pty):
         await asyncio.sleep(0.3)  # past the reader's debounce
         os.write(master, f"{NEW_CARD}\n".encode())
         await eventually(lambda: rig.door.opened == 1)
+        # The door opens before the decision's hooks run: wait for the feed too.
+        await eventually(lambda: len(gw.admin.feed.recent) == 1)  # type: ignore[union-attr]
         assert gw.admin.feed.recent[-1].member == "Ada Lovelace"  # type: ignore[union-attr]
 
         # Revoke it from the page (asked first): gone at Cobot and here at once.
@@ -164,3 +166,57 @@ async def test_a_member_without_a_card_by_membership_id(tmp_path, pty):
             assert "is registered for Mary Jackson" in await r.text()
         member = gw.cache.lookup(NEW_CARD)
         assert member is not None and member.id == mary and member.name == "Mary Jackson"
+
+
+async def test_find_a_member_by_email_only_while_checked_in(tmp_path, pty):
+    """Cobot has no member search; ``GET /api/check_in?login=:email`` (scope checkin)
+    finds a member through their active check-in, and 404s when they have none."""
+    master, port = pty
+    mary = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
+        gw = rig.gateway
+        rig.space.add_member("Mary Jackson", "mary@example.com", "mary-demo", id=mary)
+        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
+        await login(client)
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
+        os.write(master, f"{NEW_CARD}\n".encode())
+        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
+        async with client.get("/enrol") as r:
+            page = await r.text()
+        cid = capture_id(page)
+        assert f'action="/enrol/{cid}/find"' in page
+
+        async def find(email: str) -> str:
+            async with client.post(
+                f"/enrol/{cid}/find", data={"csrf": csrf_of(page), "email": email}
+            ) as r:
+                assert r.status == 200
+                return await r.text()
+
+        asked = len(rig.space.requests)
+        assert "not an e-mail address" in await find("mary at example")
+        assert len(rig.space.requests) == asked, "nothing sent to Cobot for that"
+        answer = await find("mary@example.com")
+        assert (
+            "Cobot only finds a member by e-mail while they are checked in; ask them to check "
+            "in, or pick them from the known memberships / type the membership id." in answer
+        )
+        searched = [q for q in rig.space.requests if q.path == "/api/check_in"]
+        assert searched and searched[-1].status == 404
+        # Checked in (over HTTP, as the portal would): now Cobot finds her.
+        await gw.client.check_in(login="mary@example.com", password="mary-demo")
+        answer = await find("Mary@Example.com")
+        assert "Found Mary Jackson (checked in)" in answer
+        assert f'<option value="{mary}" selected>Mary Jackson (found by e-mail)</option>' in answer
+        async with client.post(
+            f"/enrol/{cid}/register", data={"csrf": csrf_of(answer), "membership_id": mary}
+        ) as r:
+            assert "is registered for Mary Jackson" in await r.text()
+        assert rig.space.tokens[NEW_CARD] == mary
+        member = gw.cache.lookup(NEW_CARD)
+        assert member is not None and member.id == mary
+        # An id nobody found or knows is still refused before any call.
+        assert gw.admin is not None and gw.admin.found_member("0" * 32) is None
+        assert "mary@example.com" not in "".join(str(e) for e in gw.admin.feed.recent)
