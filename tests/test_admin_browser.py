@@ -1,7 +1,7 @@
 """The admin page in a real headless Chromium (Debian's, driven by Playwright) against
 a running gateway and the simulated Cobot: log in, see a tap appear live, retry a failed
-queue entry, download the CSV. Set ADMIN_SCREENSHOTS=DIR to keep the screenshots
-(docs/admin.png is made that way)."""
+queue entry, download the CSV; enrol a card, found by e-mail; the Staff page with MOCO.
+Set ADMIN_SCREENSHOTS=DIR to keep the screenshots (docs/admin*.png are made that way)."""
 
 from __future__ import annotations
 
@@ -125,9 +125,6 @@ async def test_enrol_a_card_in_chromium(browser, tmp_path):  # noqa: F811
             await page.get_by_role("button", name="Register").wait_for()
             assert new_card not in await page.content()
             await page.get_by_label("Member", exact=True).select_option(label="Ada Lovelace")
-            shot = tmp_path / "admin-enrol.png"
-            await page.screenshot(path=str(shot), full_page=True)
-            _keep(shot)
             await page.get_by_role("button", name="Register").click()
             await page.get_by_text("is registered for Ada Lovelace").wait_for()
             await asyncio.sleep(0.3)  # past the reader's debounce
@@ -180,3 +177,55 @@ async def test_staff_page_in_chromium(browser, tmp_path):  # noqa: F811
         )
         assert [p for p in problems if "events" not in p] == []
         await context.close()
+
+
+async def test_find_a_member_by_email_in_chromium(browser, tmp_path):  # noqa: F811
+    """The e-mail search on a captured card: nobody while the member is not checked in
+    (said plainly), then found and offered once they are; the card then opens."""
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    new_card = "DEADBEEF02"
+    mary = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    try:
+        async with admin_rig(tmp_path, serial_port=os.ttyname(slave)) as rig:
+            gw = rig.gateway
+            rig.space.add_member("Mary Jackson", "mary@example.com", "mary-demo", id=mary)
+            context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True
+            )
+            page = await context.new_page()
+            await page.goto(rig.url + "/login")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(rig.url + "/")
+            await page.get_by_role("link", name="Enrol a card").click()
+            await page.get_by_role("button", name="Wait for a card").click()
+            await page.get_by_text("Reader front waits for a new card").first.wait_for()
+            await page.wait_for_function("document.readyState === 'complete'")
+            await asyncio.sleep(0.3)  # the page's event stream is open
+            os.write(master, f"{new_card}\n".encode())
+            await page.get_by_role("button", name="Find").wait_for()
+            email = page.get_by_label("Find a member by e-mail")
+            await email.fill("mary@example.com")
+            await page.get_by_role("button", name="Find").click()
+            await page.get_by_text("Cobot only finds a member by e-mail while they are").wait_for()
+            await gw.client.check_in(login="mary@example.com", password="mary-demo")
+            await page.get_by_label("Find a member by e-mail").fill("mary@example.com")
+            await page.get_by_role("button", name="Find").click()
+            await page.get_by_text("Found Mary Jackson (checked in)").wait_for()
+            chosen = page.get_by_label("Member", exact=True)
+            assert await chosen.input_value() == mary
+            shot = tmp_path / "admin-enrol.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            _keep(shot)
+            await page.get_by_role("button", name="Register").click()
+            await page.get_by_text("is registered for Mary Jackson").wait_for()
+            await asyncio.sleep(0.3)  # past the reader's debounce
+            os.write(master, f"{new_card}\n".encode())
+            await eventually(lambda: rig.door.opened == 1)
+            await context.close()
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -43,17 +43,18 @@ def enrol_page(
             m = found[1]
             shown = t(lang, "found_option", member=m.name or m.id)
             options = f'<option value="{e(m.id)}" selected>{e(shown)}</option>' + options
+        # The e-mail search first: what it finds comes back preselected below.
         register = (
+            f'<form method="post" action="/enrol/{e(c["id"])}/find">{hidden(csrf)}'
+            f'<label for="f-{e(c["id"])}">{e(t(lang, "find_label"))}</label>'
+            f'<input id="f-{e(c["id"])}" name="email" type="email" maxlength="254" '
+            f'autocomplete="off"> <button>{e(t(lang, "find"))}</button></form>'
             f'<form method="post" action="/enrol/{e(c["id"])}/register">{hidden(csrf)}'
             f'<label for="m-{e(c["id"])}">{e(t(lang, "member"))}</label>'
             f'<select id="m-{e(c["id"])}" name="membership_id">{options}</select>'
             f'<label for="o-{e(c["id"])}">{e(t(lang, "other_id"))}</label>'
             f'<input id="o-{e(c["id"])}" name="other_id" maxlength="64" autocomplete="off"> '
             f"<button>{e(t(lang, 'register'))}</button></form>"
-            f'<form method="post" action="/enrol/{e(c["id"])}/find">{hidden(csrf)}'
-            f'<label for="f-{e(c["id"])}">{e(t(lang, "find_label"))}</label>'
-            f'<input id="f-{e(c["id"])}" name="email" type="email" maxlength="254" '
-            f'autocomplete="off"> <button>{e(t(lang, "find"))}</button></form>'
             f'<form class="inline" method="post" action="/enrol/{e(c["id"])}/forget">'
             f"{hidden(csrf)}<button>{e(t(lang, 'forget'))}</button></form>"
         )

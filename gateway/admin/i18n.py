@@ -34,7 +34,7 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "confirm_revoke": "Revoke card $token of $member? It stops opening the door at once.",
         "revoked": "Card $token of $member is revoked.",
         "no_such_card": "That card is not registered (any more).",
-        "find_label": "or find a member by e-mail (Cobot finds them only while checked in)",
+        "find_label": "Find a member by e-mail (Cobot finds them only while checked in)",
         "find": "Find",
         "found_member": "Found $member (checked in): press Register to give them this card.",
         "found_option": "$member (found by e-mail)",
@@ -155,7 +155,7 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "nicht mehr.",
         "revoked": "Karte $token von $member ist gesperrt.",
         "no_such_card": "Diese Karte ist nicht (mehr) registriert.",
-        "find_label": "oder ein Mitglied per E-Mail suchen (Cobot findet es nur, solange es "
+        "find_label": "Ein Mitglied per E-Mail suchen (Cobot findet es nur, solange es "
         "eingecheckt ist)",
         "find": "Suchen",
         "found_member": "$member gefunden (eingecheckt): mit Registrieren bekommt es diese Karte.",
