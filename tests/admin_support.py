@@ -19,17 +19,13 @@ from gateway.admin.password import write_hash_file
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.decide import Decision
-from gateway.moco.keys import MocoKeys
-from gateway.moco_sim import ACCOUNT_KEY, demo_moco, run_moco_sim
-from gateway.moco_sim.clock import StepClock
 from gateway.model import Direction, RecordKind
 from gateway.outbox import State
 from gateway.readers.base import make_tap
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
-from gateway.sim.clock import BusinessClock
 from gateway.sim.seed import GRACE, NFC_TOKEN
 from tests.harness import RecordingDoor, gateway_config
-from tests.moco_helpers import OWN_KEY, USER_OWN, MocoRig, moco_config
+from tests.moco_helpers import MocoRig, moco_rig
 
 PASSWORD = "correct horse battery staple"
 
@@ -149,35 +145,11 @@ class StaffRig(MocoRig):
 async def staff_rig(tmp_path: Path) -> AsyncIterator[StaffRig]:
     """The admin page with ``[moco]``: the simulated Cobot and MOCO over real HTTP, a
     clock the test moves (MOCO's follows it); staff taps through ``StaffRig.tap``."""
-    moco, cobot, clock = demo_moco(), demo_space(), StepClock()
-    moco.clock = BusinessClock(moco.clock.zone, wall=clock.now)
     password_file = tmp_path / "admin.hash"
     write_hash_file(password_file, PASSWORD)
     port = free_port()
-    async with run_sim(cobot) as cobot_url, run_moco_sim(moco) as moco_url:
-        data = moco_config(tmp_path / "state", cobot_url, moco_url)
-        data["admin"] = {"port": port, "password_file": str(password_file)}
-        cfg = parse_config(data, "test")
-        door = RecordingDoor()
-        decisions: list[Decision] = []
-        gw = Gateway(
-            cfg,
-            ADMIN_TOKEN,
-            doors={"front": door},
-            readers=[],
-            hooks=[decisions.append],
-            clock=clock,
-            moco_keys=MocoKeys(ACCOUNT_KEY, {USER_OWN: OWN_KEY}),
+    admin = {"port": port, "password_file": str(password_file)}
+    async with moco_rig(tmp_path, admin=admin) as r:
+        yield StaffRig(
+            r.moco, r.cobot, r.gateway, r.door, r.clock, r.decisions, url=f"http://127.0.0.1:{port}"
         )
-        task = asyncio.create_task(gw.run())
-        await asyncio.wait_for(gw.ready.wait(), 5)
-        await gw.sync.sync_once()
-        async with asyncio.timeout(5):
-            while gw.admin is None or not gw.admin.addresses:
-                await asyncio.sleep(0.01)
-        try:
-            yield StaffRig(moco, cobot, gw, door, clock, decisions, url=f"http://127.0.0.1:{port}")
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

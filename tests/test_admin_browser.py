@@ -28,6 +28,25 @@ def _keep(shot: Path) -> None:
         shutil.copy(shot, Path(target) / shot.name)
 
 
+async def sign_in(page, url: str, path: str = "/login") -> None:
+    await page.goto(url + path)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(url + "/")
+
+
+async def tap_to_enrol(page, master: int, card: str) -> None:
+    """On *Enrol a card*: arm reader "front", tap ``card`` on the pty; the page reloads
+    itself with the captured card."""
+    await page.get_by_role("link", name="Enrol a card").click()
+    await page.get_by_role("button", name="Wait for a card").click()
+    await page.get_by_text("Reader front waits for a new card").first.wait_for()
+    await page.wait_for_function("document.readyState === 'complete'")
+    await asyncio.sleep(0.3)  # the page's event stream is open
+    os.write(master, f"{card}\n".encode())
+    await page.get_by_role("button", name="Register").wait_for()
+
+
 async def test_admin_page_in_chromium(browser, tmp_path):  # noqa: F811
     async with admin_rig(tmp_path) as rig:
         context = await browser.new_context(
@@ -111,18 +130,8 @@ async def test_enrol_a_card_in_chromium(browser, tmp_path):  # noqa: F811
                 viewport={"width": 390, "height": 844}, locale="de-DE", is_mobile=True
             )
             page = await context.new_page()
-            await page.goto(rig.url + "/login?lang=en")
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(rig.url + "/")
-            await page.get_by_role("link", name="Enrol a card").click()
-            await page.get_by_role("button", name="Wait for a card").click()
-            await page.get_by_text("Reader front waits for a new card").first.wait_for()
-            await page.wait_for_function("document.readyState === 'complete'")
-            await asyncio.sleep(0.3)  # the page's event stream is open
-            os.write(master, f"{new_card}\n".encode())
-            # The page reloads itself when the card is captured.
-            await page.get_by_role("button", name="Register").wait_for()
+            await sign_in(page, rig.url, "/login?lang=en")
+            await tap_to_enrol(page, master, new_card)
             assert new_card not in await page.content()
             await page.get_by_label("Member", exact=True).select_option(label="Ada Lovelace")
             await page.get_by_role("button", name="Register").click()
@@ -148,10 +157,7 @@ async def test_staff_page_in_chromium(browser, tmp_path):  # noqa: F811
         page = await context.new_page()
         problems: list[str] = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        await page.goto(rig.url + "/login")
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_url(rig.url + "/")
+        await sign_in(page, rig.url)
         await page.get_by_role("link", name="Staff").click()
         await page.get_by_role("heading", name="Staff").wait_for()
         row = page.locator("#clocked tr", has_text=str(USER))
@@ -196,17 +202,8 @@ async def test_find_a_member_by_email_in_chromium(browser, tmp_path):  # noqa: F
                 viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True
             )
             page = await context.new_page()
-            await page.goto(rig.url + "/login")
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(rig.url + "/")
-            await page.get_by_role("link", name="Enrol a card").click()
-            await page.get_by_role("button", name="Wait for a card").click()
-            await page.get_by_text("Reader front waits for a new card").first.wait_for()
-            await page.wait_for_function("document.readyState === 'complete'")
-            await asyncio.sleep(0.3)  # the page's event stream is open
-            os.write(master, f"{new_card}\n".encode())
-            await page.get_by_role("button", name="Find").wait_for()
+            await sign_in(page, rig.url)
+            await tap_to_enrol(page, master, new_card)
             email = page.get_by_label("Find a member by e-mail")
             await email.fill("mary@example.com")
             await page.get_by_role("button", name="Find").click()

@@ -39,6 +39,20 @@ def capture_id(page: str) -> str:
     return match.group(1)
 
 
+async def capture_card(rig, client, master: int, card: str) -> str:
+    """Sign in, arm reader "front" from the page, tap ``card``: the page with it."""
+    gw = rig.gateway
+    await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
+    await login(client)
+    async with client.get("/enrol") as r:
+        page = await r.text()
+    await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
+    os.write(master, f"{card}\n".encode())
+    await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
+    async with client.get("/enrol") as r:
+        return str(await r.text())
+
+
 async def test_enrol_a_card_by_tapping_it(tmp_path, pty):
     master, port = pty
     async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
@@ -109,16 +123,8 @@ async def test_a_card_registered_to_someone_else_is_refused_with_whose(tmp_path,
     master, port = pty
     async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
         gw = rig.gateway
-        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
         rig.space.create_token(GRACE, GRACES_OTHER_CARD)  # at Cobot, not yet synced here
-        await login(client)
-        async with client.get("/enrol") as r:
-            page = await r.text()
-        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
-        os.write(master, f"{GRACES_OTHER_CARD}\n".encode())
-        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
-        async with client.get("/enrol") as r:
-            page = await r.text()
+        page = await capture_card(rig, client, master, GRACES_OTHER_CARD)
         async with client.post(
             f"/enrol/{capture_id(page)}/register",
             data={"csrf": csrf_of(page), "membership_id": ADA},
@@ -148,16 +154,8 @@ async def test_a_member_without_a_card_by_membership_id(tmp_path, pty):
     async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
         gw = rig.gateway
         rig.space.add_member("Mary Jackson", "mary@example.com", "mary-demo", id=mary)
-        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
-        await login(client)
-        async with client.get("/enrol") as r:
-            page = await r.text()
+        page = await capture_card(rig, client, master, NEW_CARD)
         assert "Mary Jackson" not in page  # no card: the cache does not know her
-        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
-        os.write(master, f"{NEW_CARD}\n".encode())
-        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
-        async with client.get("/enrol") as r:
-            page = await r.text()
         form = {"csrf": csrf_of(page), "membership_id": ADA, "other_id": "0" * 32}
         async with client.post(f"/enrol/{capture_id(page)}/register", data=form) as r:
             assert "Not registered: Cobot refused" in await r.text()
@@ -176,15 +174,7 @@ async def test_find_a_member_by_email_only_while_checked_in(tmp_path, pty):
     async with admin_rig(tmp_path, serial_port=port) as rig, rig.client() as client:
         gw = rig.gateway
         rig.space.add_member("Mary Jackson", "mary@example.com", "mary-demo", id=mary)
-        await eventually(lambda: gw.status()["readers"]["front"]["state"] == "ready")
-        await login(client)
-        async with client.get("/enrol") as r:
-            page = await r.text()
-        await client.post("/enrol/start", data={"csrf": csrf_of(page), "reader": "front"})
-        os.write(master, f"{NEW_CARD}\n".encode())
-        await eventually(lambda: gw.admin is not None and gw.admin.enrolment.captures())
-        async with client.get("/enrol") as r:
-            page = await r.text()
+        page = await capture_card(rig, client, master, NEW_CARD)
         cid = capture_id(page)
         assert f'action="/enrol/{cid}/find"' in page
 
