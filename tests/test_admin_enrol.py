@@ -195,6 +195,10 @@ async def test_find_a_member_by_email_only_while_checked_in(tmp_path, pty):
         )
         searched = [q for q in rig.space.requests if q.path == "/api/check_in"]
         assert searched and searched[-1].status == 404
+        # Cobot failing is not "not checked in": the page says Cobot could not be asked.
+        rig.space.faults.set("error", status=503, paths=["/api/check_in"])
+        assert "Cobot could not be asked: " in await find("mary@example.com")
+        rig.space.faults.set(None)
         # Checked in (over HTTP, as the portal would): now Cobot finds her.
         await gw.client.check_in(login="mary@example.com", password="mary-demo")
         answer = await find("Mary@Example.com")

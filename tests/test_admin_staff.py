@@ -12,9 +12,10 @@ import pytest
 
 from gateway.moco.model import fmt_time, minute_of
 from gateway.moco.service import MocoService
+from gateway.moco_sim import ACCOUNT_KEY
 from tests.admin_support import admin_rig, login, staff_rig
 from tests.harness import eventually
-from tests.moco_helpers import STAFF, STAFF_OWN_KEY, USER, USER_OWN
+from tests.moco_helpers import OWN_KEY, STAFF, STAFF_OWN_KEY, USER, USER_OWN
 
 pytestmark = pytest.mark.real
 
@@ -87,6 +88,7 @@ async def test_staff_page_shows_who_is_clocked_in_and_what_waits(tmp_path):
         assert "503" in page  # MOCO's last error, as the breaker has it
         waiting = page.split("Waiting for MOCO", 1)[1]
         assert str(USER_OWN) in waiting and STAFF_OWN_KEY not in page and STAFF not in page
+        assert ACCOUNT_KEY not in page and OWN_KEY not in page  # no secret on the page
         assert cells(page, USER_OWN)[2] == "clocked in"  # what the queued tap will do
 
         # The event stream tells an open Staff page that something changed.
