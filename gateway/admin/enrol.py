@@ -72,7 +72,9 @@ class CardRef:
 
 class EnrolWatch(Protocol):
     """Told when a reader's enrolment mode changes (``enrol_feedback.EnrolFeedback``
-    shows it on the reader's door)."""
+    shows it on the reader's door). After ``armed`` the mode ends by itself when
+    ``window`` seconds pass with no card: ``Enrolment`` only notices that at the next
+    tap, so a watch that shows the end keeps its own timer."""
 
     def armed(self, reader: str, window: float) -> None: ...
     def captured(self, reader: str) -> None: ...
