@@ -37,6 +37,7 @@ from gateway.demo_text import (
     describe_rooms,
     introduce,
 )
+from gateway.doors.base import DoorSignal
 from gateway.model import CheckIn, Direction, Outcome, Signal
 from gateway.outbox import Entry
 from gateway.readers.base import ReaderState, TapSink, make_tap
@@ -62,8 +63,8 @@ class DemoDoor:
     async def open(self) -> None:
         return None
 
-    async def signal(self, signal: Signal) -> None:
-        words = clock_words(signal)
+    async def signal(self, signal: DoorSignal) -> None:
+        words = clock_words(signal) if isinstance(signal, Signal) else None
         if words is not None and self._say is not None:
             self._say(words)
 

@@ -1,4 +1,5 @@
-"""A gateway with the admin page on loopback, wired to the simulated Cobot."""
+"""A gateway with the admin page on loopback, wired to the simulated Cobot (and, in
+``staff_rig``, the simulated MOCO)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from gateway.readers.base import make_tap
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 from gateway.sim.seed import GRACE, NFC_TOKEN
 from tests.harness import RecordingDoor, gateway_config
+from tests.moco_helpers import MocoRig, moco_rig
 
 PASSWORD = "correct horse battery staple"
 
@@ -127,3 +129,27 @@ async def admin_rig(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@dataclass
+class StaffRig(MocoRig):
+    url: str = ""
+
+    def client(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            self.url, cookie_jar=aiohttp.CookieJar(unsafe=True), raise_for_status=False
+        )
+
+
+@contextlib.asynccontextmanager
+async def staff_rig(tmp_path: Path) -> AsyncIterator[StaffRig]:
+    """The admin page with ``[moco]``: the simulated Cobot and MOCO over real HTTP, a
+    clock the test moves (MOCO's follows it); staff taps through ``StaffRig.tap``."""
+    password_file = tmp_path / "admin.hash"
+    write_hash_file(password_file, PASSWORD)
+    port = free_port()
+    admin = {"port": port, "password_file": str(password_file)}
+    async with moco_rig(tmp_path, admin=admin) as r:
+        yield StaffRig(
+            r.moco, r.cobot, r.gateway, r.door, r.clock, r.decisions, url=f"http://127.0.0.1:{port}"
+        )

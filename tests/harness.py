@@ -13,7 +13,8 @@ from gateway.app import Gateway
 from gateway.clock import SYSTEM_CLOCK, SystemClock
 from gateway.config import parse_config
 from gateway.decide import Decision
-from gateway.model import Direction, Signal, Tap
+from gateway.doors.base import DoorSignal
+from gateway.model import Direction, Tap
 from gateway.readers.base import make_tap
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 
@@ -22,7 +23,7 @@ class RecordingDoor:
     def __init__(self, name: str = "front") -> None:
         self._name = name
         self.opened = 0
-        self.signals: list[Signal] = []
+        self.signals: list[DoorSignal] = []
 
     @property
     def name(self) -> str:
@@ -31,7 +32,7 @@ class RecordingDoor:
     async def open(self) -> None:
         self.opened += 1
 
-    async def signal(self, signal: Signal) -> None:
+    async def signal(self, signal: DoorSignal) -> None:
         self.signals.append(signal)
 
     async def aclose(self) -> None:

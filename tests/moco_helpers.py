@@ -80,15 +80,20 @@ async def moco_rig(
     cobot: SimSpace | None = None,
     clock: StepClock | None = None,
     keys: MocoKeys | None = None,
+    admin: dict[str, Any] | None = None,
     **settings: Any,
 ) -> AsyncIterator[MocoRig]:
+    """``admin``: an ``[admin]`` table (the page is up before this yields)."""
     moco = moco or demo_moco()
     cobot = cobot or demo_space()
     clock = clock or StepClock()
     moco.clock = BusinessClock(moco.clock.zone, wall=clock.now)
     keys = keys or MocoKeys(ACCOUNT_KEY, {USER_OWN: OWN_KEY})
     async with run_sim(cobot) as cobot_url, run_moco_sim(moco) as moco_url:
-        cfg = parse_config(moco_config(tmp_path / "state", cobot_url, moco_url, **settings), "test")
+        data = moco_config(tmp_path / "state", cobot_url, moco_url, **settings)
+        if admin is not None:
+            data["admin"] = admin
+        cfg = parse_config(data, "test")
         door = RecordingDoor()
         decisions: list[Decision] = []
         gw = Gateway(
@@ -103,6 +108,8 @@ async def moco_rig(
         task = asyncio.create_task(gw.run())
         await asyncio.wait_for(gw.ready.wait(), 5)
         await gw.sync.sync_once()
+        if admin is not None:
+            await eventually(lambda: gw.admin is not None and bool(gw.admin.addresses), 5)
         try:
             yield MocoRig(moco, cobot, gw, door, clock, decisions)
         finally:

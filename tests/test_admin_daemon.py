@@ -3,6 +3,7 @@ over the status socket, an admin card arming its reader, a clean SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
@@ -34,7 +35,11 @@ async def test_enrol_command_and_admin_card(tmp_path: Path, capsys) -> None:
             f'name = "front"\ntype = "serial"\nport = "{os.ttyname(slave)}"\n'
             'protocol = "line"\ndebounce = 0.2'
         )
-        cfg = daemon_config(tmp_path, base_url, reader)
+        # The door's feedback command, as a relay/LED script would get it.
+        feedback = tmp_path / "feedback"
+        cfg = daemon_config(
+            tmp_path, base_url, reader, extra=f"feedback_command = {_append_to(feedback)}"
+        )
         cfg.write_text(
             cfg.read_text() + f'\n[admin]\nport = {free_port()}\npassword_file = "{hash_file}"\n'
             f'enrol_cards = ["{ADMIN_CARD}"]\n'
@@ -55,10 +60,12 @@ async def test_enrol_command_and_admin_card(tmp_path: Path, capsys) -> None:
             os.write(master, f"{NEW_CARD}\n".encode())
             captured = await daemon.wait_for("enrolment_captured")
             assert captured["token"] == "********07"
+            await _lines(feedback, ["enrol-waiting", "enrol-captured"])
             # The admin card: arms for 30 s, opens nothing, is never logged in full.
             os.write(master, f"{ADMIN_CARD}\n".encode())
             armed = await daemon.wait_for(lambda e: e.get("window_s") == 30.0)
             assert not [e for e in daemon.events if e.get("event") == "tap"]
+            await _lines(feedback, ["enrol-waiting", "enrol-captured", "enrol-waiting"])
             assert await daemon.stop(signal.SIGTERM) == 0
             assert daemon.events[-1]["event"] == "stopped"
             log = daemon.log()
@@ -67,6 +74,17 @@ async def test_enrol_command_and_admin_card(tmp_path: Path, capsys) -> None:
             await daemon.kill()
             os.close(master)
             os.close(slave)
+
+
+def _append_to(path: Path) -> str:
+    """A TOML argv appending the signal name (its last argument) to ``path``."""
+    return f"['sh', '-c', 'echo \"$0\" >> {path}']"
+
+
+async def _lines(path: Path, expected: list[str]) -> None:
+    async with asyncio.timeout(10):
+        while not path.exists() or path.read_text().split() != expected:
+            await asyncio.sleep(0.02)
 
 
 async def test_enrol_without_a_running_gateway(tmp_path: Path, capsys) -> None:

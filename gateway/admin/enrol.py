@@ -70,6 +70,29 @@ class CardRef:
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:24]
 
 
+class EnrolWatch(Protocol):
+    """Told when a reader's enrolment mode changes (``enrol_feedback.EnrolFeedback``
+    shows it on the reader's door). After ``armed`` the mode ends by itself when
+    ``window`` seconds pass with no card: ``Enrolment`` only notices that at the next
+    tap, so a watch that shows the end keeps its own timer."""
+
+    def armed(self, reader: str, window: float) -> None: ...
+    def captured(self, reader: str) -> None: ...
+    def ended(self, reader: str) -> None:
+        """Disarmed before a card came, or Cobot refused the captured card."""
+
+
+class _Unwatched:
+    def armed(self, reader: str, window: float) -> None:
+        pass
+
+    def captured(self, reader: str) -> None:
+        pass
+
+    def ended(self, reader: str) -> None:
+        pass
+
+
 class EnrolRefused(Exception):
     """Cobot would not register the card; the message says why (redacted)."""
 
@@ -83,11 +106,13 @@ class Enrolment:
         on_capture: Callable[[Capture], None] = lambda _c: None,
         admin_cards: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
+        watch: EnrolWatch | None = None,
     ) -> None:
         self._admin_cards = admin_cards
         self._lookup = lookup
         self._add = add
         self._on_capture = on_capture
+        self._watch = watch or _Unwatched()
         self._clock = clock
         self._armed: dict[str, float] = {}  # reader -> deadline (monotonic)
         self._captures: dict[str, Capture] = {}
@@ -96,9 +121,11 @@ class Enrolment:
     def arm(self, reader: str, window: float = WINDOW) -> None:
         self._armed[reader] = self._clock() + window
         log.info("enrolment_armed", reader=reader, window_s=window)
+        self._watch.armed(reader, window)
 
     def disarm(self, reader: str) -> None:
-        self._armed.pop(reader, None)
+        if self._armed.pop(reader, None) is not None:
+            self._watch.ended(reader)
 
     def armed(self) -> dict[str, float]:
         """Armed readers and the seconds left for each."""
@@ -127,6 +154,7 @@ class Enrolment:
         self._captures[capture.id] = capture
         self._expire(now)
         log.info("enrolment_captured", reader=tap.reader, token=capture.shown)
+        self._watch.captured(tap.reader)
         self._on_capture(capture)
         return True
 
@@ -150,7 +178,20 @@ class Enrolment:
         Raises KeyError (no such capture) or EnrolRefused."""
         capture = self._captures[capture_id]
         try:
-            record = await api.create_token(member.id, capture.token, deadline=API_DEADLINE)
+            record = await self._create(api, capture, member)
+        except EnrolRefused:
+            self._watch.ended(capture.reader)  # shown at the reader the card was read on
+            raise
+        name = record.membership.name or member.name
+        self.last_name = name or None
+        await self._add(capture.token, Membership(member.id, name))
+        self.forget(capture_id)
+        log.info("enrolment_registered", token=capture.shown, membership_id=member.id)
+        return capture
+
+    async def _create(self, api: TokenApi, capture: Capture, member: Membership) -> TokenRecord:
+        try:
+            return await api.create_token(member.id, capture.token, deadline=API_DEADLINE)
         except Refused as exc:
             owner = None
             try:
@@ -163,9 +204,3 @@ class Enrolment:
             raise EnrolRefused(f"Cobot refused: {exc.reason}") from exc
         except ApiError as exc:
             raise EnrolRefused(f"Cobot did not register the card: {exc}") from exc
-        name = record.membership.name or member.name
-        self.last_name = name or None
-        await self._add(capture.token, Membership(member.id, name))
-        self.forget(capture_id)
-        log.info("enrolment_registered", token=capture.shown, membership_id=member.id)
-        return capture

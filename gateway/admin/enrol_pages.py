@@ -20,6 +20,7 @@ def enrol_page(
     cards: Sequence[tuple[str, str, Any]],
     note: str | None,
     error: bool,
+    found: tuple[str, Any] | None = None,
 ) -> bytes:
     options = "".join(f"<option>{e(r)}</option>" for r in readers)
     waiting = "".join(
@@ -37,10 +38,20 @@ def enrol_page(
     )
     blocks = []
     for c in captures:
+        options = member_options
+        if found is not None and found[0] == c["id"]:
+            m = found[1]
+            shown = t(lang, "found_option", member=m.name or m.id)
+            options = f'<option value="{e(m.id)}" selected>{e(shown)}</option>' + options
+        # The e-mail search first: what it finds comes back preselected below.
         register = (
+            f'<form method="post" action="/enrol/{e(c["id"])}/find">{hidden(csrf)}'
+            f'<label for="f-{e(c["id"])}">{e(t(lang, "find_label"))}</label>'
+            f'<input id="f-{e(c["id"])}" name="email" type="email" maxlength="254" '
+            f'autocomplete="off"> <button>{e(t(lang, "find"))}</button></form>'
             f'<form method="post" action="/enrol/{e(c["id"])}/register">{hidden(csrf)}'
             f'<label for="m-{e(c["id"])}">{e(t(lang, "member"))}</label>'
-            f'<select id="m-{e(c["id"])}" name="membership_id">{member_options}</select>'
+            f'<select id="m-{e(c["id"])}" name="membership_id">{options}</select>'
             f'<label for="o-{e(c["id"])}">{e(t(lang, "other_id"))}</label>'
             f'<input id="o-{e(c["id"])}" name="other_id" maxlength="64" autocomplete="off"> '
             f"<button>{e(t(lang, 'register'))}</button></form>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from html import escape
 from string import Template
 from typing import Any
@@ -41,7 +42,8 @@ dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .8rem}dd{margin:0}
 
 SCRIPT = """
 (function(){var t=document.getElementById('taps');var en=document.getElementById('enrol');
-if((!t&&!en)||!window.EventSource)return;
+var sf=document.getElementById('staff');
+if((!t&&!en&&!sf)||!window.EventSource)return;
 var live=document.getElementById('live');var es=new EventSource('/events');
 function cell(r,v,c){var d=document.createElement('td');d.textContent=v==null?'':String(v);
 if(c)d.className=c;r.appendChild(d);}
@@ -54,7 +56,8 @@ if(n)n.remove();t.insertBefore(r,t.firstChild);while(t.rows.length>50)t.deleteRo
 es.addEventListener('status',function(m){var s=JSON.parse(m.data);
 var a=document.getElementById('api');if(a){a.textContent=s.api;
 a.className='pill '+(s.online?'ok':'no');}var q=document.getElementById('depth');
-if(q)q.textContent=s.queue_depth;});
+if(q)q.textContent=s.queue_depth;
+if(sf&&s.staff&&s.staff!==sf.getAttribute('data-v'))location.replace('/staff');});
 es.onopen=function(){if(live)live.className='pill ok';};
 es.onerror=function(){if(live)live.className='pill no';};})();
 """
@@ -78,6 +81,10 @@ NAV = (
     ("/rooms", "rooms"),
     ("/enrol", "enrol"),
 )
+STAFF_NAV = (*NAV[:5], ("/staff", "staff"), *NAV[5:])  # with [moco]
+# The links of the app serving this request (set per request by web.py's middleware:
+# *Staff* only where MOCO is configured).
+SHOWN_NAV: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("admin_nav", default=NAV)
 
 
 def t(lang: Lang, key: str, **values: object) -> str:
@@ -97,7 +104,7 @@ def layout(
     if csrf is not None:
         links = "".join(
             f'<a href="{href}"{" class=on" if href == path else ""}>{e(t(lang, key))}</a>'
-            for href, key in NAV
+            for href, key in SHOWN_NAV.get()
         )
         other = Lang.DE if lang is Lang.EN else Lang.EN
         nav = (

@@ -13,26 +13,33 @@ Other parts may add routes to the listener before it starts, e.g. Prometheus met
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Protocol
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
 
-from gateway.admin import enrol_web
+from gateway.admin import enrol_web, pages, staff_web
 from gateway.admin.accesslog import AccessLog
 from gateway.admin.enrol import API_DEADLINE, Capture, CardRef, Enrolment, EnrolRefused
+from gateway.admin.enrol_feedback import EnrolFeedback
 from gateway.admin.feed import LiveFeed
 from gateway.admin.password import PasswordCheck, load_hash
 from gateway.admin.sessions import Sessions
 from gateway.admin.web import AdminState, ExtraRoute, Handler, make_app
 from gateway.cache import TokenCache
+from gateway.clock import SystemClock
 from gateway.cobot.client import CobotClient
 from gateway.cobot.errors import ApiError, NotFound
+from gateway.cobot.ratelimit import Priority
 from gateway.config.integrations import AdminSection
+from gateway.config.model import Config
 from gateway.decide import DecisionHook
-from gateway.doors.base import Door
+from gateway.doors.base import Door, DoorSignal
 from gateway.drain import Drainer
 from gateway.errors import GatewayError
 from gateway.model import Membership, Tap
@@ -44,9 +51,13 @@ from gateway.runner import Part
 from gateway.store import Database
 from gateway.sync import TokenSync
 
+if TYPE_CHECKING:
+    from gateway.moco.service import MocoService
+
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_TIMEOUT = 2.0  # seconds open requests (event streams) get at stop
+FOUND_KEPT = 32  # members found by e-mail, offered until registered or pushed out
 HANDLER_ARGS: dict[str, Any] = {
     "max_line_size": 4096,
     "max_field_size": 8190,
@@ -58,6 +69,9 @@ HANDLER_ARGS: dict[str, Any] = {
 class GatewayView(Protocol):
     """What the page reads of the gateway (``gateway.app.Gateway`` is one)."""
 
+    cfg: Config
+    clock: SystemClock
+    moco: MocoService | None
     db: Database
     outbox: Outbox
     doors: dict[str, Door]
@@ -81,13 +95,17 @@ class AdminService:
         self._gateway = gateway
         self.feed = LiveFeed()
         self.card_ref = CardRef()
+        self._signalling: set[asyncio.Task[None]] = set()
+        self.enrol_feedback = EnrolFeedback(self._show_at_reader)
         self.enrolment = Enrolment(
             gateway.cache.lookup,
             gateway.cache.add,
             on_capture=lambda c: self.feed.enrolled(c.id, c.reader, c.token),
             admin_cards=frozenset(cfg.enrol_cards),
+            watch=self.enrol_feedback,
         )
         self._access_log: AccessLog | None = None
+        self._found: OrderedDict[str, Membership] = OrderedDict()
         self._extra: list[ExtraRoute] = []
         self._check: PasswordCheck | None = None
         self.addresses: list[tuple[str, int]] = []
@@ -145,6 +163,21 @@ class AdminService:
     def status(self) -> dict[str, Any]:
         return self._gateway.status()
 
+    @property
+    def moco(self) -> MocoService | None:
+        """MOCO's client, record backend and staff book, with ``[moco]``."""
+        return self._gateway.moco
+
+    def today(self) -> date:
+        return self._gateway.clock.now().astimezone().date()
+
+    def staff_version(self) -> str | None:
+        """For the event stream: changes when the *Staff* page would (None without MOCO)."""
+        moco = self.moco
+        if moco is None:
+            return None
+        return staff_web.version(moco, self._gateway.outbox.depth, self.today())
+
     async def memberships(self) -> list[Membership]:
         """The memberships the token cache knows (a card can be added to them)."""
         rows = await self._gateway.db.fetchall(
@@ -187,6 +220,31 @@ class AdminService:
         log.info("card_revoked", token=redact(token), membership_id=member.id)
         return redact(token), member
 
+    async def find_member(self, email: str) -> Membership | None:
+        """The member with this e-mail, found through their active check-in:
+        ``GET /api/check_in?login=:email`` (scope ``checkin``, admin). Cobot has no
+        member search; this finds a member only while checked in (None otherwise, and
+        for admin and guest accounts, which have no membership). Raises EnrolRefused
+        (the client's error) when Cobot could not be asked."""
+        try:
+            check_in = await self._gateway.client.check_in_status(
+                login=email, priority=Priority.LIVE, deadline=API_DEADLINE
+            )
+        except ApiError as exc:
+            raise EnrolRefused(str(exc)) from exc
+        member = check_in.membership if check_in is not None else None
+        log.info("admin_member_search", login=redact(email), found=member is not None)
+        if member is not None:
+            self._found[member.id] = member
+            self._found.move_to_end(member.id)
+            while len(self._found) > FOUND_KEPT:
+                self._found.popitem(last=False)
+        return member
+
+    def found_member(self, membership_id: str) -> Membership | None:
+        """A member an e-mail search found earlier (a card can be registered for them)."""
+        return self._found.get(membership_id)
+
     async def register_card(self, capture_id: str, member: Membership) -> Capture:
         return await self.enrolment.register(self._gateway.client, capture_id, member)
 
@@ -197,6 +255,16 @@ class AdminService:
     async def verify(self, password: str) -> bool:
         assert self._check is not None
         return await self._check.verify(password)
+
+    def _show_at_reader(self, reader: str, signal: DoorSignal) -> None:
+        """Enrolment mode on the door of ``reader`` (if it has one), as MOCO's in/out is."""
+        door_name = next((c.door for c in self._gateway.cfg.readers if c.name == reader), None)
+        door = self._gateway.doors.get(door_name) if door_name else None
+        if door is None:
+            return
+        task = asyncio.ensure_future(door.signal(signal))
+        self._signalling.add(task)
+        task.add_done_callback(self._signalling.discard)
 
     # --- the parts ----------------------------------------------------------------------
 
@@ -212,6 +280,7 @@ class AdminService:
         except GatewayError as exc:
             raise AdminError(f"admin page not started: {exc}") from exc
         self._started = True
+        with_moco = self.moco is not None
         state = AdminState(
             backend=self,
             sessions=Sessions(self.cfg.session_idle),
@@ -219,8 +288,15 @@ class AdminService:
             throttle=Throttle(self.cfg.max_failures, self.cfg.failure_window),
             language=self.cfg.language,
             public=frozenset(),
+            nav=pages.STAFF_NAV if with_moco else pages.NAV,
         )
-        app = make_app(state, self._extra, enrol_web.add_routes)
+
+        def more(r: web.UrlDispatcher) -> None:
+            enrol_web.add_routes(r)
+            if with_moco:
+                staff_web.add_routes(r)
+
+        app = make_app(state, self._extra, more)
         runner = web.AppRunner(
             app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS
         )
@@ -239,6 +315,9 @@ class AdminService:
         finally:
             self.addresses = []
             self.feed.close()
+            self.enrol_feedback.close()
+            for task in list(self._signalling):
+                task.cancel()  # a feedback command is killed with its group
             await runner.cleanup()
 
 

@@ -64,6 +64,7 @@ class AdminState:
     throttle: Throttle
     language: str
     public: frozenset[str]
+    nav: tuple[tuple[str, str], ...] = pages.NAV
 
 
 STATE = web.AppKey("admin_state", AdminState)
@@ -139,6 +140,7 @@ def _error_key(status: int) -> str:
 
 
 async def _checked(request: web.Request, handler: Handler, state: AdminState) -> web.StreamResponse:
+    pages.SHOWN_NAV.set(state.nav)  # this request's task only
     if request.path in state.public:
         return await handler(request)
     if not state.sessions.touch(request.cookies.get(COOKIE)):
@@ -258,9 +260,12 @@ async def _now(request: web.Request) -> web.StreamResponse:
     return html_page(request, body)
 
 
-def _status_event(lang: Lang, status: dict[str, Any]) -> dict[str, Any]:
+def _status_event(lang: Lang, status: dict[str, Any], staff: str | None) -> dict[str, Any]:
     text, online = pages.api_state(lang, status)
-    return {"api": text, "online": online, "queue_depth": status.get("queue_depth", 0)}
+    event = {"api": text, "online": online, "queue_depth": status.get("queue_depth", 0)}
+    if staff is not None:
+        event["staff"] = staff  # the Staff page reloads when it changes
+    return event
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
@@ -279,13 +284,21 @@ async def _events(request: web.Request) -> web.StreamResponse:
     _headers(response)
     try:
         await response.prepare(request)
-        await _send(response, "status", _status_event(lang, state.backend.status()))
+        await _send(
+            response,
+            "status",
+            _status_event(lang, state.backend.status(), state.backend.staff_version()),
+        )
         while state.sessions.touch(session, use=False):
             try:
                 async with asyncio.timeout(STATUS_INTERVAL):
                     event = await queue.get()
             except TimeoutError:
-                await _send(response, "status", _status_event(lang, state.backend.status()))
+                await _send(
+                    response,
+                    "status",
+                    _status_event(lang, state.backend.status(), state.backend.staff_version()),
+                )
                 continue
             if event is None:  # the page is stopping
                 break

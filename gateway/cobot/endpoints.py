@@ -161,8 +161,9 @@ WALK_UP = Feature(
 )
 TOKEN_ADMIN = Feature(
     "card enrolment",
-    "registering and revoking cards on the admin page ([admin])",
-    ("create_token", "delete_token", "get_token"),
+    "registering and revoking cards on the admin page ([admin]), finding a checked-in "
+    "member by e-mail (check_in_status with login)",
+    ("create_token", "delete_token", "get_token", "check_in_status"),
 )
 
 FEATURES: tuple[Feature, ...] = (

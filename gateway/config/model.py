@@ -198,8 +198,8 @@ class CommandDoorConfig(DoorBase):
     type: Literal["command"] = "command"
     command: tuple[str, ...] = field(metadata=_ARGV)
     timeout: float = field(default=5.0, metadata=_bounds(0.1, 60))
-    # Optional: run with the signal name (granted, refused, offline) appended; the same
-    # timeout applies.
+    # Optional: run with the signal name (granted, refused, offline; clocked-in/out;
+    # enrol-waiting/captured/ended: gateway.doors.base) appended; the same timeout applies.
     feedback_command: tuple[str, ...] | None = field(default=None, metadata=_ARGV)
 
 

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import structlog
 
 from gateway.config.model import CommandDoorConfig
+from gateway.doors.base import DoorSignal
 from gateway.errors import DoorError
-from gateway.model import Signal
 
 log = structlog.get_logger(__name__)
 
@@ -159,7 +159,7 @@ class CommandDoor:
     async def open(self) -> None:
         await run_command(f"door {self.name}", self._cfg.command, self._cfg.timeout)
 
-    async def signal(self, signal: Signal) -> None:
+    async def signal(self, signal: DoorSignal) -> None:
         if self._cfg.feedback_command is None:
             return
         try:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.doors.base import DoorSignal, EnrolSignal
 from gateway.doors.gpio_lines import FEEDBACK, Role
 from gateway.errors import DoorError
 from gateway.model import Signal
@@ -26,6 +27,11 @@ class Cue(enum.StrEnum):
     HELD_OPEN = "held-open"
     CLOCKED_IN = "clocked-in"  # MOCO: one short beep
     CLOCKED_OUT = "clocked-out"  # MOCO: two short beeps
+    # Enrolment mode (gateway/admin/enrol_feedback.py): a mode, not a one-off cue.
+    ENROL_START = "enrol-start"  # played once as the mode begins: a chirp
+    ENROL_WAITING = "enrol-waiting"  # looped while waiting: both LEDs blink, silent
+    ENROL_CAPTURED = "enrol-captured"  # a card was read: beep-beep-beeep on green
+    ENROL_ENDED = "enrol-ended"  # timeout, cancel or refusal: one long buzz on red
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +56,28 @@ PATTERNS: Mapping[Cue, tuple[Step, ...]] = {
     Cue.HELD_OPEN: _pattern(*[({R, B}, 0.4), ({R}, 0.6)] * 3),
     Cue.CLOCKED_IN: _pattern(({G, B}, 0.1), ({G}, 0.9)),
     Cue.CLOCKED_OUT: _pattern(({G, B}, 0.1), ({G}, 0.15), ({G, B}, 0.1), ({G}, 0.65)),
+    Cue.ENROL_START: _pattern(({G, R, B}, 0.08), ({G, R}, 0.42), (set(), 0.5)),
+    Cue.ENROL_WAITING: _pattern(({G, R}, 0.5), (set(), 0.5)),
+    Cue.ENROL_CAPTURED: _pattern(
+        ({G, B}, 0.08), ({G}, 0.08), ({G, B}, 0.08), ({G}, 0.08), ({G, B}, 0.4), ({G}, 1.0)
+    ),
+    Cue.ENROL_ENDED: _pattern(({R, B}, 0.8), ({R}, 0.7)),
 }
-CUE_FOR_SIGNAL: Mapping[Signal, Cue] = {
+# A door keeps showing a mode (looping its pattern after its start) until a cue that
+# ends it, for at most MODE_LIMIT seconds: a lost "ended" must not blink for ever. The
+# longest enrolment window is 60 s (gateway/admin/enrol.py).
+MODE_LIMIT = 120.0
+MODE_START: Mapping[Cue, Cue] = {Cue.ENROL_WAITING: Cue.ENROL_START}
+ENDS_MODE = frozenset({Cue.ENROL_CAPTURED, Cue.ENROL_ENDED})
+CUE_FOR_SIGNAL: Mapping[DoorSignal, Cue] = {
     Signal.GRANTED: Cue.GRANTED,
     Signal.REFUSED: Cue.REFUSED,
     Signal.OFFLINE: Cue.OFFLINE,
     Signal.CLOCKED_IN: Cue.CLOCKED_IN,
     Signal.CLOCKED_OUT: Cue.CLOCKED_OUT,
+    EnrolSignal.WAITING: Cue.ENROL_WAITING,
+    EnrolSignal.CAPTURED: Cue.ENROL_CAPTURED,
+    EnrolSignal.ENDED: Cue.ENROL_ENDED,
 }
 
 

@@ -15,11 +15,19 @@ import contextlib
 import structlog
 
 from gateway.config.model import GpioDoorConfig
-from gateway.doors.feedback import CUE_FOR_SIGNAL, PATTERNS, Cue, play
+from gateway.doors.base import DoorSignal
+from gateway.doors.feedback import (
+    CUE_FOR_SIGNAL,
+    ENDS_MODE,
+    MODE_LIMIT,
+    MODE_START,
+    PATTERNS,
+    Cue,
+    play,
+)
 from gateway.doors.gpio_lines import FEEDBACK, GpioLines, LineSpec, OpenChip, Role
 from gateway.doors.watch import DoorEvent, DoorWatch, Report
 from gateway.errors import DoorError
-from gateway.model import Signal
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +59,8 @@ class GpioDoor:
         self._relock: asyncio.TimerHandle | None = None
         self._alarm: asyncio.TimerHandle | None = None
         self._feedback: asyncio.Task[None] | None = None
+        self._mode: Cue | None = None  # shown between cues until ended (enrolment)
+        self._mode_until = 0.0  # loop time
         self._closed = False
         self._reading = False
         if self._lines.inputs:
@@ -77,7 +87,7 @@ class GpioDoor:
     async def open(self) -> None:
         self._pulse()
 
-    async def signal(self, signal: Signal) -> None:
+    async def signal(self, signal: DoorSignal) -> None:
         self._cue(CUE_FOR_SIGNAL[signal])
 
     async def aclose(self) -> None:
@@ -123,13 +133,26 @@ class GpioDoor:
     def _cue(self, cue: Cue) -> None:
         if self._closed or not any(self._lines.has(r) for r in FEEDBACK):
             return
+        if cue in MODE_START:  # a mode: its start once, then its pattern until ended
+            self._mode, self._mode_until = cue, self._loop.time() + MODE_LIMIT
+            first = MODE_START[cue]
+        else:
+            if cue in ENDS_MODE:
+                self._mode = None
+            first = cue
         if self._feedback is not None:
             self._feedback.cancel()  # the newest outcome is the one to show
-        self._feedback = self._loop.create_task(self._play(cue), name=f"door-{self.name}-feedback")
+        self._feedback = self._loop.create_task(
+            self._play(first), name=f"door-{self.name}-feedback"
+        )
 
     async def _play(self, cue: Cue) -> None:
         try:
             await play(self._lines, PATTERNS[cue])
+            # Back to the mode (enrolment waits on) after the cue, until it is ended.
+            while self._mode is not None and self._loop.time() < self._mode_until:
+                await play(self._lines, PATTERNS[self._mode])
+            self._mode = None
         except DoorError as exc:
             # Feedback is a courtesy; a broken LED must not affect the door.
             self._log.warning("feedback_failed", cue=cue.value, error=str(exc))
