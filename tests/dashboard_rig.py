@@ -71,6 +71,7 @@ class DashboardGateway:
             await self.card(PASS_TOKEN if n % 4 == 0 else NO_PASS_TOKEN)
         os.write(self.front, frame("0000000000") * 2)  # a ghost id
         os.write(self.front, frame(f"0A0000F0{n % 256:02X}"))  # a phantom: read once
+        os.write(self.room, b"\x01\x02noise\n")  # an unprintable line: garbage
         os.write(self.room, f"{RDM_TOKEN}\n".encode())  # Ada: her booking
         await asyncio.sleep(DEBOUNCE + 0.05)
         os.write(self.room, f"{NFC_TOKEN}\n".encode())  # Grace: no booking

@@ -9,15 +9,18 @@ is made by ``python -m bench.dashboard_shot``, the same parts with a longer run)
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from gateway.sim.seed import ADA, NFC_TOKEN, PASS_TOKEN, RDM_TOKEN
 from tests.conftest import require
-from tests.dashboard_rig import dashboard_gateway
+from tests.dashboard_rig import arrival, dashboard_gateway
 from tests.prometheus_graph import CHROMIUM, KEY_PANELS, graph_url, key_queries, screenshot
 from tests.prometheus_rig import QueryError, dashboard_queries, prometheus
 
@@ -77,11 +80,25 @@ async def test_every_dashboard_query_returns_series_in_prometheus(tmp_path: Path
             assert {"online", "cache"} <= labels("sum by (source)", "source")
             outcomes = labels("sum by (outcome)", "outcome")
             assert {"opened-online", "refused", "opened-booking", "no-booking"} <= outcomes
-            frames = labels("reader_frames_total", "outcome")
-            assert {"ok", "bad_checksum", "ghost", "phantom"} <= frames, frames
+            q = next(q for q in queries if "reader_frames_total" in q.expr)
+            frames = {
+                (s["metric"]["reader"], s["metric"]["outcome"])
+                for s in results[q.expr]
+                if float(s["value"][1]) > 0
+            }
+            front = {o for r, o in frames if r == "front"}
+            room = {o for r, o in frames if r == "room-1"}
+            assert front == {"ok", "bad_checksum", "ghost", "phantom"}, frames
+            assert room == {"ok", "garbage"}, frames  # a text line has no checksum
             assert labels("checkin_gateway_build_info", "version") != {""}
             assert labels("bookings_snapshot_age_seconds", "door") == {"room-1"}
             assert labels("api_requests_total", "code") >= {"200"}
+
+            # No label anywhere carries a card number, a member or a MAC.
+            everything = json.dumps(await prom.query(http, '{__name__=~"checkin_gateway_.*"}'))
+            for secret in (RDM_TOKEN, NFC_TOKEN, PASS_TOKEN, arrival(0), "0BADC0DE", ADA, "Ada"):
+                assert secret not in everything, secret
+            assert not re.search(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", everything, re.I)
 
             # The Grafana variable's own query (label_values(build_info, instance)).
             async with http.get(
