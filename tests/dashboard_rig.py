@@ -24,7 +24,7 @@ from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 from gateway.sim.seed import MEETING_ROOM, NFC_TOKEN, NO_PASS_TOKEN, PASS_TOKEN, RDM_TOKEN
 from tests.configs import daemon_config
 from tests.daemon import Daemon
-from tests.prometheus_rig import free_port
+from tests.mqtt_broker import free_port
 
 DEBOUNCE = 0.3  # seconds: the same card again after this is a new tap
 ARRIVALS = 200  # members who come in once each, one a round: their check-ins

@@ -16,7 +16,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -27,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import require
+from tests.mqtt_broker import free_port
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
 START_DEADLINE = 30.0  # seconds for Prometheus to say it is ready (a cold TSDB: ~1 s here)
@@ -35,12 +35,6 @@ START_DEADLINE = 30.0  # seconds for Prometheus to say it is ready (a cold TSDB:
 # 1 s scrape interval ($__rate_interval: at least four scrape intervals).
 GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class QueryError(Exception):
