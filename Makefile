@@ -10,6 +10,8 @@ SYSTEM_PACKAGES := chromium nftables udhcpc isc-dhcp-client arping socat busybox
 	conntrack libusb-1.0-0 systemd \
 	gcc python3-dev linux-libc-dev \
 	mosquitto mosquitto-clients
+# The Grafana dashboard's queries run in a real Prometheus (tests/test_dashboard_prometheus.py).
+SYSTEM_PACKAGES += prometheus
 # The test VM (tests/vm/): qemu, the image's build (debootstrap, mkfs.ext4 -d) and a
 # compiler for the one wheel PyPI has only as source (evdev).
 SYSTEM_PACKAGES += qemu-system-x86 debootstrap e2fsprogs gcc libc6-dev python3-dev

@@ -89,10 +89,11 @@ async def admin_rig(
     *,
     password: str | None = PASSWORD,
     serial_port: str | None = None,
+    tables: dict[str, Any] | None = None,
     **admin: Any,
 ) -> AsyncIterator[AdminRig]:
     """``serial_port``: a line reader "front" on that tty (else no reader: taps are
-    decided directly with ``AdminRig.tap``)."""
+    decided directly with ``AdminRig.tap``). ``tables``: more config tables (``mqtt``)."""
     space = demo_space()
     password_file = tmp_path / "admin.hash"
     if password is not None:
@@ -101,6 +102,7 @@ async def admin_rig(
     async with run_sim(space) as base_url:
         data = gateway_config(tmp_path / "state", base_url)
         data["admin"] = {"port": port, "password_file": str(password_file), **admin}
+        data.update(tables or {})
         if serial_port is not None:
             data["readers"] = [
                 {

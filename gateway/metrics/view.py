@@ -14,19 +14,11 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.metrics.frames import frame_outcomes
+
 PREFIX = "checkin_gateway"
 READER_STATES = ("connecting", "ready", "reconnecting", "failed", "stopped")
 BREAKER_STATES = ("closed", "open")
-
-# Reader counters by outcome, from the readers' ``stats`` (names differ per reader
-# kind): ok frames, bad checksums/lines, all-zero ghost ids, unconfirmed single reads
-# (phantoms).
-_FRAME_FIELDS = {
-    "frames": "ok",
-    "bad": "bad_checksum",
-    "ghosts": "ghost",
-    "unconfirmed": "phantom",
-}
 
 
 class StatusCollector(Collector):
@@ -54,7 +46,7 @@ class StatusCollector(Collector):
         )
         frames = _counter_family(
             f"{PREFIX}_reader_frames",
-            "Frames a reader decoded, by outcome (ok, bad_checksum, ghost, phantom).",
+            "Frames a reader received, by outcome (ok, bad_checksum, garbage, ghost, phantom).",
             ("reader", "outcome"),
         )
         garbage = _counter_family(
@@ -69,9 +61,8 @@ class StatusCollector(Collector):
             for s in READER_STATES:
                 state.add_metric([name, s], 1.0 if r.get("state") == s else 0.0)
             stats: Mapping[str, Any] = r.get("stats") or {}
-            for key, outcome in _FRAME_FIELDS.items():
-                if isinstance(stats.get(key), int):
-                    frames.add_metric([name, outcome], float(stats[key]))
+            for outcome, count in frame_outcomes(stats).items():
+                frames.add_metric([name, outcome], float(count))
             if isinstance(stats.get("garbage_bytes"), int):
                 garbage.add_metric([name], float(stats["garbage_bytes"]))
             if isinstance(stats.get("taps"), int):

@@ -8,7 +8,7 @@ Who may send them is the broker's business (its ACL on ``<prefix>/cmd`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +20,10 @@ from gateway.errors import DoorError
 log = structlog.get_logger(__name__)
 
 COMMANDS = ("unlock", "refresh_tokens", "enrol")
+NO_ENROLMENT = (
+    "enrolment needs the admin page: add an [admin] table (the captured card is given to"
+    " a member there)"
+)
 MAX_COMMAND_BYTES = 4096
 
 
@@ -37,6 +41,13 @@ class Reply:
 
 class TokenRefresh(Protocol):
     def request(self) -> None: ...
+
+
+class StartEnrolment(Protocol):
+    """Puts a reader in enrolment mode: ``(True, detail)`` when it now waits for a new
+    card, ``(False, why not)`` otherwise (no such reader, no admin page)."""
+
+    def __call__(self, reader: str) -> tuple[bool, str]: ...
 
 
 def parse_command(raw: bytes) -> tuple[dict[str, Any] | None, Reply | None]:
@@ -61,7 +72,8 @@ class GatewayCommands:
     """Carries out commands on the gateway's doors and token sync.
 
     ``on_unlock(door, opened, error)`` is told of every remote unlock attempt (the bridge
-    publishes it as an event)."""
+    publishes it as an event). ``enrol`` starts enrolment on a reader (None: this
+    gateway cannot enrol, e.g. ``[admin]`` is off; the command is then refused)."""
 
     def __init__(
         self,
@@ -70,9 +82,13 @@ class GatewayCommands:
         *,
         allow_remote_unlock: bool,
         on_unlock: Callable[[str, bool, str | None], Awaitable[None]] | None = None,
+        enrol: StartEnrolment | None = None,
+        readers: Sequence[str] = (),
     ) -> None:
         self._doors = doors
         self._sync = sync
+        self._enrol = enrol
+        self._readers = tuple(readers)
         self._allow_unlock = allow_remote_unlock
         self._on_unlock = on_unlock
 
@@ -90,8 +106,27 @@ class GatewayCommands:
             self._sync.request()
             log.info("mqtt_command", command=command, via=via)
             return Reply(cid, command, True, "token sync requested")
-        log.info("mqtt_command", command=command, via=via, ok=False)
-        return Reply(cid, command, False, "enrolment is not available on this gateway")
+        return self.enrol(body.get("reader"), cid=cid, via=via)
+
+    def enrol(self, reader: object, *, cid: str | None, via: str) -> Reply:
+        """``{"command": "enrol", "reader": NAME}``: NAME's next unknown card is captured
+        for the admin page. ``reader`` may be left out when the gateway has one reader."""
+        if reader is None and len(self._readers) == 1:
+            reader = self._readers[0]
+        if not isinstance(reader, str) or not reader:
+            ok, detail = False, f'"reader" missing; readers: {list(self._readers)}'
+        elif self._enrol is None:
+            ok, detail = False, NO_ENROLMENT
+        else:
+            ok, detail = self._enrol(reader)
+        name = reader[:64] if isinstance(reader, str) else None
+        if ok:
+            log.info("mqtt_command", command="enrol", via=via, reader=name, ok=True)
+        else:
+            log.warning(
+                "mqtt_command", command="enrol", via=via, reader=name, ok=False, detail=detail
+            )
+        return Reply(cid, "enrol", ok, detail)
 
     async def unlock(self, door_name: str, *, cid: str | None, via: str) -> Reply:
         door = self._doors.get(door_name)

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gateway import __version__
+from gateway.admin.enrol import WINDOW
 from gateway.config.integrations import MqttSection
 from gateway.config.model import GpioDoorConfig
 from gateway.mqtt.bridge import MqttBridge
-from gateway.mqtt.commands import GatewayCommands
+from gateway.mqtt.commands import GatewayCommands, StartEnrolment
 from gateway.mqtt.payloads import Discovery, remote_unlock_payload, states
 from gateway.mqtt.topics import Topics, gateway_name
 
@@ -20,6 +21,31 @@ if TYPE_CHECKING:
 # A door without a strike we can read (a command door) shows UNLOCKED this long after
 # it was opened: the typical strike pulse.
 COMMAND_DOOR_PULSE = 3.0
+
+
+def enrolment_starter(gw: Gateway) -> StartEnrolment | None:
+    """The admin page's enrolment (``Enrolment.arm``) for the ``enrol`` command, or None
+    without ``[admin]``: only with it does the tap path offer taps to enrolment, and only
+    its page can give a captured card to a member."""
+    admin = gw.admin
+    if admin is None:
+        return None
+
+    def start(reader: str) -> tuple[bool, str]:
+        names = [r.name for r in gw.readers]
+        if reader not in names:
+            return False, f"no reader {reader!r}; readers: {names}"
+        if not admin.addresses:
+            # Without its listener (no password file, port taken: `status` says which)
+            # nobody could give the captured card to a member.
+            return False, "the admin page is not running; see `checkin-gateway status`"
+        admin.enrolment.arm(reader, WINDOW)
+        return True, (
+            f"reader {reader!r} waits {WINDOW:.0f} s for a new card; then pick the member"
+            " on the admin page (Enrol a card)"
+        )
+
+    return start
 
 
 def build_bridge(
@@ -41,7 +67,12 @@ def build_bridge(
         bridge.publish_soon(topics.door(door, "event"), payload)
 
     commands = GatewayCommands(
-        gw.doors, gw.sync, allow_remote_unlock=cfg.allow_remote_unlock, on_unlock=on_unlock
+        gw.doors,
+        gw.sync,
+        allow_remote_unlock=cfg.allow_remote_unlock,
+        on_unlock=on_unlock,
+        enrol=enrolment_starter(gw),
+        readers=[r.name for r in gw.readers],
     )
 
     def now_states() -> dict[str, str]:

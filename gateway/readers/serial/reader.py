@@ -73,6 +73,7 @@ class SerialReaderStats:
     failures: int = 0  # failed opens and losses
     unconfirmed: int = 0  # reads of a card never confirmed by a repeat (phantom IDs)
     warning: str | None = None  # only garbage so far: what is probably misconfigured
+    protocol: str = ""  # rdm6300, id12la, line: what "bad" means (a checksum or a line)
 
 
 class _PortProtocol(asyncio.Protocol):
@@ -143,6 +144,7 @@ class SerialReader:
             failures=link.failures,
             unconfirmed=self._confirm.dropped,
             warning=self._watch.warning,
+            protocol=self._cfg.protocol,
         )
 
     async def run(self, sink: TapSink) -> None:
