@@ -215,11 +215,8 @@ def _enrol_command(gateway: Gateway, reader: str) -> dict[str, Any]:
 
     if not gateway.ready.is_set() or gateway.admin is None:
         return {"error": "the admin page is not configured or the gateway is starting"}
-    if reader not in {r.name for r in gateway.readers}:
-        names = ", ".join(r.name for r in gateway.readers) or "none"
-        return {"error": f"no reader {reader!r} (readers: {names})"}
-    gateway.admin.enrolment.arm(reader)
-    return {"reader": reader, "window_s": WINDOW}
+    ok, words = gateway.admin.start_enrolment(reader)
+    return {"reader": reader, "window_s": WINDOW} if ok else {"error": words}
 
 
 def _admin_password(path: Path, out: TextIO, *, from_stdin: bool) -> int:

@@ -25,7 +25,14 @@ from aiohttp import web
 
 from gateway.admin import enrol_web, pages, staff_web
 from gateway.admin.accesslog import AccessLog
-from gateway.admin.enrol import API_DEADLINE, Capture, CardRef, Enrolment, EnrolRefused
+from gateway.admin.enrol import (
+    API_DEADLINE,
+    WINDOW,
+    Capture,
+    CardRef,
+    Enrolment,
+    EnrolRefused,
+)
 from gateway.admin.enrol_feedback import EnrolFeedback
 from gateway.admin.feed import LiveFeed
 from gateway.admin.password import PasswordCheck, load_hash
@@ -53,6 +60,7 @@ from gateway.sync import TokenSync
 
 if TYPE_CHECKING:
     from gateway.moco.service import MocoService
+    from gateway.readers.base import Reader
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +83,7 @@ class GatewayView(Protocol):
     db: Database
     outbox: Outbox
     doors: dict[str, Door]
+    readers: list[Reader]
     cache: TokenCache
     client: CobotClient
     sync: TokenSync
@@ -125,6 +134,22 @@ class AdminService:
         """On the tap path, before the decision: True when a reader in enrolment mode
         captured this unknown card (then the tap must not be decided)."""
         return self.enrolment.offer(tap)
+
+    def start_enrolment(self, reader: str) -> tuple[bool, str]:
+        """Arm ``reader`` for the next unknown card (``checkin-gateway enrol``, MQTT's
+        ``enrol``): (True, what happens next) or (False, why not)."""
+        names = [r.name for r in self._gateway.readers]
+        if reader not in names:
+            return False, f"no reader {reader!r} (readers: {', '.join(names) or 'none'})"
+        if not self.addresses:
+            # Without its listener (no password file, port taken: `status` says which)
+            # nobody could give the captured card to a member.
+            return False, "the admin page is not running; see `checkin-gateway status`"
+        self.enrolment.arm(reader, WINDOW)
+        return True, (
+            f"reader {reader!r} waits {WINDOW:.0f} s for a new card; then pick the member "
+            "on the admin page (Enrol a card)"
+        )
 
     def parts(self) -> list[Part]:
         return [Part("access-log", self._run_access_log), Part("admin", self.run)]

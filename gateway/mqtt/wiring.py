@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gateway import __version__
-from gateway.admin.enrol import WINDOW
 from gateway.config.integrations import MqttSection
 from gateway.config.model import GpioDoorConfig
 from gateway.mqtt.bridge import MqttBridge
@@ -24,28 +23,10 @@ COMMAND_DOOR_PULSE = 3.0
 
 
 def enrolment_starter(gw: Gateway) -> StartEnrolment | None:
-    """The admin page's enrolment (``Enrolment.arm``) for the ``enrol`` command, or None
-    without ``[admin]``: only with it does the tap path offer taps to enrolment, and only
-    its page can give a captured card to a member."""
-    admin = gw.admin
-    if admin is None:
-        return None
-
-    def start(reader: str) -> tuple[bool, str]:
-        names = [r.name for r in gw.readers]
-        if reader not in names:
-            return False, f"no reader {reader!r}; readers: {names}"
-        if not admin.addresses:
-            # Without its listener (no password file, port taken: `status` says which)
-            # nobody could give the captured card to a member.
-            return False, "the admin page is not running; see `checkin-gateway status`"
-        admin.enrolment.arm(reader, WINDOW)
-        return True, (
-            f"reader {reader!r} waits {WINDOW:.0f} s for a new card; then pick the member"
-            " on the admin page (Enrol a card)"
-        )
-
-    return start
+    """The admin page's enrolment for the ``enrol`` command, or None without
+    ``[admin]``: only with it does the tap path offer taps to enrolment, and only its
+    page can give a captured card to a member."""
+    return gw.admin.start_enrolment if gw.admin is not None else None
 
 
 def build_bridge(
