@@ -180,8 +180,9 @@ class Gateway:
         from gateway.moco.service import MocoService
 
         keys = self._moco_keys or load_moco_keys(self.cfg)
+        observe = self.metrics.api if self.metrics is not None else None
         service = MocoService(
-            self.cfg.moco, keys, self.limiter, self.outbox, self.clock, self._feedback
+            self.cfg.moco, keys, self.limiter, self.outbox, self.clock, self._feedback, observe
         )
         async with service:
             self.moco = service

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from datetime import date, time
+from time import monotonic
 from typing import Any
 
 import aiohttp
@@ -19,6 +21,7 @@ import structlog
 
 from gateway.clock import SystemClock
 from gateway.cobot.answers import MAX_BODY, parse_retry_after, read_json
+from gateway.cobot.client import RequestObserver
 from gateway.cobot.errors import (
     MalformedResponse,
     NoSlot,
@@ -51,7 +54,10 @@ class MocoClient:
         timeout: float = REQUEST_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         clock: SystemClock | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
+        """``observe`` hears of every request sent (metrics), as the Cobot client's."""
+        self._observe = observe
         self._clock = clock  # told MOCO's Date: a right clock without NTP is trusted
         self._base = base_url.rstrip("/") + API
         self._keys = keys
@@ -180,18 +186,27 @@ class MocoClient:
         if impersonate is not None:
             headers["X-IMPERSONATE-USER-ID"] = str(impersonate)
         sent = False
+        started = 0.0
         try:
             async with asyncio.timeout(deadline):
                 await self._limiter.acquire(Group.MOCO, priority)
-                sent = True
+                sent, started = True, monotonic()
                 async with asyncio.timeout(self._timeout):
-                    return await self._exchange(method, path, headers, params, json_body, expect)
+                    status, raw, retry_after = await self._exchange(
+                        method, path, headers, params, json_body
+                    )
         except TimeoutError:
             if not sent:
                 raise NoSlot(f"MOCO {method} {path}: no rate-limit slot in time") from None
+            self._observed(path, "timeout", started)
             raise Unavailable(
                 f"MOCO {method} {path}: no answer in time", outcome_unknown=True
             ) from None
+        except Unavailable:
+            self._observed(path, "error", started)
+            raise
+        self._observed(path, str(status), started)
+        return self._answer(f"MOCO {method} {path}", method, status, raw, retry_after, expect)
 
     async def _exchange(
         self,
@@ -200,8 +215,8 @@ class MocoClient:
         headers: Mapping[str, str],
         params: Mapping[str, str] | None,
         json_body: Mapping[str, Any] | None,
-        expect: tuple[int, ...],
-    ) -> Any:
+    ) -> tuple[int, bytes, str | None]:
+        """One HTTP exchange: (status, body, Retry-After); Unavailable when none."""
         what = f"MOCO {method} {path}"
         try:
             async with self._http().request(
@@ -213,13 +228,22 @@ class MocoClient:
                 allow_redirects=False,
             ) as resp:
                 raw = await resp.content.read(MAX_BODY + 1)
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
                 self._saw_date(resp.headers.get("Date"))
+                return resp.status, raw, resp.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
             raise Unavailable(f"{what}: {exc}", outcome_unknown=False) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise Unavailable(f"{what}: {exc}", outcome_unknown=True) from exc
+
+    def _answer(
+        self,
+        what: str,
+        method: str,
+        status: int,
+        raw: bytes,
+        retry_after: str | None,
+        expect: tuple[int, ...],
+    ) -> Any:
         if len(raw) > MAX_BODY:
             raise MalformedResponse(f"{what}: answer larger than {MAX_BODY} bytes")
         if status in expect:
@@ -230,6 +254,12 @@ class MocoClient:
                 raise MalformedResponse(f"{what}: empty answer")
             return read_json(raw, what)
         return self._fail(what, status, raw, retry_after)
+
+    def _observed(self, path: str, code: str, started: float) -> None:
+        """Metrics hear of it by path template (a presence id is not a label)."""
+        if self._observe is not None:
+            template = API + _PRESENCE_ID.sub("/:id", path)
+            self._observe(template, Group.MOCO.value, code, monotonic() - started)
 
     def _saw_date(self, value: str | None) -> None:
         """MOCO's ``Date``: a right clock without NTP is trusted this way."""
@@ -263,6 +293,9 @@ class MocoClient:
         if status >= 500:
             raise Unavailable(f"{what}: HTTP {status}", outcome_unknown=True, status=status)
         raise MalformedResponse(f"{what}: unexpected HTTP {status}: {detail}")
+
+
+_PRESENCE_ID = re.compile(r"/\d+(?=/|$)")
 
 
 def _detail(raw: bytes) -> str:

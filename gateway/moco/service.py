@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.breaker import Breaker
 from gateway.clock import SystemClock
+from gateway.cobot.client import RequestObserver
 from gateway.cobot.ratelimit import RateLimiter
 from gateway.config.model import MocoSection
 from gateway.moco.client import MocoClient
@@ -33,9 +34,10 @@ class MocoService:
         outbox: Outbox,
         clock: SystemClock,
         feedback: Feedback | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
         self.client = MocoClient(
-            cfg.base_url, keys, limiter, timeout=cfg.request_timeout, clock=clock
+            cfg.base_url, keys, limiter, timeout=cfg.request_timeout, clock=clock, observe=observe
         )
         self.breaker = Breaker()
         self.staff = StaffBook(cfg.users)
