@@ -516,3 +516,33 @@ async def test_a_check_in_failing_after_the_firewall_shuts_the_device_out_again(
         assert MAC1 not in firewall.allowed  # let out for the check-in, shut out again
         assert [e[0] for e in firewall.events if e[0] != "forget"] == ["allow", "revoke"]
         assert portal.signed_in == []
+
+
+async def test_a_device_of_a_member_checked_in_elsewhere_is_let_out_when_it_asks(tmp_path):
+    """Checked in by card at the door: their registered phone is not announced again by
+    the presence reader, so the portal lets it out on its first request (the captive
+    probe) without the page and without a second check-in."""
+    clock = Clock()
+    until = clock() + timedelta(hours=8)
+    known = {MAC1: until}
+    async with (
+        running_portal(tmp_path, clock=clock, checked_in_until=known.get) as portal,
+        portal.session() as s,
+    ):
+        async with s.get(
+            portal.url + "/hotspot-detect.html", headers={"Host": "captive.apple.com"}
+        ) as resp:
+            assert "<BODY>Success</BODY>" in await resp.text()
+        assert portal.firewall.allowed == {MAC1: until}
+        assert portal.space.check_ins_of(ADA) == []
+    async with (
+        running_portal(tmp_path / "other", clock=clock, checked_in_until={}.get) as portal,
+        portal.session() as s,
+        s.get(
+            portal.url + "/hotspot-detect.html",
+            headers={"Host": "captive.apple.com"},
+            allow_redirects=False,
+        ) as resp,
+    ):
+        assert resp.status == 302  # not checked in: captive, sent to the page
+        assert portal.firewall.allowed == {}

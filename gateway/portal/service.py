@@ -92,6 +92,7 @@ class PortalService:
         on_signed_in: OnSignedIn | None = None,
         decide: Decide | None = None,
         on_checked_in: OnCheckedIn | None = None,
+        checked_in_until: Callable[[str], datetime | None] | None = None,
         neighbours: NeighbourTable | None = None,
         firewall: Firewall | None = None,
         clock: Callable[[], datetime] = _utcnow,
@@ -105,6 +106,9 @@ class PortalService:
         # tells ``on_checked_in`` (Attendance) once Cobot checked a member in.
         self.check_ins = PortalCheckIns(client, on_checked_in=on_checked_in)
         self._decide: Decide = decide or self._decide_alone
+        # MAC -> until when the member it is registered to is checked in now (token cache
+        # and Attendance): such a device is let out when it asks, without the page.
+        self._checked_in_until = checked_in_until
         self.neighbours: NeighbourTable = neighbours or KernelNeighbours(cfg.interface)
         self.firewall: Firewall = firewall or (
             NftFirewall(Ruleset(cfg.table, cfg.interface, cfg.port))
@@ -270,7 +274,22 @@ class PortalService:
     async def client_state(self, ip: str) -> ClientState:
         mac = await self.neighbours.mac_for(ip)
         until = self.store.until(mac, self.now()) if mac else None
+        if mac is not None and until is None:
+            until = await self._returning(mac, ip)
         return ClientState(ip=ip, mac=mac, until=until)
+
+    async def _returning(self, mac: str, ip: str) -> datetime | None:
+        """A registered device of a member already checked in (a card at the door, say)
+        is let out on its first request (the OS's captive probe): their check-in is not
+        repeated, and a presence reader does not announce them again."""
+        found = self._checked_in_until(mac) if self._checked_in_until is not None else None
+        if found is None:
+            return None
+        try:
+            return await self.authorise(mac, found, ip=ip, source="returning")
+        except (GatewayError, ValueError) as exc:
+            self.log.error("portal_authorise_failed", mac=redact(mac), error=str(exc))
+            return None
 
     async def sign_in(self, client: ClientState, login: str, password: str) -> Attempt:
         if client.mac is None:
