@@ -9,7 +9,16 @@ disk); every change is written through to the ``active`` table so a restart keep
 
 It also remembers, until the end of the local day, the members Cobot refused online
 (no pass left, unconfirmed): the offline policy must not let in someone the API said no
-to an hour ago just because the API is now out of reach.
+to an hour ago just because the API is now out of reach; and the members checked out
+today (by an exit reader or by their devices leaving), so that a presence reader does not
+check them in again the same day (Cobot counts one check-in per member per day; a second
+one uses a second time pass). Check-outs are written through to the ``meta`` table (one
+``checked_out:<membership id>`` row each) so a restart keeps them; refusals are memory
+only (a restart costs one preview).
+
+Presence readers (gateway/readers/mac) ask their questions here instead of keeping their
+own memory of who was announced or checked out: ``until``, ``checked_out_today``,
+``refusal`` (the ``PresenceQuestions`` protocol in gateway/readers/base.py).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from gateway.store import Database
 log = structlog.get_logger(__name__)
 
 PRUNE_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
+_CHECKED_OUT = "checked_out:"  # meta key prefix: + membership id -> end of that local day
 
 
 def end_of_local_day(at: datetime) -> datetime:
@@ -45,10 +55,21 @@ class Attendance:
         self._db = db
         self._until: dict[str, datetime] = {}
         self._refused: dict[str, tuple[datetime, str]] = {}  # token -> (until, reason)
+        # membership id -> the end of the local day they were checked out on (UTC)
+        self._out: dict[str, datetime] = {}
 
     async def load(self) -> None:
         rows = await self._db.fetchall("SELECT membership_id, valid_until FROM active")
         self._until = {mid: datetime.fromisoformat(until) for mid, until in rows}
+        rows = await self._db.fetchall(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (f"{_CHECKED_OUT}%",)
+        )
+        self._out = {}
+        for key, value in rows:
+            try:
+                self._out[key.removeprefix(_CHECKED_OUT)] = datetime.fromisoformat(value)
+            except ValueError:  # an edited row: forgetting it costs one check-in at most
+                log.warning("attendance_row_skipped", key=key)
 
     # --- questions: memory only --------------------------------------------------------
 
@@ -66,6 +87,12 @@ class Attendance:
             return None
         return found[1]
 
+    def checked_out_today(self, membership_id: str, at: datetime) -> bool:
+        """Whether the member was checked out earlier on ``at``'s local day (and not
+        checked in since)."""
+        day_end = self._out.get(membership_id)
+        return day_end is not None and day_end == end_of_local_day(at)
+
     def __len__(self) -> int:
         return len(self._until)
 
@@ -77,14 +104,24 @@ class Attendance:
         if known is not None and known >= valid_until:
             return  # an earlier, longer answer (Cobot's own) stays
         self._until[membership_id] = valid_until
+        if self._out.pop(membership_id, None) is not None:  # checked in again on purpose
+            await self._write("DELETE FROM meta WHERE key = ?", (_CHECKED_OUT + membership_id,))
         await self._write(
             "INSERT OR REPLACE INTO active (membership_id, valid_until) VALUES (?, ?)",
             (membership_id, valid_until.astimezone(UTC).isoformat()),
         )
 
-    async def checked_out(self, membership_id: str) -> None:
+    async def checked_out(self, membership_id: str, at: datetime | None = None) -> None:
+        """The member was checked out at ``at`` (default: now): not checked in any more,
+        and ``checked_out_today`` says so until the end of that local day."""
         self._until.pop(membership_id, None)
+        day_end = end_of_local_day(at or datetime.now(UTC))
+        self._out[membership_id] = day_end
         await self._write("DELETE FROM active WHERE membership_id = ?", (membership_id,))
+        await self._write(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (_CHECKED_OUT + membership_id, day_end.isoformat()),
+        )
 
     def refused(self, token: str, reason: str, at: datetime) -> None:
         """Cobot refused this token online (memory only: a restart forgets, which costs at
@@ -99,7 +136,12 @@ class Attendance:
         now = now or datetime.now(UTC)
         self._until = {m: u for m, u in self._until.items() if u > now}
         self._refused = {t: r for t, r in self._refused.items() if r[0] > now}
+        ended = [m for m, day_end in self._out.items() if day_end <= now]
+        for membership_id in ended:
+            del self._out[membership_id]
         await self._write("DELETE FROM active WHERE valid_until <= ?", (now.isoformat(),))
+        for membership_id in ended:
+            await self._write("DELETE FROM meta WHERE key = ?", (_CHECKED_OUT + membership_id,))
 
     async def keep_pruned(
         self, now: Callable[[], datetime], interval: float = PRUNE_INTERVAL

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,6 +112,7 @@ async def running_portal(
     clock: Clock | None = None,
     firewall: RecordingFirewall | None = None,
     limiter: RateLimiter | None = None,
+    checked_in_until: Callable[[str], datetime | None] | None = None,
     **cfg: object,
 ) -> AsyncIterator[Portal]:
     space = space or demo_space()
@@ -134,6 +135,7 @@ async def running_portal(
                 neighbours=StaticNeighbours(CLIENTS),
                 firewall=firewall,
                 clock=clock,
+                checked_in_until=checked_in_until,
             )
             task = asyncio.create_task(service.run(), name="portal")
             started = asyncio.create_task(service.wait_started())

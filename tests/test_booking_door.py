@@ -318,7 +318,9 @@ async def test_member_and_booking_doors_are_chosen_per_door(tmp_path: Path) -> N
         assert isinstance(rules.rules["street"], MemberRule)
         room = rules.rules["room-1"]
         assert isinstance(room, BookingRule) and room.room.walk_up_minutes == 15
-        assert [p.name for p in rules.parts()] == ["bookings-room-1"]
+        # A walk-up room: its bookings are taken back when the door fails (bookings/undo).
+        assert [p.name for p in rules.parts()] == ["bookings-room-1", "walk-up-undo"]
+        assert rules.undo is not None and rules.hooks() == [rules.undo.decided]
         street = await rules.rules["street"].judge(Tap("street", RDM_TOKEN, Direction.IN, T0, 0.0))
         assert street.outcome is Outcome.OPENED_MEMBER and street.record is None
         assert rules.status()["room-1"]["snapshot_age_s"] is None

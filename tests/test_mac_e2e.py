@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +136,9 @@ async def test_a_registered_mac_checks_in_once(
 
 
 async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
-    """DevicePresence time runs on a clock the test moves; sockets, sweeps and HTTP are real."""
-    clock = FakeClock()
+    """DevicePresence time runs on a clock the test moves (from now: the gateway's
+    Attendance answers for today); sockets, sweeps and HTTP are real."""
+    clock = FakeClock(time.time())
     gateways: list[Gateway] = []
     cfg = MacReaderConfig(
         name="wifi", interface=lan.interface, away_after=AWAY, checkout_on_departure=True
@@ -144,9 +147,21 @@ async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
     def lookup(token: str) -> Membership | None:
         return gateways[0].cache.lookup(token)  # the cache exists once the gateway runs
 
+    class GatewayAttendance:
+        """The running gateway's Attendance (it exists once the gateway runs)."""
+
+        def until(self, membership_id: str, at: datetime | None = None) -> datetime | None:
+            return gateways[0].attendance.until(membership_id, at)
+
+        def checked_out_today(self, membership_id: str, at: datetime) -> bool:
+            return gateways[0].attendance.checked_out_today(membership_id, at)
+
+        def refusal(self, token: str, at: datetime) -> str | None:
+            return gateways[0].attendance.refusal(token, at)
+
     reader = MacReader(
         cfg,
-        ReaderContext(state_dir=tmp_path / "state", lookup=lookup),
+        ReaderContext(state_dir=tmp_path / "state", lookup=lookup, attendance=GatewayAttendance()),
         clock=clock,
         opener=listener_opener(lan),
         probe_opener=lambda interface: lan.in_listener(lambda: confirm.open_link(interface)),
@@ -167,3 +182,11 @@ async def test_departure_checks_out(lan: Lan, tmp_path: Path) -> None:
         await eventually(lambda: s.space.active_check_in(MARGARET) is None, timeout=10)
         (check_in,) = s.space.check_ins_of(MARGARET)
         assert check_in.checked_out_at is not None
+
+        # Back the same day: the gateway's Attendance heard of the check-out from the
+        # decision, so the laptop is no second check-in (a second time pass).
+        await arping(lan)
+        await eventually(lambda: reader.presence.present_members() != {}, timeout=10)
+        await asyncio.sleep(0.3)
+        assert len(s.decisions) == 2
+        assert len(s.space.check_ins_of(MARGARET)) == 1

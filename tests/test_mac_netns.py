@@ -11,7 +11,6 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +29,7 @@ from gateway.readers.base import ReaderContext, ReaderState
 from gateway.readers.mac.confirm import CONFIRM_WAIT, open_link
 from gateway.readers.mac.reader import MacReader
 from tests.conftest import require
-from tests.mac_helpers import FakeClock, listener_opener
+from tests.mac_helpers import Desk, FakeClock, listener_opener
 from tests.netns import CLIENT_IP, Lan, arping, client, required_lan, udhcpc
 
 pytestmark = pytest.mark.real
@@ -48,6 +47,7 @@ WAIT = 15.0
 class Running:
     reader: MacReader
     clock: FakeClock
+    desk: Desk  # Attendance, told of each tap as the decision would
     taps: list[Tap] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
@@ -81,23 +81,23 @@ class Start(Protocol):
 async def start(lan: Lan, tmp_path: Path) -> AsyncIterator[Start]:
     """Starts a MAC reader listening in the LAN's listener namespace; stops it after."""
     started: list[Running] = []
+    clock = FakeClock()
+    desk = Desk(clock)  # one Attendance across the restarts of a test
 
     async def start(tokens: dict[str, Membership] | None = None, **cfg: object) -> Running:
         config = MacReaderConfig(name="wifi", interface=lan.interface, **cfg)  # type: ignore[arg-type]
         known = tokens if tokens is not None else {ALICE_LAPTOP: ALICE, BOB_DESKTOP: BOB}
-        clock = FakeClock()
         reader = MacReader(
             config,
-            ReaderContext(state_dir=tmp_path / "state", lookup=known.get),
+            ReaderContext(state_dir=tmp_path / "state", lookup=known.get, attendance=desk),
             clock=clock,
-            tz=UTC,
             opener=listener_opener(lan),
             probe_opener=lambda interface: lan.in_listener(lambda: open_link(interface)),
             sleep=lambda _delay: asyncio.sleep(0.05),  # reconnect at once in tests
             sweep_interval=0.05,
         )
-        running = Running(reader, clock)
-        running.task = asyncio.create_task(reader.run(running.taps.append))
+        running = Running(reader, clock, desk)
+        running.task = asyncio.create_task(reader.run(desk.deciding(running.taps, known.get)))
         started.append(running)
         await running.wait(lambda: reader.state is ReaderState.READY, "reader ready")
         return running

@@ -9,6 +9,7 @@ from gateway.model import Membership
 from gateway.readers.mac.confirm import CONFIRM_WAIT
 from gateway.readers.mac.packets import DeviceSighting, Source
 from gateway.readers.mac.presence import (
+    ASK_AGAIN,
     FORGET_AFTER,
     Change,
     Device,
@@ -16,7 +17,7 @@ from gateway.readers.mac.presence import (
     MemberStay,
     PresenceEvent,
 )
-from tests.mac_helpers import FakeClock
+from tests.mac_helpers import Desk, FakeClock, day_end
 
 ALICE = Membership("m-alice", "Alice")
 BOB = Membership("m-bob", "Bob")
@@ -41,19 +42,44 @@ class Tokens(dict[str, Membership]):
         return self.get(token)
 
 
+class Decided(DevicePresence):
+    """Presence whose events are decided at once (see ``Desk``)."""
+
+    desk: Desk
+
+    def observe(self, s: DeviceSighting) -> PresenceEvent | None:
+        event = super().observe(s)
+        self.desk.hear(event)
+        return event
+
+    def sweep(self) -> list[PresenceEvent]:
+        events = super().sweep()
+        for event in events:
+            self.desk.hear(event)
+        return events
+
+
 def make(
-    tokens: Tokens, clock: FakeClock, *, checkout: bool = True, **kw: object
-) -> DevicePresence:
-    return DevicePresence(
+    tokens: Tokens,
+    clock: FakeClock,
+    *,
+    checkout: bool = True,
+    desk: Desk | None = None,
+    **kw: object,
+) -> Decided:
+    desk = desk or Desk(clock)
+    p = Decided(
         reader="wifi",
         lookup=tokens.lookup,
+        attendance=kw.pop("attendance", desk),  # type: ignore[arg-type]
         away_after=AWAY,
         lookup_interval=60.0,
         checkout_on_departure=checkout,
         clock=clock,
-        tz=UTC,
         **kw,  # type: ignore[arg-type]
     )
+    p.desk = desk
+    return p
 
 
 def seen(mac: str, source: Source = Source.ARP, **kw: str) -> DeviceSighting:
@@ -113,7 +139,7 @@ def test_departure_when_the_last_device_goes(tokens: Tokens, clock: FakeClock) -
     assert p.sweep() == []  # only once
 
 
-def test_without_checkout_departure_is_silent_and_return_is_an_arrival(
+def test_without_checkout_departure_is_silent_and_return_is_no_new_arrival(
     tokens: Tokens, clock: FakeClock
 ) -> None:
     p = make(tokens, clock, checkout=False)
@@ -121,8 +147,12 @@ def test_without_checkout_departure_is_silent_and_return_is_an_arrival(
     clock.advance(AWAY)
     assert p.sweep() == []
     assert p.present_members() == {}
-    clock.advance(3600)  # back after lunch: a new stay, so a new IN (the engine finds
-    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)  # the check-in valid)
+    clock.advance(3600)  # back after lunch: a new stay, but still checked in today
+    assert p.observe(seen(LAPTOP)) is None
+    assert p.present_members() == {ALICE.id: frozenset({LAPTOP})}
+    p.desk.checked_in.clear()  # the check-in ended (e.g. a short time pass)
+    clock.advance(60)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
 
 
 def test_still_here_on_a_new_day_is_announced_again(tokens: Tokens, clock: FakeClock) -> None:
@@ -275,9 +305,7 @@ def test_changes_for_the_store(tokens: Tokens, clock: FakeClock) -> None:
     p.observe(seen(STRANGER))
     changes = p.take_changes()
     assert sorted(d.mac for d in changes.devices) == [LAPTOP, STRANGER]
-    assert [(s.member_id, s.token, s.announced) for s in changes.members] == [
-        (ALICE.id, LAPTOP, "2030-03-01")
-    ]
+    assert [(s.member_id, s.token) for s in changes.members] == [(ALICE.id, LAPTOP)]
     assert not p.take_changes()
     clock.advance(AWAY)
     p.sweep()
@@ -302,7 +330,7 @@ def _saved(p: DevicePresence) -> tuple[list[Device], list[MemberStay]]:
     devices = [
         Device(**{f: getattr(d, f) for f in Device.__dataclass_fields__}) for d in changes.devices
     ]
-    stays = [MemberStay(s.member_id, s.token, s.announced) for s in changes.members]
+    stays = [MemberStay(s.member_id, s.token) for s in changes.members]
     return devices, stays
 
 
@@ -310,8 +338,8 @@ def test_restart_while_present_does_not_announce_again(tokens: Tokens, clock: Fa
     before = make(tokens, clock)
     before.observe(seen(LAPTOP))
     devices, stays = _saved(before)
-    clock.advance(120)  # restart
-    after = make(tokens, clock)
+    clock.advance(120)  # restart: Attendance still knows the check-in
+    after = make(tokens, clock, desk=before.desk)
     after.restore(devices, stays)
     assert after.present_members() == {ALICE.id: frozenset({LAPTOP})}
     assert after.observe(seen(LAPTOP)) is None
@@ -325,7 +353,7 @@ def test_departed_while_down_checks_out_at_the_first_sweep(
     before.observe(seen(LAPTOP))
     devices, stays = _saved(before)
     clock.advance(AWAY + 600)  # the gateway was off for longer than away_after
-    after = make(tokens, clock)
+    after = make(tokens, clock, desk=before.desk)
     after.restore(devices, stays)
     assert after.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
     assert after.present_members() == {}
@@ -333,7 +361,8 @@ def test_departed_while_down_checks_out_at_the_first_sweep(
 
 def test_restored_stay_without_present_devices_departs(tokens: Tokens, clock: FakeClock) -> None:
     p = make(tokens, clock)
-    p.restore([], [MemberStay(ALICE.id, LAPTOP, "2030-03-01")])
+    p.desk.check_in(ALICE)
+    p.restore([], [MemberStay(ALICE.id, LAPTOP)])
     assert p.sweep() == [departed(LAPTOP, ALICE, "")]
 
 
@@ -436,46 +465,120 @@ def test_back_the_next_day_after_a_checkout_is_checked_in(tokens: Tokens, clock:
     assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
 
 
-async def test_the_same_day_rule_survives_a_restart(
+# -- one owner of presence: Attendance answers, whoever checked the member in or out ----
+
+
+def test_checked_in_at_the_door_is_not_announced_by_wifi(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.desk.check_in(ALICE)  # a card at the front door, a minute ago
+    with capture_logs() as logs:
+        assert p.observe(seen(PHONE)) is None
+        clock.advance(3600)
+        assert p.observe(seen(PHONE)) is None
+    assert not [e for e in logs if e["event"] == "mac_member_arrived"]
+    assert p.present_members() == {ALICE.id: frozenset({PHONE})}
+    # Their check-in is theirs to end: the phone leaving checks them out (configured so).
+    clock.advance(AWAY)
+    assert p.sweep() == [departed(PHONE, ALICE, PHONE)]
+
+
+def test_checked_out_at_the_exit_is_not_checked_in_again_by_the_phone(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    p = make(tokens, clock)
+    assert p.observe(seen(PHONE)) == arrived(PHONE, ALICE, PHONE)
+    p.desk.check_out(ALICE.id)  # an exit reader, not the phone leaving
+    clock.advance(ASK_AGAIN + 60)
+    with capture_logs() as logs:
+        assert p.observe(seen(PHONE)) is None
+        assert p.observe(seen(LAPTOP)) is None
+    assert [e["event"] for e in logs if e["event"].startswith("mac_member")] == [
+        "mac_member_returned_after_checkout"
+    ]
+    # Checked in again on purpose (a card): nothing for the phone to do, and the next
+    # day it announces as usual.
+    p.desk.check_in(ALICE)
+    assert p.observe(seen(PHONE)) is None
+    clock.advance(86400)
+    assert p.observe(seen(PHONE)) == arrived(PHONE, ALICE, PHONE)
+
+
+def test_refused_today_is_not_asked_again_until_tomorrow(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.desk.admit = False
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    p.desk.refused[LAPTOP] = day_end(p.desk.now())  # Cobot: no time passes left
+    clock.advance(ASK_AGAIN * 3)
+    assert p.observe(seen(LAPTOP)) is None
+    clock.advance(86400)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+
+
+def test_an_arrival_not_admitted_is_asked_again_after_a_while_not_per_packet(
+    tokens: Tokens, clock: FakeClock
+) -> None:
+    """Offline and refused by the offline policy: Attendance hears nothing. The tap is
+    not repeated at packet rate, but once ``ASK_AGAIN`` has passed."""
+    p = make(tokens, clock)
+    p.desk.admit = False
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    for _ in range(int(ASK_AGAIN // 30) - 1):
+        clock.advance(30)
+        assert p.observe(seen(LAPTOP)) is None
+    clock.advance(30)
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+
+
+def test_not_checked_in_means_no_check_out(tokens: Tokens, clock: FakeClock) -> None:
+    p = make(tokens, clock)
+    p.desk.admit = False  # the arrival was not admitted
+    p.observe(seen(LAPTOP))
+    clock.advance(AWAY)
+    assert p.sweep() == []
+
+
+async def test_the_same_day_rule_survives_a_restart_as_attendance_does(
     tokens: Tokens, clock: FakeClock, tmp_path
 ) -> None:
-    """Checked out by departure, the gateway restarts, the member comes back the same
-    day: still no second check-in. The next day: checked in."""
+    """Checked out (here: by departure), the gateway restarts, the member comes back the
+    same day: still no second check-in, because the real Attendance kept the check-out
+    in the gateway database. The next day: checked in."""
+    from gateway.attendance import Attendance
     from gateway.readers.mac.store import PresenceStore
+    from gateway.store import open_db
 
-    path = tmp_path / "presence.sqlite"
-    store = PresenceStore(path)
+    db = await open_db(tmp_path / "state")
+    attendance = Attendance(db)
+    await attendance.load()
+    p = make(tokens, clock, attendance=attendance)
+    store = PresenceStore(tmp_path / "presence.sqlite")
     await store.open()
-    p = make(tokens, clock)
-    p.observe(seen(LAPTOP))
+    assert p.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    # The decision stored the check-in and told Attendance:
+    await attendance.checked_in(ALICE.id, day_end(p.desk.now()))
     clock.advance(AWAY)
     assert p.sweep() == [departed(LAPTOP, ALICE, LAPTOP)]
-    changes = p.take_changes()
-    assert changes.checkouts == [(ALICE.id, "2030-03-01")]
-    await store.save(changes)
+    await attendance.checked_out(ALICE.id, p.desk.now())
+    await store.save(p.take_changes())
     await store.aclose()
+    await db.close()
 
-    again = PresenceStore(path)
-    devices, stays = await again.open()
-    assert again.checkouts == {ALICE.id: "2030-03-01"}
-    await again.aclose()
-    q = make(tokens, clock)
-    q.restore(devices, stays, again.checkouts)
-    clock.advance(600)
-    assert q.observe(seen(LAPTOP)) is None
-    assert q.present_members() == {ALICE.id: frozenset({LAPTOP})}
-    r = make(tokens, clock)
-    r.restore(devices, stays, again.checkouts)
-    clock.advance(86400)
-    assert r.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
-
-
-def test_a_failed_save_of_a_checkout_is_tried_again(tokens: Tokens, clock: FakeClock) -> None:
-    p = make(tokens, clock)
-    p.observe(seen(LAPTOP))
-    clock.advance(AWAY)
-    p.sweep()
-    changes = p.take_changes()
-    assert p.take_changes().checkouts == []
-    p.requeue(changes)
-    assert p.take_changes().checkouts == [(ALICE.id, "2030-03-01")]
+    db = await open_db(tmp_path / "state")  # the restart
+    try:
+        attendance = Attendance(db)
+        await attendance.load()
+        again = PresenceStore(tmp_path / "presence.sqlite")
+        devices, stays = await again.open()
+        await again.aclose()
+        q = make(tokens, clock, attendance=attendance)
+        q.restore(devices, stays)
+        clock.advance(600)
+        with capture_logs() as logs:
+            assert q.observe(seen(LAPTOP)) is None
+        assert "mac_member_returned_after_checkout" in [e["event"] for e in logs]
+        assert q.present_members() == {ALICE.id: frozenset({LAPTOP})}
+        clock.advance(86400)
+        await attendance.prune(datetime.fromtimestamp(clock.time(), UTC))
+        assert q.observe(seen(LAPTOP)) == arrived(LAPTOP, ALICE, LAPTOP)
+    finally:
+        await db.close()

@@ -53,14 +53,14 @@ async def test_round_trip(tmp_path: Path) -> None:
         member_id="m-alice",
     )
     printer = device(PRINTER, present=False, source=Source.ARP)
-    stay = MemberStay("m-alice", "00-16-3E-00-00-01", "2030-03-01")
+    stay = MemberStay("m-alice", "00-16-3E-00-00-01")
     await store.save(changes([laptop, printer], members=[stay]))
     await store.aclose()
 
     again = PresenceStore(path)
     devices, stays = await again.open()
     assert sorted(devices, key=lambda d: d.mac) == [laptop, printer]
-    assert stays == [MemberStay("m-alice", "00-16-3E-00-00-01", "2030-03-01")]
+    assert stays == [MemberStay("m-alice", "00-16-3E-00-00-01")]
 
     laptop.last_seen = 3000.0
     await again.save(changes([laptop], forgotten=[PRINTER], gone=["m-alice"]))
@@ -70,6 +70,41 @@ async def test_round_trip(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM member_stays").fetchone() == (0,)
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_version_1_table_loses_its_own_check_in_memory(tmp_path: Path) -> None:
+    """Version 1 kept "announced today" and same-day check-outs; Attendance owns those now:
+    the columns go, devices and stays stay."""
+    path = tmp_path / "presence.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE devices (mac TEXT PRIMARY KEY, first_seen REAL NOT NULL, "
+            "last_seen REAL NOT NULL, arrived REAL NOT NULL, present INTEGER NOT NULL, "
+            "source TEXT NOT NULL, ip TEXT, hostname TEXT, client_id TEXT, token TEXT, "
+            "member_id TEXT);"
+            "CREATE TABLE member_stays (member_id TEXT PRIMARY KEY, token TEXT NOT NULL, "
+            "announced TEXT);"
+            "CREATE TABLE checkouts (member_id TEXT PRIMARY KEY, day TEXT NOT NULL);"
+            "INSERT INTO devices VALUES ('00:16:3e:00:00:01', 1, 2, 1, 1, 'arp', NULL, NULL, "
+            "NULL, '00:16:3e:00:00:01', 'm-alice');"
+            "INSERT INTO member_stays VALUES ('m-alice', '00:16:3e:00:00:01', '2030-03-01');"
+            "INSERT INTO checkouts VALUES ('m-bob', '2030-03-01');"
+            "PRAGMA user_version = 1;"
+        )
+    db.close()
+    store = PresenceStore(path)
+    devices, stays = await store.open()
+    await store.aclose()
+    assert [d.mac for d in devices] == [LAPTOP]
+    assert stays == [MemberStay("m-alice", LAPTOP)]
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = [r[1] for r in db.execute("PRAGMA table_info(member_stays)")]
+        version = db.execute("PRAGMA user_version").fetchone()
+    db.close()
+    assert "checkouts" not in tables
+    assert columns == ["member_id", "token"]
+    assert version == (SCHEMA_VERSION,)
 
 
 async def test_nothing_to_save_touches_nothing(tmp_path: Path) -> None:

@@ -303,16 +303,20 @@ async def test_authorisation_is_capped_and_restored_after_a_restart(tmp_path):
         assert p.service.store.get(CLIENTS["127.0.0.2"]) is None
 
 
-async def test_firewall_failure_is_shown_not_hidden(tmp_path):
+async def test_firewall_failure_bills_nobody_and_says_so(tmp_path):
+    """The firewall is the portal's door: it moves before the check-in is sent, so when
+    it fails nobody is billed, and the visitor is told in their language (503)."""
     clock = Clock()
     firewall = RecordingFirewall(clock, fail=True)
     async with (
         running_portal(tmp_path, clock=clock, firewall=firewall) as portal,
-        portal.session() as s,
+        portal.session(**{"Accept-Language": "de"}) as s,
     ):
         status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
-    assert status == 500
-    assert "could not let your device out" in page
+        assert portal.space.check_ins_of(ADA) == []
+        assert portal.signed_in == []
+    assert status == 503
+    assert "deshalb wurdest du nicht eingecheckt" in page
 
 
 async def test_cobot_down_is_explained(portal):
@@ -463,3 +467,82 @@ async def test_a_body_that_never_comes_times_out(portal, monkeypatch):
     answer = await asyncio.wait_for(reader.read(100), 5)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+# -- the firewall is the portal's door: preview, firewall, then the check-in ----------
+
+
+class CountingFirewall(RecordingFirewall):
+    """Notes how many check-ins Cobot had when the device was let out; ``then`` runs
+    right after (a fault injected between the firewall and the check-in)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.space: object = None
+        self.check_ins_when_allowed: list[int] = []
+        self.then: object = None
+
+    async def allow(self, mac: str, seconds: float) -> None:
+        await super().allow(mac, seconds)
+        self.check_ins_when_allowed.append(len(self.space.check_ins_of(ADA)))  # type: ignore[attr-defined]
+        if callable(self.then):
+            self.then()
+
+
+async def test_the_device_is_let_out_before_the_member_is_billed(tmp_path):
+    clock = Clock()
+    firewall = CountingFirewall(clock)
+    async with running_portal(tmp_path, clock=clock, firewall=firewall) as portal:
+        firewall.space = portal.space
+        async with portal.session() as s:
+            status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
+        assert status == 200, page
+        assert firewall.check_ins_when_allowed == [0]  # out first, billed after
+        assert len(portal.space.check_ins_of(ADA)) == 1
+
+
+async def test_a_check_in_failing_after_the_firewall_shuts_the_device_out_again(tmp_path):
+    clock = Clock()
+    firewall = CountingFirewall(clock)
+    async with running_portal(tmp_path, clock=clock, firewall=firewall) as portal:
+        firewall.space = portal.space
+        firewall.then = lambda: setattr(portal.space.faults, "mode", "error")
+        async with portal.session() as s:
+            status, page = await sign_in(s, portal.url, "ada@example.com", "ada-demo")
+        portal.space.faults.mode = None
+        assert status == 503
+        assert "Cobot cannot be reached" in page
+        assert portal.space.check_ins_of(ADA) == []
+        assert MAC1 not in firewall.allowed  # let out for the check-in, shut out again
+        assert [e[0] for e in firewall.events if e[0] != "forget"] == ["allow", "revoke"]
+        assert portal.signed_in == []
+
+
+async def test_a_device_of_a_member_checked_in_elsewhere_is_let_out_when_it_asks(tmp_path):
+    """Checked in by card at the door: their registered phone is not announced again by
+    the presence reader, so the portal lets it out on its first request (the captive
+    probe) without the page and without a second check-in."""
+    clock = Clock()
+    until = clock() + timedelta(hours=8)
+    known = {MAC1: until}
+    async with (
+        running_portal(tmp_path, clock=clock, checked_in_until=known.get) as portal,
+        portal.session() as s,
+    ):
+        async with s.get(
+            portal.url + "/hotspot-detect.html", headers={"Host": "captive.apple.com"}
+        ) as resp:
+            assert "<BODY>Success</BODY>" in await resp.text()
+        assert portal.firewall.allowed == {MAC1: until}
+        assert portal.space.check_ins_of(ADA) == []
+    async with (
+        running_portal(tmp_path / "other", clock=clock, checked_in_until={}.get) as portal,
+        portal.session() as s,
+        s.get(
+            portal.url + "/hotspot-detect.html",
+            headers={"Host": "captive.apple.com"},
+            allow_redirects=False,
+        ) as resp,
+    ):
+        assert resp.status == 302  # not checked in: captive, sent to the page
+        assert portal.firewall.allowed == {}

@@ -45,6 +45,37 @@ async def test_cache_survives_restart_and_sync_replaces(tmp_path: Path) -> None:
     await db.close()
 
 
+async def test_a_check_out_is_remembered_for_the_day_across_a_restart(tmp_path: Path) -> None:
+    """Presence readers ask Attendance whether a member was checked out today (one
+    check-in per member per day at Cobot: a second uses a second time pass)."""
+    from gateway.attendance import end_of_local_day
+
+    db = await open_db(tmp_path)
+    attendance = Attendance(db)
+    await attendance.load()
+    await attendance.checked_in(ADA.id, T0 + timedelta(hours=16))
+    assert not attendance.checked_out_today(ADA.id, T0)
+    await attendance.checked_out(ADA.id, T0 + timedelta(hours=2))
+    assert attendance.until(ADA.id, T0 + timedelta(hours=3)) is None
+    assert attendance.checked_out_today(ADA.id, T0 + timedelta(hours=3))
+    await db.close()
+
+    db = await open_db(tmp_path)
+    attendance = Attendance(db)
+    await attendance.load()
+    later = T0 + timedelta(hours=3)
+    assert attendance.checked_out_today(ADA.id, later)
+    tomorrow = end_of_local_day(later) + timedelta(hours=1)
+    assert not attendance.checked_out_today(ADA.id, tomorrow)
+    # Checked in again on purpose (a card): no longer "checked out today".
+    await attendance.checked_in(ADA.id, T0 + timedelta(hours=16))
+    assert not attendance.checked_out_today(ADA.id, later)
+    await attendance.checked_out(BOB.id, later)
+    await attendance.prune(tomorrow)  # the day is over: the row goes
+    assert await db.fetchall("SELECT key FROM meta WHERE key LIKE 'checked_out:%'") == []
+    await db.close()
+
+
 async def test_outbox_lifecycle(tmp_path: Path) -> None:
     db = await open_db(tmp_path)
     outbox = Outbox(db, max_entries=3)

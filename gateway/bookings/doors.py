@@ -1,7 +1,8 @@
 """The door rules chosen per door from the config (``access``), and what booking doors
 need around them: one snapshot refresher each (a supervised part) and their status.
 
-``app.py`` calls ``DoorRules.build(...)`` in ``_build``, hands ``rules`` to the Decider,
+``app.py`` calls ``DoorRules.build(...)`` in ``_build``, hands ``rules`` to the Decider
+(and ``hooks()`` to its hooks: walk-ups whose door failed are taken back, undo.py),
 adds ``parts()`` to the runner and ``status()`` to the daemon's status. Doors with the default
 ``access = "check-in"`` get no entry: the Decider's default rule serves them.
 """
@@ -15,12 +16,14 @@ from typing import Any
 from gateway.attendance import Attendance
 from gateway.bookings.refresh import RoomRefresher
 from gateway.bookings.snapshot import BookingSnapshot
+from gateway.bookings.undo import WalkUpUndo
 from gateway.breaker import Breaker
 from gateway.cache import TokenCache
 from gateway.cobot.bookings import BOOKING_WRITES_RPM
 from gateway.cobot.client import CobotClient
 from gateway.cobot.ratelimit import Group
 from gateway.config.model import Config
+from gateway.decide import DecisionHook
 from gateway.redact import redact
 from gateway.rules.base import DoorRule
 from gateway.rules.booking import BookingRule, RoomDoor, hhmm
@@ -57,11 +60,13 @@ class DoorRules:
         refreshers: list[RoomRefresher],
         snapshot: BookingSnapshot,
         now: Callable[[], datetime],
+        undo: WalkUpUndo | None = None,
     ) -> None:
         self.rules = rules
         self.refreshers = refreshers
         self.snapshot = snapshot
         self._now = now
+        self.undo = undo
 
     @classmethod
     def build(
@@ -77,10 +82,12 @@ class DoorRules:
     ) -> DoorRules:
         rules: dict[str, DoorRule] = {}
         refreshers = []
+        rooms = room_doors(cfg)
+        undo = WalkUpUndo(client, snapshot) if any(r.walk_up_minutes > 0 for r in rooms) else None
         for door in cfg.doors:
             if door.access == "member":
                 rules[door.name] = MemberRule(cache)
-        for room in room_doors(cfg):
+        for room in rooms:
             refresher = RoomRefresher(
                 snapshot,
                 client,
@@ -101,11 +108,19 @@ class DoorRules:
                 max_age=cfg.bookings.max_age,
                 look_deadline=cfg.gateway.decision_deadline,
                 refresh_soon=refresher.request,
+                on_walk_up=undo.made if undo is not None and room.walk_up_minutes > 0 else None,
             )
-        return cls(rules, refreshers, snapshot, now)
+        return cls(rules, refreshers, snapshot, now, undo)
 
     def parts(self) -> list[Part]:
-        return [Part(f"bookings-{r.door}", r.run) for r in self.refreshers]
+        parts = [Part(f"bookings-{r.door}", r.run) for r in self.refreshers]
+        if self.undo is not None:
+            parts.append(Part("walk-up-undo", self.undo.run))
+        return parts
+
+    def hooks(self) -> list[DecisionHook]:
+        """Decision hooks: a walk-up booking whose door failed is deleted."""
+        return [self.undo.decided] if self.undo is not None else []
 
     def status(self) -> dict[str, Any]:
         """Per booking door: the room, the snapshot's age, the current or next booking

@@ -289,7 +289,7 @@ async def _write(
     client: CobotClient,
     endpoint: Endpoint,
     values: Mapping[str, str],
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | None,
     *,
     deadline: float | None,
     expect: Sequence[int],
@@ -368,3 +368,18 @@ async def end_booking(
         expect=(200,),
     )
     return parse_booking(data, "updated booking")
+
+
+async def delete_booking(
+    client: CobotClient, booking_id: str, *, deadline: float | None = None
+) -> None:
+    """``DELETE /api/bookings/:id``: 204. A 404 (``NotFound``) means it is gone already;
+    a 409 (``Refused``) means it belongs to an event (cobot-bookings.txt)."""
+    await _write(
+        client,
+        ENDPOINTS["delete_booking"],
+        {"id": booking_id},
+        None,
+        deadline=deadline,
+        expect=(204,),
+    )

@@ -114,6 +114,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "end_booking": Endpoint(
         "PUT", "/api/bookings/:id", Scope.WRITE_BOOKINGS, "Update booking", answers_404=True
     ),
+    # A walk-up booking whose door then failed to open is taken back (bookings/undo.py).
+    "delete_booking": Endpoint(
+        "DELETE", "/api/bookings/:id", Scope.WRITE_BOOKINGS, "Delete booking", answers_404=True
+    ),
 }
 
 
@@ -157,7 +161,7 @@ BOOKING_DOOR = Feature(
 WALK_UP = Feature(
     "walk-up booking",
     "booking a free room by tapping at its door (walk_up_minutes)",
-    ("create_booking", "end_booking"),
+    ("create_booking", "end_booking", "delete_booking"),
 )
 TOKEN_ADMIN = Feature(
     "card enrolment",

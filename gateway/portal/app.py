@@ -34,6 +34,7 @@ from gateway.portal.csrf import COOKIE, MAX_AGE, CsrfGuard, new_session, valid_s
 from gateway.portal.guard import (
     CONFIG,
     MAX_BODY,
+    RETRY_AFTER,
     PortalRunner,
     guard,
     html,
@@ -100,6 +101,8 @@ _OUTCOME_PAGES: dict[SignInOutcome, tuple[str, int]] = {
     SignInOutcome.THROTTLED: ("throttled", 429),
     SignInOutcome.UNKNOWN_DEVICE: ("unknown_device", 400),
     SignInOutcome.ENDED: ("check_in_ended", 403),
+    # The firewall failed before anything was billed: our trouble, try again shortly.
+    SignInOutcome.NETWORK_FAILED: ("network_failed", 503),
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -282,6 +285,8 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
     headers = {}
     if attempt.outcome is SignInOutcome.THROTTLED:
         headers["Retry-After"] = str(max(1, math.ceil(attempt.retry_after)))
+    elif status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER)
     response = _form(
         request, lang, login=login, message=Message(PageKind.ERROR, words), status=status
     )
@@ -293,9 +298,6 @@ def _signed_in(service: PortalBackend, lang: Lang, attempt: Attempt) -> web.Resp
     assert attempt.sign_in is not None and attempt.sign_in.check_in is not None
     check_in = attempt.sign_in.check_in
     name = check_in.membership.name if check_in.membership else None
-    if attempt.firewall_failed:
-        failed = Message(PageKind.ERROR, text(lang, "firewall_failed"))
-        return html(_online(service, lang, check_in.valid_until, name, failed), status=500)
     assert attempt.until is not None
     warning = None
     if attempt.sign_in.warning is not None:

@@ -39,8 +39,8 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "page again next time. Ask the staff if it is yours.",
         "device_not_saved": "Guest and admin accounts cannot register devices, so this "
         "device will show this page again next time.",
-        "firewall_failed": "You are checked in, but the network could not let your device out. "
-        "Please tell the staff.",
+        "network_failed": "The network could not let your device out, so you were not "
+        "checked in. Please try again in a moment; if it happens again, tell the staff.",
         "title_error": "Sign-in failed",
         "wrong_password": "The login or password is wrong.",
         "no_time_passes": "You have no time passes left. Buy one in Cobot or ask the staff.",
@@ -82,8 +82,9 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "diese Seite deshalb beim nächsten Mal wieder. Frag das Team, wenn es deins ist.",
         "device_not_saved": "Gast- und Admin-Konten können keine Geräte registrieren; "
         "dieses Gerät zeigt diese Seite deshalb beim nächsten Mal wieder.",
-        "firewall_failed": "Du bist eingecheckt, aber das Netzwerk konnte dein Gerät nicht "
-        "freischalten. Bitte sag dem Team Bescheid.",
+        "network_failed": "Das Netzwerk konnte dein Gerät nicht freischalten, deshalb wurdest "
+        "du nicht eingecheckt. Bitte versuch es gleich noch einmal; wenn es wieder passiert, "
+        "sag dem Team Bescheid.",
         "title_error": "Anmeldung fehlgeschlagen",
         "wrong_password": "Login oder Passwort ist falsch.",
         "no_time_passes": "Du hast keine Zeitpässe mehr. Kaufe einen in Cobot oder frag das Team.",

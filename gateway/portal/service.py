@@ -5,6 +5,11 @@ installs the firewall with the devices remembered in SQLite, serves the portal, 
 devices out until their check-in's ``valid_until`` and shuts them out again when it has
 passed. The app calls ``authorise`` for a returning device that the MAC presence reader
 saw and Cobot checked in.
+
+A sign-in goes through the decision path (``decision.py``): Cobot's preview, then the
+firewall (the portal's door), then the check-in; a firewall that fails bills nobody. In a
+gateway ``decide`` is ``Decider.decide`` (with ``check_ins`` as the backend of reader
+``portal``); on its own the portal runs the same order itself.
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ from aiohttp import web
 
 from gateway.config.model import PortalSection
 from gateway.errors import GatewayError
-from gateway.model import CheckIn
+from gateway.model import CheckIn, Direction, Tap
+from gateway.portal.decision import (
+    READER,
+    FirewallDoor,
+    OnCheckedIn,
+    PortalCheckIns,
+    PreviewRule,
+    decide_alone,
+)
 from gateway.portal.firewall import Firewall, NftFirewall, NoFirewall, Ruleset
 from gateway.portal.neighbours import KernelNeighbours, NeighbourTable, canonical_mac
 from gateway.portal.signin import Attempt, CheckInApi, ClientState, SignIn, SignInOutcome
-from gateway.portal.signin import sign_in as ask_cobot
 from gateway.portal.store import Authorisation, DeviceStore
 from gateway.portal.throttle import Throttle, is_login_key, keys_for
+from gateway.readers.base import make_tap
 from gateway.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -37,6 +50,10 @@ OnSignedIn = Callable[[str, CheckIn], Awaitable[None] | None]
 """Called as ``on_signed_in(mac, check_in)`` after a member signed in on the page and
 Cobot registered the MAC as their token (not for guests and admins, who have no
 membership, nor when the MAC is registered to someone else)."""
+
+Decide = Callable[[Tap, FirewallDoor, PreviewRule], Awaitable[object]]
+"""``Decider.decide(tap, door, rule)``, whose backends for reader ``portal`` are
+``PortalService.check_ins``."""
 
 # The expiry timer re-checks at least this often (seconds): the wall clock can jump
 # (a Pi has no RTC and sets its clock from NTP after boot).
@@ -73,6 +90,9 @@ class PortalService:
         state_dir: Path,
         *,
         on_signed_in: OnSignedIn | None = None,
+        decide: Decide | None = None,
+        on_checked_in: OnCheckedIn | None = None,
+        checked_in_until: Callable[[str], datetime | None] | None = None,
         neighbours: NeighbourTable | None = None,
         firewall: Firewall | None = None,
         clock: Callable[[], datetime] = _utcnow,
@@ -82,6 +102,13 @@ class PortalService:
         self._client = client
         self._state_dir = state_dir
         self._on_signed_in = on_signed_in
+        # The held check-ins of sign-ins (the record backend of reader "portal"); it
+        # tells ``on_checked_in`` (Attendance) once Cobot checked a member in.
+        self.check_ins = PortalCheckIns(client, on_checked_in=on_checked_in)
+        self._decide: Decide = decide or self._decide_alone
+        # MAC -> until when the member it is registered to is checked in now (token cache
+        # and Attendance): such a device is let out when it asks, without the page.
+        self._checked_in_until = checked_in_until
         self.neighbours: NeighbourTable = neighbours or KernelNeighbours(cfg.interface)
         self.firewall: Firewall = firewall or (
             NftFirewall(Ruleset(cfg.table, cfg.interface, cfg.port))
@@ -247,7 +274,22 @@ class PortalService:
     async def client_state(self, ip: str) -> ClientState:
         mac = await self.neighbours.mac_for(ip)
         until = self.store.until(mac, self.now()) if mac else None
+        if mac is not None and until is None:
+            until = await self._returning(mac, ip)
         return ClientState(ip=ip, mac=mac, until=until)
+
+    async def _returning(self, mac: str, ip: str) -> datetime | None:
+        """A registered device of a member already checked in (a card at the door, say)
+        is let out on its first request (the OS's captive probe): their check-in is not
+        repeated, and a presence reader does not announce them again."""
+        found = self._checked_in_until(mac) if self._checked_in_until is not None else None
+        if found is None:
+            return None
+        try:
+            return await self.authorise(mac, found, ip=ip, source="returning")
+        except (GatewayError, ValueError) as exc:
+            self.log.error("portal_authorise_failed", mac=redact(mac), error=str(exc))
+            return None
 
     async def sign_in(self, client: ClientState, login: str, password: str) -> Attempt:
         if client.mac is None:
@@ -268,14 +310,12 @@ class PortalService:
             except TimeoutError:
                 return Attempt(SignInOutcome.BUSY)
             try:
-                result = await ask_cobot(
-                    self._client, login=login, password=password, mac=client.mac
-                )
+                attempt = await self._through_the_door(client, login, password)
             finally:
                 self._slots.release()
-            if result.outcome.counts_as_failure:
+            if attempt.outcome.counts_as_failure:
                 self.throttle.failed(keys)
-            return await self._after(client, login, result)
+            return await self._after(client, login, attempt)
 
     @contextlib.asynccontextmanager
     async def _claim(self, keys: tuple[str, ...]) -> AsyncIterator[bool]:
@@ -299,40 +339,89 @@ class PortalService:
             async with self._released:
                 self._released.notify_all()
 
-    async def _after(self, client: ClientState, login: str, result: SignIn) -> Attempt:
-        assert client.mac is not None
-        self.log.info(
-            "portal_sign_in",
-            outcome=result.outcome.value,
-            mac=redact(client.mac),
-            login=redact(login),
-            reason=result.reason or None,
-        )
-        if result.check_in is None:
-            return Attempt(result.outcome, sign_in=result)
-        self.throttle.clear(keys_for(mac=None, ip=None, login=login))
-        check_in = result.check_in
-        membership_id = check_in.membership.id if check_in.membership else None
-        failure: str | None = None
-        try:
-            until = await self.authorise(
-                client.mac,
-                check_in.valid_until,
+    async def _decide_alone(self, tap: Tap, door: FirewallDoor, rule: PreviewRule) -> None:
+        await decide_alone(self.check_ins, tap, door, rule)
+
+    async def _through_the_door(self, client: ClientState, login: str, password: str) -> Attempt:
+        """Preview -> firewall -> check-in, through the decision path. Whatever fails
+        bills nobody: a refused preview creates nothing, a failed firewall discards the
+        held check-in, and a check-in that fails after the firewall let the device out
+        shuts it out again."""
+        mac = client.mac
+        assert mac is not None
+        tap = make_tap(READER, mac, Direction.IN)
+        rule = PreviewRule(self._client, login=login, password=password, now=self.now)
+
+        async def allow() -> datetime | None:
+            assert rule.until is not None  # the door moves only after a preview's yes
+            membership = rule.sign_in.check_in.membership if rule.sign_in.check_in else None
+            return await self.authorise(
+                mac,
+                rule.until,
                 ip=client.ip,
-                membership_id=membership_id,
+                membership_id=membership.id if membership else None,
                 source="portal",
             )
-        except GatewayError as exc:
-            until, failure = None, str(exc)
-        if failure is not None:
-            # Checked in but not let out: say so on the page (and here, for the staff).
-            self.log.error("portal_firewall_failed", mac=redact(client.mac), error=failure)
-            return Attempt(result.outcome, sign_in=result, firewall_failed=True)
-        if until is None:
-            return Attempt(SignInOutcome.ENDED, sign_in=result)
-        if check_in.membership is not None and result.warning is None:
+
+        door = FirewallDoor(allow)
+        ticket = self.check_ins.expect(tap, login=login, password=password)
+        try:
+            await self._decide(tap, door, rule)
+        finally:
+            self.check_ins.forget(tap)
+        if rule.sign_in.check_in is None:  # the preview said no: nothing happened
+            return Attempt(rule.sign_in.outcome, sign_in=rule.sign_in)
+        if door.granted is None:
+            self.log.error("portal_firewall_failed", mac=redact(mac), billed=False)
+            return Attempt(SignInOutcome.NETWORK_FAILED, sign_in=rule.sign_in)
+        result = ticket.result or SignIn(SignInOutcome.UNAVAILABLE, reason="no check-in sent")
+        if result.check_in is None:
+            # Out, but not checked in: shut the device out again (else the kernel's
+            # timeout does, at the preview's end), unless it was out before anyway.
+            failure = await _attempt(self.revoke(mac)) if client.until is None else None
+            self.log.error(
+                "portal_check_in_failed_after_firewall",
+                mac=redact(mac),
+                outcome=result.outcome.value,
+                reason=result.reason or None,
+                shut_out=failure is None,
+                error=failure,
+            )
+            return Attempt(result.outcome, sign_in=result)
+        until = door.granted
+        if result.check_in.valid_until != rule.until:
+            # Cobot's check-in ends elsewhere than its preview said: follow Cobot. The
+            # device is out already; failing here only keeps the preview's end.
+            until = await self._follow(mac, result.check_in, client.ip) or until
+        return Attempt(SignInOutcome.SIGNED_IN, sign_in=result, until=until)
+
+    async def _follow(self, mac: str, check_in: CheckIn, ip: str) -> datetime | None:
+        membership_id = check_in.membership.id if check_in.membership else None
+        try:
+            return await self.authorise(
+                mac, check_in.valid_until, ip=ip, membership_id=membership_id, source="portal"
+            )
+        except (GatewayError, ValueError) as exc:
+            self.log.warning("portal_firewall_renew_failed", mac=redact(mac), error=str(exc))
+            return None
+
+    async def _after(self, client: ClientState, login: str, attempt: Attempt) -> Attempt:
+        assert client.mac is not None
+        result = attempt.sign_in
+        self.log.info(
+            "portal_sign_in",
+            outcome=attempt.outcome.value,
+            mac=redact(client.mac),
+            login=redact(login),
+            reason=(result.reason if result else "") or None,
+        )
+        if attempt.outcome is not SignInOutcome.SIGNED_IN or result is None:
+            return attempt
+        self.throttle.clear(keys_for(mac=None, ip=None, login=login))
+        check_in = result.check_in
+        if check_in is not None and check_in.membership is not None and result.warning is None:
             await self._notify(client.mac, check_in)
-        return Attempt(result.outcome, sign_in=result, until=until)
+        return attempt
 
     async def _notify(self, mac: str, check_in: CheckIn) -> None:
         if self._on_signed_in is None:

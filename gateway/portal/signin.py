@@ -1,9 +1,10 @@
-"""One sign-in against Cobot: a preview, then the check-in that registers the MAC.
+"""What a sign-in against Cobot can come to: the outcomes the page explains.
 
-The preview costs one request more, but it means a refused sign-in (wrong password, no
-time passes) never creates anything, and the real check-in is sent only when Cobot has
-just said it would take it. Cobot's refusals are turned into a few plain outcomes the
-page can explain; anything else keeps the API's own words.
+A sign-in is a preview, then the firewall, then the check-in that registers the MAC
+(``decision.py``): a refused sign-in (wrong password, no time passes) never creates
+anything, and the real check-in is sent only when Cobot has just said it would take it
+and the device is out. Cobot's refusals are turned into a few plain outcomes the page
+can explain; anything else keeps the API's own words.
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.cobot.answers import CheckInResult
-from gateway.cobot.errors import (
-    ApiError,
-    NoSlot,
-    RateLimited,
-    Refused,
-    Unauthorized,
-)
+from gateway.cobot.errors import Refused
 from gateway.model import CheckIn
 
 # Seconds for each of the two requests, rate-limit wait included: a person is waiting.
@@ -40,6 +35,7 @@ class SignInOutcome(enum.StrEnum):
     THROTTLED = "throttled"  # too many failures for this MAC, IP or login
     UNKNOWN_DEVICE = "unknown-device"  # no MAC for the client's address
     ENDED = "ended"  # Cobot returned a check-in that is already over
+    NETWORK_FAILED = "network-failed"  # the firewall could not let the device out: not billed
 
     @property
     def counts_as_failure(self) -> bool:
@@ -101,25 +97,6 @@ def classify(refused: Refused) -> SignInOutcome:
     return SignInOutcome.REFUSED
 
 
-async def sign_in(api: CheckInApi, *, login: str, password: str, mac: str) -> SignIn:
-    try:
-        await api.check_in(
-            login=login, password=password, token=mac, preview=True, deadline=REQUEST_DEADLINE
-        )
-        result = await api.check_in(
-            login=login, password=password, token=mac, preview=False, deadline=REQUEST_DEADLINE
-        )
-    except Refused as exc:
-        return SignIn(classify(exc), reason=exc.reason)
-    except Unauthorized as exc:
-        return SignIn(SignInOutcome.MISCONFIGURED, reason=str(exc))
-    except (NoSlot, RateLimited) as exc:
-        return SignIn(SignInOutcome.BUSY, reason=str(exc))
-    except ApiError as exc:  # Unavailable, MalformedResponse, and any the client adds
-        return SignIn(SignInOutcome.UNAVAILABLE, reason=str(exc))
-    return SignIn(SignInOutcome.SIGNED_IN, check_in=result.check_in, warning=result.warning)
-
-
 @dataclass(frozen=True, slots=True)
 class ClientState:
     """A client as the portal sees it."""
@@ -137,4 +114,3 @@ class Attempt:
     sign_in: SignIn | None = None
     until: datetime | None = None
     retry_after: float = 0.0
-    firewall_failed: bool = False

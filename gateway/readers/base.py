@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,38 @@ TapSink = Callable[[Tap], None]
 """Where a reader hands its taps; must not block (the gateway queues them)."""
 
 
+class PresenceQuestions(Protocol):
+    """What a presence reader asks the one owner of "who is checked in, until when"
+    (``gateway.attendance.Attendance``) before it turns an arrival or a departure into a
+    tap. Memory only: answered per packet."""
+
+    def until(self, membership_id: str, at: datetime | None = None) -> datetime | None:
+        """When the member's check-in ends, or None if not checked in at ``at``."""
+
+    def checked_out_today(self, membership_id: str, at: datetime) -> bool:
+        """Checked out earlier on ``at``'s local day and not checked in since."""
+
+    def refusal(self, token: str, at: datetime) -> str | None:
+        """Cobot's reason if it refused this token earlier the same local day."""
+
+
+class _NobodyCheckedIn:
+    """The answers when nothing is known (a reader run on its own, outside a gateway):
+    nobody is checked in, nobody was checked out or refused."""
+
+    def until(self, membership_id: str, at: datetime | None = None) -> datetime | None:
+        return None
+
+    def checked_out_today(self, membership_id: str, at: datetime) -> bool:
+        return False
+
+    def refusal(self, token: str, at: datetime) -> str | None:
+        return None
+
+
+NOBODY_CHECKED_IN: PresenceQuestions = _NobodyCheckedIn()
+
+
 @dataclass(frozen=True, slots=True)
 class ReaderContext:
     """What the gateway lends a reader beyond its own config."""
@@ -24,6 +57,9 @@ class ReaderContext:
     # Token -> member from the hot cache (no I/O); presence readers use it to know
     # which devices belong to whom.
     lookup: Callable[[str], Membership | None]
+    # Who is checked in (the gateway's ``Attendance``); presence readers ask it before
+    # announcing an arrival or a departure.
+    attendance: PresenceQuestions = NOBODY_CHECKED_IN
 
 
 # A reader's state is its link's (``gateway.readers.link``); the name stays for callers.

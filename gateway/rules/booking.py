@@ -98,6 +98,7 @@ class BookingRule:
         look_deadline: float = LOOK_DEADLINE,
         look_interval: float = LOOK_INTERVAL,
         refresh_soon: Callable[[], None] = lambda: None,
+        on_walk_up: Callable[[Tap, Booking], None] | None = None,
     ) -> None:
         self.room = room
         self._cache = cache
@@ -112,6 +113,7 @@ class BookingRule:
         self._last_look = float("-inf")
         self._last_token_look = float("-inf")
         self._refresh_soon = refresh_soon
+        self._on_walk_up = on_walk_up
 
     async def judge(self, tap: Tap) -> Verdict:
         member = self._cache.lookup(tap.token) or await self._new_token(tap.token)
@@ -152,7 +154,7 @@ class BookingRule:
             entering = tap.direction is Direction.IN  # an exit reader checks nobody in
             return self._admit(Outcome.OPENED_BOOKING, member, at, offline, entering=entering)
         if self.room.walk_up_minutes > 0:
-            return await self._walk_up(snap, member, at, offline)
+            return await self._walk_up(tap, snap, member, offline)
         return Verdict(Outcome.NO_BOOKING, member, self._why_not(snap, member, at))
 
     def _holding(self, snap: RoomSnapshot, member: Membership, at: datetime) -> Booking | None:
@@ -264,8 +266,9 @@ class BookingRule:
         )
 
     async def _walk_up(
-        self, snap: RoomSnapshot, member: Membership, at: datetime, offline: str | None
+        self, tap: Tap, snap: RoomSnapshot, member: Membership, offline: str | None
     ) -> Verdict:
+        at = tap.at
         start = _next_minute(at)
         end = start + timedelta(minutes=self.room.walk_up_minutes)
         if snap.units_free(at, end) <= 0:
@@ -323,6 +326,8 @@ class BookingRule:
         if booking.membership is None:  # Cobot's answer names no member: it is ours
             booking = replace(booking, membership=member)
         await self._snapshot.booked(booking, walk_up=True)
+        if self._on_walk_up is not None:  # taken back if the door then fails (bookings/undo)
+            self._on_walk_up(tap, booking)
         verdict = self._admit(Outcome.OPENED_WALK_UP, member, at, None)
         reason = f"booked {snap.name} for you until {hhmm(booking.end)}"
         return Verdict(

@@ -1,20 +1,30 @@
 """Who is here: devices seen on the LAN, and the members they belong to.
 
-Sightings come in at packet rate; what leaves is rare: a member ARRIVED (their first
-device appeared, or they are still here on a new day, when yesterday's check-in has
-expired) or DEPARTED (their last device has been silent for ``away_after``). Everything
-is in memory and synchronous; ``store.py`` persists the table so that a restart neither
-checks everyone in again nor forgets who was here.
+Sightings come in at packet rate; what leaves is rare: a member ARRIVED (a device of
+theirs is here and they are not checked in: their first device appeared, or they are
+still here on a new day, when yesterday's check-in has expired) or DEPARTED (their last
+device has been silent for ``away_after`` while they are checked in). Everything is in
+memory and synchronous; ``store.py`` persists the device table so that a restart does not
+forget who was here.
+
+Whether a member is checked in, was checked out today or was refused today is not kept
+here: the gateway's one owner of that, ``Attendance``, is asked (``PresenceQuestions``),
+so a member checked in at the door is not announced again by their phone, and one
+checked out at the exit is not checked in again by it, whatever reader did it and across
+restarts as far as Attendance itself remembers. The only memory of our own is when this
+stay's last IN tap was sent (``ASK_AGAIN``): its decision takes a moment to reach
+Attendance, and a tap refused for a reason Attendance does not keep (offline policy)
+is not repeated at packet rate.
 
 Silence alone is not departure: with a ``Confirmer`` (``confirm.py``), a registered
 device silent for ``away_after`` is first asked once (a unicast ARP request to its last
 IPv4 address) and stays present until ``confirm.CONFIRM_WAIT`` has passed without an
 answer.
 
-A member checked out by departure who comes back the same local day is not checked in
-again by their devices: Cobot counts one check-in per member per day ("already checked
-in for that day") and a second one would use a second time pass. It is logged; a card
-or the portal checks them in again on purpose.
+A member checked out (by departure or at an exit) who comes back the same local day is
+not checked in again by their devices: Cobot counts one check-in per member per day
+("already checked in for that day") and a second one would use a second time pass. It is
+logged; a card or the portal checks them in again on purpose.
 
 Durations use the monotonic clock (a Pi without a real-time clock jumps hours when NTP
 syncs after boot, and that must not send everyone home); wall-clock times are kept for
@@ -25,14 +35,15 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
 
 from gateway.model import Membership
+from gateway.readers.base import NOBODY_CHECKED_IN, PresenceQuestions
 from gateway.readers.mac.address import is_locally_administered, token_spellings
 from gateway.readers.mac.confirm import CONFIRM_WAIT, Asking, Confirmer
 from gateway.readers.mac.packets import DeviceSighting, Source
@@ -45,6 +56,10 @@ log = structlog.get_logger(__name__)
 FORGET_AFTER = 30 * 86400.0
 # The in-memory table's bound; past it the absent devices seen longest ago go first.
 MAX_DEVICES = 20_000
+# Seconds before a member still not checked in after our IN tap is announced again (the
+# tap's decision was not an admission Attendance heard of, e.g. offline and refused by
+# the offline policy). A refusal by Cobot and a check-out are asked of Attendance.
+ASK_AGAIN = 900.0
 
 
 class Clock(Protocol):
@@ -101,8 +116,12 @@ class MemberStay:
 
     member_id: str
     token: str
-    announced: str | None = None  # ISO date of the last ARRIVED: one per day at most
     devices: set[str] = field(default_factory=set)
+    # In memory only: when (monotonic) this stay's last IN tap was sent, until
+    # Attendance is seen to know the member is checked in; and why the last arrival
+    # was not announced (logged once per reason).
+    asked: float | None = None
+    quiet: str | None = None
 
 
 @dataclass(slots=True)
@@ -113,11 +132,9 @@ class Changes:
     forgotten: list[str]
     members: list[MemberStay]
     gone: list[str]  # member ids
-    # (member id, local date) of check-outs by departure: no second check-in that day
-    checkouts: list[tuple[str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.devices or self.forgotten or self.members or self.gone or self.checkouts)
+        return bool(self.devices or self.forgotten or self.members or self.gone)
 
 
 class DevicePresence:
@@ -126,15 +143,16 @@ class DevicePresence:
         *,
         reader: str,
         lookup: Callable[[str], Membership | None],
+        attendance: PresenceQuestions | None = None,
         away_after: float,
         lookup_interval: float,
         ignore: Iterable[str] = (),
         checkout_on_departure: bool = False,
         clock: Clock | None = None,
-        tz: tzinfo | None = None,
         max_devices: int = MAX_DEVICES,
         confirm: Confirmer | None = None,
         confirm_wait: float = CONFIRM_WAIT,
+        ask_again: float = ASK_AGAIN,
     ) -> None:
         self._log = log.bind(reader=reader)
         self._lookup = lookup
@@ -143,7 +161,9 @@ class DevicePresence:
         self._ignore = frozenset(ignore)
         self._checkout = checkout_on_departure
         self._clock: Clock = clock or SystemClock()
-        self._tz = tz  # None: the Pi's local time, which is the space's
+        # Not ``or``: an Attendance with nobody checked in is falsy (it has a length).
+        self._attendance = NOBODY_CHECKED_IN if attendance is None else attendance
+        self._ask_again = ask_again
         self._max = max_devices
         self._devices: dict[str, Device] = {}
         self._present: set[str] = set()
@@ -152,12 +172,7 @@ class DevicePresence:
         self._forgotten: set[str] = set()
         self._members_dirty: set[str] = set()
         self._members_gone: set[str] = set()
-        self._day_end = 0.0
-        self._today = ""
         self.asking = Asking(confirm, wait=confirm_wait, reader=reader)
-        # member id -> local date of a departure that checked them out
-        self._checked_out: dict[str, str] = {}
-        self._checkouts_dirty: set[str] = set()
 
     # -- queries -------------------------------------------------------------------
 
@@ -265,20 +280,21 @@ class DevicePresence:
             self._log.info("mac_member_stay_ended", member=stay.member_id, reason=reason)
 
     def _announce(self, stay: MemberStay, dev: Device, wall: float) -> PresenceEvent | None:
-        today = self._day(wall)
-        if stay.announced == today:
+        """ARRIVED unless Attendance says the member needs no check-in now."""
+        now = self._clock.monotonic()
+        at = datetime.fromtimestamp(wall, UTC)
+        if self._attendance.until(stay.member_id, at) is not None:
+            stay.asked = None  # checked in (by us or anyone): our tap, if any, is decided
             return None
-        if self._checked_out.get(stay.member_id) == today:
-            stay.announced = today
-            self._members_dirty.add(stay.member_id)
-            self._log.info(
-                "mac_member_returned_after_checkout",
-                member=stay.member_id,
-                mac=redact(dev.mac),
-                action="not checked in again today (a second check-in uses a second pass)",
-            )
+        if stay.asked is not None and now - stay.asked < self._ask_again:
+            return None  # our tap is still being decided, or was refused a moment ago
+        quiet = self._quiet(stay, at)
+        if quiet is not None:
+            if stay.quiet != quiet:
+                stay.quiet = quiet
+                self._log.info(quiet, member=stay.member_id, mac=redact(dev.mac), **_WHY[quiet])
             return None
-        stay.announced, stay.token = today, dev.token or stay.token
+        stay.asked, stay.quiet, stay.token = now, None, dev.token or stay.token
         self._members_dirty.add(stay.member_id)
         self._log.info(
             "mac_member_arrived",
@@ -289,17 +305,13 @@ class DevicePresence:
         )
         return PresenceEvent(Change.ARRIVED, stay.token, stay.member_id, dev.mac)
 
-    def _day(self, wall: float) -> str:
-        """The local date; cached until midnight, since this runs per sighting."""
-        if wall >= self._day_end or wall < self._day_end - 86400 * 2:
-            moment = datetime.fromtimestamp(wall, self._tz)
-            day = moment.date()
-            tomorrow = date.fromordinal(day.toordinal() + 1)
-            midnight = datetime.combine(tomorrow, datetime.min.time(), moment.tzinfo)
-            self._today = day.isoformat()
-            # Naive (local) midnight converts through the local zone, as wanted.
-            self._day_end = midnight.timestamp()
-        return self._today
+    def _quiet(self, stay: MemberStay, at: datetime) -> str | None:
+        """Why a member who is not checked in is not announced (a log event), or None."""
+        if self._attendance.checked_out_today(stay.member_id, at):
+            return "mac_member_returned_after_checkout"
+        if self._attendance.refusal(stay.token, at) is not None:
+            return "mac_member_refused_today"
+        return None
 
     # -- time passing --------------------------------------------------------------
 
@@ -339,13 +351,11 @@ class DevicePresence:
     def _depart(self, stay: MemberStay, mac: str) -> list[PresenceEvent]:
         self._end_stay(stay)
         self._log.info("mac_member_departed", member=stay.member_id, checkout=self._checkout)
-        if not self._checkout or stay.announced is None:
+        if not self._checkout:
             return []
-        today = self._day(self._clock.time())
-        if self._checked_out.get(stay.member_id) == today:
-            return []  # came back after today's check-out and was not checked in again
-        self._checked_out[stay.member_id] = today
-        self._checkouts_dirty.add(stay.member_id)
+        at = datetime.fromtimestamp(self._clock.time(), UTC)
+        if self._attendance.until(stay.member_id, at) is None:
+            return []  # not checked in (e.g. came back after today's check-out): nothing to end
         return [PresenceEvent(Change.DEPARTED, stay.token, stay.member_id, mac)]
 
     def _end_stay(self, stay: MemberStay) -> None:
@@ -376,19 +386,11 @@ class DevicePresence:
 
     # -- persistence ---------------------------------------------------------------
 
-    def restore(
-        self,
-        devices: Iterable[Device],
-        members: Iterable[MemberStay],
-        checkouts: Mapping[str, str] | None = None,
-    ) -> None:
+    def restore(self, devices: Iterable[Device], members: Iterable[MemberStay]) -> None:
         """Load the table saved before a restart. Silence is counted from the saved
         ``last_seen``, so a device gone while the gateway was down leaves at the first
-        sweep (and its member is checked out, if so configured). ``checkouts`` (member id
-        -> local date) keeps a member checked out by departure from a second check-in
-        that day across the restart."""
+        sweep (and its member is checked out, if so configured and still checked in)."""
         now, wall = self._clock.monotonic(), self._clock.time()
-        self._checked_out.update(checkouts or {})
         for stay in members:
             stay.devices = set()
             self._members[stay.member_id] = stay
@@ -413,9 +415,6 @@ class DevicePresence:
             s.member_id for s in changes.members if s.member_id in self._members
         )
         self._members_gone.update(m for m in changes.gone if m not in self._members)
-        self._checkouts_dirty.update(
-            m for m, day in changes.checkouts if self._checked_out.get(m) == day
-        )
 
     def take_changes(self) -> Changes:
         changes = Changes(
@@ -423,11 +422,18 @@ class DevicePresence:
             forgotten=list(self._forgotten),
             members=[self._members[m] for m in self._members_dirty],
             gone=list(self._members_gone),
-            checkouts=[(m, self._checked_out[m]) for m in self._checkouts_dirty],
         )
-        self._checkouts_dirty.clear()
         self._dirty.clear()
         self._forgotten.clear()
         self._members_dirty.clear()
         self._members_gone.clear()
         return changes
+
+
+# What the log says when an arriving member is not announced.
+_WHY: dict[str, dict[str, str]] = {
+    "mac_member_returned_after_checkout": {
+        "action": "not checked in again today (a second check-in uses a second pass)"
+    },
+    "mac_member_refused_today": {"action": "not asked again today: Cobot refused earlier"},
+}

@@ -2,8 +2,10 @@
 
 Three layers, as for the serial readers: ``sniff`` (socket -> sightings), ``presence``
 (sightings -> arrivals and departures, over time), and this module, which turns those
-into taps: ``Direction.IN`` with the device's registered token when a member arrives,
-``Direction.OUT`` when their last device has left (with ``checkout_on_departure``).
+into taps: ``Direction.IN`` with the device's registered token when a member arrives
+and the gateway's ``Attendance`` (``ctx.attendance``) does not have them checked in,
+checked out or refused today; ``Direction.OUT`` when their last device has left while
+they are checked in (with ``checkout_on_departure``).
 
 Failure modes: without CAP_NET_RAW ``run`` raises ``ReaderError`` at once (state
 FAILED) and names the systemd setting that grants it; an interface that does not exist
@@ -18,7 +20,6 @@ import errno
 import socket
 import time
 from dataclasses import dataclass
-from datetime import tzinfo
 
 import structlog
 
@@ -87,7 +88,6 @@ class MacReader:
         ctx: ReaderContext,
         *,
         clock: Clock | None = None,
-        tz: tzinfo | None = None,
         opener: sniff.Opener | None = None,
         policy: LinkPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -113,12 +113,12 @@ class MacReader:
         self._presence = DevicePresence(
             reader=cfg.name,
             lookup=ctx.lookup,
+            attendance=ctx.attendance,
             away_after=cfg.away_after,
             lookup_interval=cfg.debounce,
             ignore=cfg.ignore,
             checkout_on_departure=cfg.checkout_on_departure,
             clock=clock,
-            tz=tz,
             confirm=self._confirm,
         )
         self._store = PresenceStore(presence_path(ctx.state_dir, cfg.name))
@@ -261,7 +261,7 @@ class MacReader:
             devices, stays = await self._store.open()
         except StorageError as exc:
             raise ReaderError(f"mac reader {self.name!r}: {exc}") from exc
-        self._presence.restore(devices, stays, self._store.checkouts)
+        self._presence.restore(devices, stays)
         self._log.info("mac_presence_restored", devices=len(devices), members=len(stays))
 
     async def _flush(self) -> None:

@@ -25,7 +25,7 @@ from gateway.readers.mac.presence import Changes, Device, MemberStay
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # SQLite on an SD card can stall for seconds while the card erases a block.
 STORE_TIMEOUT = 10.0
 
@@ -45,13 +45,17 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE TABLE IF NOT EXISTS member_stays (
     member_id TEXT PRIMARY KEY,
-    token TEXT NOT NULL,
-    announced TEXT                 -- the local date of the last check-in tap
+    token TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS checkouts (
-    member_id TEXT PRIMARY KEY,
-    day TEXT NOT NULL              -- local date of a check-out by departure: no 2nd check-in
-);
+"""
+# Version 1 kept its own "announced today" date and same-day check-outs; who is checked
+# in or out is Attendance's alone now (gateway/attendance.py), in the gateway database.
+_FROM_V1 = """
+BEGIN;
+ALTER TABLE member_stays DROP COLUMN announced;
+DROP TABLE IF EXISTS checkouts;
+PRAGMA user_version = 2;
+COMMIT;
 """
 _UPSERT_DEVICE = (
     "INSERT OR REPLACE INTO devices (mac, first_seen, last_seen, arrived, present, source, "
@@ -61,7 +65,7 @@ _SELECT_DEVICES = (
     "SELECT mac, first_seen, last_seen, arrived, present, source, ip, hostname, client_id, "
     "token, member_id FROM devices"
 )
-_UPSERT_STAY = "INSERT OR REPLACE INTO member_stays (member_id, token, announced) VALUES (?,?,?)"
+_UPSERT_STAY = "INSERT OR REPLACE INTO member_stays (member_id, token) VALUES (?,?)"
 
 
 def presence_path(state_dir: Path, reader: str) -> Path:
@@ -73,8 +77,6 @@ class PresenceStore:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: aiosqlite.Connection | None = None
-        # member id -> local date of their last check-out by departure; loaded by ``open``
-        self.checkouts: dict[str, str] = {}
 
     @property
     def path(self) -> Path:
@@ -121,7 +123,10 @@ class PresenceStore:
                 await self._db.execute("PRAGMA synchronous=NORMAL")  # presence is not billing
                 async with self._db.execute("PRAGMA user_version") as cur:
                     row = await cur.fetchone()
-                self._check_version(row[0] if row else 0)
+                version = row[0] if row else 0
+                self._check_version(version)
+                if version == 1:
+                    await self._db.executescript(_FROM_V1)
                 await self._db.executescript(_SCHEMA)
                 await self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 await self._db.commit()
@@ -164,10 +169,8 @@ class PresenceStore:
                     member_id=r[10],
                 )
             )
-        async with db.execute("SELECT member_id, token, announced FROM member_stays") as cur:
-            stays = [MemberStay(r[0], r[1], r[2]) for r in await cur.fetchall()]
-        async with db.execute("SELECT member_id, day FROM checkouts") as cur:
-            self.checkouts = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+        async with db.execute("SELECT member_id, token FROM member_stays") as cur:
+            stays = [MemberStay(r[0], r[1]) for r in await cur.fetchall()]
         return devices, stays
 
     async def save(self, changes: Changes) -> None:
@@ -181,7 +184,7 @@ class PresenceStore:
              d.hostname, d.client_id, d.token, d.member_id)
             for d in changes.devices
         ]  # fmt: skip
-        stays = [(s.member_id, s.token, s.announced) for s in changes.members]
+        stays = [(s.member_id, s.token) for s in changes.members]
         db = self._db
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
@@ -190,10 +193,6 @@ class PresenceStore:
                 await db.executemany(_UPSERT_STAY, stays)
                 await db.executemany(
                     "DELETE FROM member_stays WHERE member_id = ?", _rows(changes.gone)
-                )
-                await db.executemany(
-                    "INSERT OR REPLACE INTO checkouts (member_id, day) VALUES (?,?)",
-                    changes.checkouts,
                 )
                 await db.commit()
         except (OSError, sqlite3.Error, TimeoutError) as exc:
