@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -34,17 +33,15 @@ from gateway.decide import Decider, Decision, DecisionHook, decide_queue
 from gateway.doors import build_door
 from gateway.doors.base import Door
 from gateway.drain import DeliveryHook, Drainer
-from gateway.errors import GatewayError
-from gateway.model import CheckIn, Direction, Outcome, Signal, Tap
+from gateway.model import Signal, Tap
 from gateway.outbox import Outbox
+from gateway.portal.wiring import make_portal, returning_device, run_portal
 from gateway.readers import build_reader
-from gateway.readers.base import Reader, ReaderContext, make_tap
+from gateway.readers.base import Reader, ReaderContext
 from gateway.records.cobot import CobotRecords
 from gateway.records.routing import reader_backends, reader_rule
-from gateway.redact import redact
 from gateway.rules.base import DoorRule
 from gateway.rules.check_in import CheckInRule
-from gateway.rules.signed_in import SignedInRule
 from gateway.runner import Part, Runner
 from gateway.store import DAEMON_BUSY_TIMEOUT_MS, Database, open_state
 from gateway.sync import TokenSync
@@ -62,7 +59,6 @@ log = structlog.get_logger(__name__)
 
 TAP_QUEUE_SIZE = 256  # per reader; a reader flooding faster than we decide is dropped
 CLOCK_POLL = 10.0  # seconds between looks at an unsynchronised clock
-_ADMITTED = (Outcome.OPENED_ONLINE, Outcome.OPENED_CACHED, Outcome.OPENED_OFFLINE)
 
 
 class Gateway:
@@ -118,7 +114,7 @@ class Gateway:
         self._queues: list[asyncio.Queue[Tap]] = []
         self.dropped_taps = 0
         self._tasks: set[asyncio.Task[object]] = set()
-        self._mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
+        self.mac_readers = {r.name for r in cfg.readers if r.type == "mac"}
         # Counted only where served ([metrics] or [admin]; gateway/metrics/wiring.py).
         self.metrics: GatewayMetrics | None = None
         if cfg.metrics is not None or cfg.admin is not None:
@@ -217,7 +213,7 @@ class Gateway:
             self.outbox, self.drainer, client, self.breaker, self.attendance
         )
         self.sync = TokenSync(self.cache, client, self.breaker, cfg.gateway.token_sync_interval)
-        self.portal = self._make_portal(client)
+        self.portal = make_portal(self, client)
         self.admin = self._make_admin()
         rule = CheckInRule(
             self.cache,
@@ -242,15 +238,18 @@ class Gateway:
             door_rules=self.door_rules.rules,
             hooks=[
                 *self._hooks,
-                self._returning_device,
+                returning_device(self),
                 self._integrations,
                 *self._admin_hooks(),
+                *self.door_rules.hooks(),  # walk-ups whose door failed are deleted
             ],
             journal=self.admin.journal() if self.admin is not None else [],
-            reader_backends=reader_backends(self.cfg, self.records, self.moco),
+            reader_backends=reader_backends(self.cfg, self.records, self.moco, self.portal),
         )
         self.doors = dict(self._doors_override or {d.name: build_door(d) for d in cfg.doors})
-        ctx = ReaderContext(state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup)
+        ctx = ReaderContext(
+            state_dir=cfg.gateway.state_dir, lookup=self.cache.lookup, attendance=self.attendance
+        )
         if self._readers_override is not None:
             self.readers = list(self._readers_override)
         else:
@@ -274,7 +273,7 @@ class Gateway:
         door_name = next((c.door for c in self.cfg.readers if c.name == reader), None)
         door = self.doors.get(door_name) if door_name else None
         if door is not None:
-            self._spawn(door.signal(signal))
+            self.spawn(door.signal(signal))
 
     def _parts(self) -> list[Part]:
         parts = [
@@ -290,7 +289,7 @@ class Gateway:
         if self.moco is not None:
             parts.append(Part("moco", self.moco.records.run))
         if self.portal is not None:
-            parts.append(Part("portal", self._run_portal))
+            parts.append(Part("portal", lambda: run_portal(self)))
         if self.admin is not None:  # /metrics on its listener (else on [metrics]' own)
             self.admin.add_route("GET", "/metrics", self.metrics_handler(), public=True)
             parts.extend(self.admin.parts())
@@ -359,56 +358,7 @@ class Gateway:
     def _admin_hooks(self) -> list[DecisionHook]:
         return self.admin.hooks() if self.admin is not None else []
 
-    # --- the captive portal ----------------------------------------------------------
-
-    def _make_portal(self, client: CobotClient) -> PortalService | None:
-        cfg = self.cfg.portal
-        if cfg is None or not cfg.enabled:
-            return None
-        from gateway.portal.service import PortalService
-
-        return PortalService(cfg, client, self.cfg.gateway.state_dir, on_signed_in=self._signed_in)
-
-    async def _run_portal(self) -> None:
-        assert self.portal is not None
-        try:
-            await self.portal.run()
-        except GatewayError:
-            self.portal = None  # the Wi-Fi sign-in is down; the doors must not be
-            raise
-
-    async def _signed_in(self, mac: str, check_in: CheckIn) -> None:
-        """A member signed in on the portal and Cobot registered the MAC: the device is a
-        token from now on, and the sign-in goes through the decision like any tap."""
-        if check_in.membership is None:
-            return
-        await self.cache.add(mac, check_in.membership)
-        tap = make_tap("portal", mac, Direction.IN, self.clock)
-        await self.decider.decide(tap, None, SignedInRule(check_in))
-
-    def _returning_device(self, decision: Decision) -> None:
-        """A registered device seen by a MAC presence reader is let out through the
-        portal's firewall without seeing the page (and shut out on check-out)."""
-        tap, portal = decision.tap, self.portal
-        if portal is None or tap.reader not in self._mac_readers:
-            return
-        if decision.outcome in _ADMITTED and decision.membership is not None:
-            until = self.attendance.until(decision.membership.id)
-            if until is not None:
-                self._spawn(self._authorise(portal, tap.token, until, decision.membership.id))
-        elif decision.outcome in (Outcome.CHECKED_OUT, Outcome.CHECK_OUT_QUEUED):
-            self._spawn(portal.revoke(tap.token))
-
-    async def _authorise(
-        self, portal: PortalService, mac: str, until: datetime, membership_id: str
-    ) -> None:
-        try:
-            await portal.wait_started()
-            await portal.authorise(mac, until, membership_id=membership_id)
-        except (GatewayError, ValueError) as exc:
-            log.error("portal_authorise_failed", mac=redact(mac), error=str(exc))
-
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

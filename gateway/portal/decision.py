@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway.cobot.errors import ApiError, NoSlot, RateLimited, Refused, Unauthorized
+from gateway.doors.base import DoorSignal
 from gateway.errors import DoorError, GatewayError
-from gateway.model import Membership, Outcome, RecordKind, Signal, Tap
+from gateway.model import Membership, Outcome, RecordKind, Tap
 from gateway.portal.signin import REQUEST_DEADLINE, CheckInApi, SignIn, SignInOutcome, classify
 from gateway.records.base import Hold
 from gateway.redact import redact
@@ -142,7 +143,7 @@ class FirewallDoor:
             raise DoorError("the firewall did not let the device out: the check-in is over")
         self.granted = granted
 
-    async def signal(self, signal: Signal) -> None:
+    async def signal(self, signal: DoorSignal) -> None:
         del signal  # the page is the feedback
 
     async def aclose(self) -> None:

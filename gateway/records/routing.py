@@ -11,28 +11,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.config.model import Config
+from gateway.portal.decision import READER as PORTAL_READER
 from gateway.records.base import RecordBackend
 from gateway.rules.base import DoorRule
 
 if TYPE_CHECKING:
     from gateway.moco.service import MocoService
+    from gateway.portal.service import PortalService
 
 DEFAULT = ("cobot",)
 
 
 def reader_backends(
-    cfg: Config, cobot: RecordBackend, moco: MocoService | None
+    cfg: Config, cobot: RecordBackend, moco: MocoService | None, portal: PortalService | None
 ) -> dict[str, list[RecordBackend]]:
-    """Readers whose ``record`` is not just Cobot: their backends (a missing MOCO skipped)."""
+    """Readers whose ``record`` is not just Cobot: their backends (a missing MOCO skipped);
+    the portal's sign-ins (reader ``portal``) record to the portal's held check-ins."""
     by_name: dict[str, RecordBackend | None] = {
         "cobot": cobot,
         "moco": moco.records if moco is not None else None,
     }
-    return {
+    out = {
         reader.name: [b for n in reader.record if (b := by_name[n]) is not None]
         for reader in cfg.readers
         if reader.record != DEFAULT
     }
+    if portal is not None:
+        out[PORTAL_READER] = [portal.check_ins]
+    return out
 
 
 def reader_rule(
