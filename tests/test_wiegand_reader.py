@@ -10,10 +10,10 @@ wait until that thread has queued the last one, or the kernel keeps only the lat
 (a skipped sequence number: the reader rightly discards the frame). On real hardware
 that thread runs within microseconds; under the test VM's software emulation it takes
 ~1 ms, up to ~11 ms: pulses driven back to back (the first bench did that) lost edges in
-every frame. So ``send`` paces the bits as a slow reader does: each pulse once the reader
-has read the last edge, which here gives bits ~2-10 ms apart (the standard allows
-0.2-20 ms) and ~1 ms pulses (only the falling edge counts). A frame whose bits the
-emulator stalled 20 ms or more apart is no valid Wiegand frame: the bench notes it
+every frame. So ``send`` paces the bits as a slow reader does: a pulse on a line once the
+reader has read that line's last edge, which here gives bits ~0.5-5 ms apart (the
+standard allows 0.2-20 ms) and pulses of a few hundred us (only the falling edge counts). A frame whose bits the
+emulator stalled 25 ms or more apart is two frames to any reader: the bench notes it
 (``Running.spoiled``) and sends the frame again.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,7 +47,6 @@ from tests.gpio_bench import Bench, FakeChip, open_bench
 D0, D1 = 6, 7
 WAIT = 5.0
 MS = 1_000_000
-MAX_INTERVAL_NS = 20 * MS  # the longest the standard allows between two bits
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +88,7 @@ class EdgeSpy:
     def __init__(self, bench: Bench) -> None:
         self._open: OpenChip = bench.open_chip or open_chip_by_name
         self.events: list[Any] = []
+        self.on_line: Counter[int] = Counter()  # edges read, by line offset
         self.read = asyncio.Event()
 
     def open_chip(self, name: str) -> ChipLike:
@@ -127,6 +128,7 @@ class _SpyRequest:
     def read_edge_events(self, max_events: int | None = None) -> list[Any]:
         events = self._request.read_edge_events(max_events)
         self._spy.events += events
+        self._spy.on_line.update(e.line_offset for e in events)
         self._spy.read.set()
         return events
 
@@ -163,18 +165,12 @@ class Running:
         with pytest.raises(asyncio.CancelledError):
             await self.task
 
-    async def pulse(self, line: int) -> Any:
-        """One low pulse; returns its edge as the reader read it from the kernel."""
-        seen = len(self.spy.events)
-        self.bench.set_input(line, False)
-        self.bench.set_input(line, True)
+    async def _read(self, line: int, count: int) -> None:
+        """Until the reader has read ``count`` edges of ``line`` in all."""
         async with asyncio.timeout(WAIT):
-            while len(self.spy.events) <= seen:
+            while self.spy.on_line[line] < count:
                 self.spy.read.clear()
                 await self.spy.read.wait()
-        (edge,) = self.spy.events[seen:]
-        assert edge.line_offset == line
-        return edge
 
     async def send(
         self,
@@ -183,32 +179,52 @@ class Running:
         *,
         swap: bool = False,
         pauses: dict[int, float] | None = None,
-        retries: int = 3,
+        patience: float = 60.0,
     ) -> list[int]:
         """A reader's frame: a pulse on D0 for a 0, on D1 for a 1, first bit first;
-        ``pauses`` waits that many seconds before the bit with that index. Returns the
-        kernel's timestamps of the frame's edges. A frame the bench stalled 20 ms or
-        more between two bits (an emulator's hiccup, not a pause asked for) is sent
-        again after the reader has let it go, up to ``retries`` times."""
+        ``pauses`` holds the bit with that index back until that many seconds after the
+        kernel's timestamp of the bit before it. A line's pulse waits until the reader
+        has read that line's last edge (the module doc says why); D0's and D1's may
+        reach the reader out of order, as on real hardware. Returns the kernel's
+        timestamps of the frame's edges, in the kernel's order. A frame the bench
+        stalled 25 ms or more between two bits (an emulator's hiccup, not a pause asked
+        for), which the reader rightly took for two, is sent again, for up to
+        ``patience`` seconds (a heavily loaded host stalls the emulated guest often)."""
         zero, one = (D1, D0) if swap else (D0, D1)
         pauses = pauses or {}
-        for _ in range(retries):
-            stamps = []
-            for i in range(length):
-                if i in pauses:
-                    await asyncio.sleep(pauses[i])
-                edge = await self.pulse(one if (value >> (length - 1 - i)) & 1 else zero)
-                stamps.append(edge.timestamp_ns)
+        give_up = time.monotonic() + patience
+        while True:
+            start = len(self.spy.events)
+            made = {line: self.spy.on_line[line] for line in (D0, D1)}
+            lines = [one if (value >> (length - 1 - i)) & 1 else zero for i in range(length)]
+            for i, line in enumerate(lines):
+                if i in pauses:  # from the last edge, by the kernel's clock (monotonic)
+                    await self._read(lines[i - 1], made[lines[i - 1]])
+                    last = max(e.timestamp_ns for e in self.spy.events[start:])
+                    await asyncio.sleep(last / 1e9 + pauses[i] - time.monotonic())
+                await self._read(line, made[line])
+                self.bench.set_input(line, False)
+                self.bench.set_input(line, True)
+                made[line] += 1
+            for line in (D0, D1):
+                await self._read(line, made[line])
+            edges = sorted(self.spy.events[start:], key=lambda e: e.global_seqno)
+            assert [e.line_offset for e in edges] == lines, "the bench lost an edge"
+            stamps = [e.timestamp_ns for e in edges]
             stalls = [
                 b - a
                 for i, (a, b) in enumerate(itertools.pairwise(stamps), start=1)
-                if i not in pauses and b - a >= MAX_INTERVAL_NS
+                if i not in pauses and b - a >= FRAME_GAP_NS
             ]
             if not stalls:
                 return stamps
             self.spoiled += 1
-            await asyncio.sleep(2 * FRAME_GAP_NS / 1e9)
-        pytest.fail(f"the bench stalled {max(stalls) / MS:.0f} ms between bits {retries} times")
+            print(f"bench: bits {max(stalls) / MS:.1f} ms apart (emulation?), frame sent again")
+            await self.settle()
+            if time.monotonic() > give_up:
+                pytest.fail(
+                    f"the bench stalled every frame for {patience:.0f} s (host overloaded?)"
+                )
 
     async def settle(self) -> None:
         """Until the reader has ended the frame being sent (its gap has passed)."""
@@ -231,9 +247,12 @@ async def test_cards_of_each_length_become_taps(bench: Bench) -> None:
             await until(lambda before=before: len(run.taps) > before, f"{length}-bit tap")  # type: ignore[misc]
         assert [t.token for t in run.taps] == ["123,04567", "01000,02000", "00300,500000"]
         assert all(t.reader == "gate" for t in run.taps)
-        # Every edge came from the kernel's queue, numbered from 1 with none lost.
+        # Every edge came from the kernel's queue, numbered from 1 with none lost; on
+        # gpio-sim, D0's and D1's sometimes in another order (their interrupt threads).
         seqnos = [e.global_seqno for e in run.spy.events]
-        assert seqnos == list(range(1, len(seqnos) + 1))
+        assert sorted(seqnos) == list(range(1, len(seqnos) + 1))
+        late = sum(b < a for a, b in itertools.pairwise(seqnos))
+        print(f"{bench.kind}: {len(seqnos)} edges, {late} read out of the kernel's order")
         if not run.spoiled:
             assert len(seqnos) == 26 + 34 + 37
 
@@ -256,35 +275,30 @@ async def test_pauses_near_the_25ms_end_of_frame_limit(bench: Bench) -> None:
     pause is judged by the kernel's timestamps of the two edges around it."""
     card = encode(H10301, 42, 4242)
     async with Running(bench) as run:
-        for attempt in range(3):
-            before = dict(run.reader.stats.rejected)
+        gaps = []
+        for _ in range(30):
             stamps = await run.send(card, 26, pauses={13: 0.020})
-            gap = stamps[13] - stamps[12]
+            gaps.append(gap := stamps[13] - stamps[12])
             assert gap >= 20 * MS
             if gap < FRAME_GAP_NS:
                 break
             # The emulator stretched the pause past the gap: that frame was rightly cut.
             await run.settle()
-            assert run.taps == [], attempt
-            after = run.reader.stats.rejected
-            assert after.get("wrong-length", 0) == before.get("wrong-length", 0) + 2
+            assert run.taps == []
         else:
-            pytest.fail("the bench could not make a pause under 25 ms in three tries")
+            pytest.fail(f"the bench could not make a pause under 25 ms: {[g / MS for g in gaps]}")
         await until(lambda: bool(run.taps), "the card with a 20 ms pause")
         assert [t.token for t in run.taps] == ["042,04242"]
 
-        before = dict(run.reader.stats.rejected)
+        await run.settle()
+        before, spoiled = run.reader.stats.rejected, run.spoiled
         stamps = await run.send(card, 26, pauses={13: 0.027})
         assert stamps[13] - stamps[12] >= FRAME_GAP_NS
         await run.settle()
-        await until(
-            lambda: (
-                run.reader.stats.rejected.get("wrong-length", 0)
-                == before.get("wrong-length", 0) + 2
-            ),
-            "both halves dropped",
-        )
-        assert [t.token for t in run.taps] == ["042,04242"]
+        assert [t.token for t in run.taps] == ["042,04242"]  # no second tap
+        after = run.reader.stats.rejected
+        if run.spoiled == spoiled:  # else a stalled frame's pieces are in the counts too
+            assert after == before | {"wrong-length": before.get("wrong-length", 0) + 2}
 
 
 @pytest.mark.real
@@ -313,9 +327,11 @@ async def test_bad_frames_are_counted_never_tapped(bench: Bench) -> None:
 async def test_swapped_lines_are_reported_with_the_fix(bench: Bench) -> None:
     with capture_logs() as logs:
         async with Running(bench) as run:
-            for _ in range(2):
+            sent = 0
+            while sent < 2 + run.spoiled:  # the halves of a stalled frame break the run
                 await run.send(encode(H10301, 7, 8), 26, swap=True)
                 await run.settle()
+                sent += 1
             await until(lambda: run.reader.stats.swapped_suspected, "swapped reported")
             assert run.taps == []
     (entry,) = [e for e in logs if e["event"] == "wiegand_lines_swapped"]
@@ -325,11 +341,16 @@ async def test_swapped_lines_are_reported_with_the_fix(bench: Bench) -> None:
 @pytest.mark.real
 async def test_keypad_pin(bench: Bench) -> None:
     async with Running(bench, keypad=True) as run:
-        for key in (4, 2, 11):  # "4", "2", "#"
-            await run.send(((key ^ 0xF) << 4) | key, 8)
-            await run.settle()
+        for _ in range(3):
+            spoiled = run.spoiled
+            for key in (10, 4, 2, 11):  # "*" (clear), "4", "2", "#"
+                await run.send(((key ^ 0xF) << 4) | key, 8)
+                await run.settle()
+            if run.spoiled == spoiled:  # else a stalled frame's halves were keys too
+                break
         await until(lambda: bool(run.taps), "PIN tap")
-        assert [t.token for t in run.taps] == ["42"]
+        assert [t.token for t in run.taps] == ["42"] or run.spoiled, run.taps
+        assert run.taps[-1].token == "42"
 
 
 @pytest.mark.real
@@ -352,13 +373,14 @@ async def test_a_burst_that_overflows_the_kernels_event_queue(bench: Bench) -> N
                 time.sleep(pace)
             time.sleep(0.030)  # > the 25 ms gap: one frame per card, by kernel time
         total = len(cards) * 26
-        await until(lambda: bool(run.spy.events) and run.spy.events[-1].global_seqno == total,
-                    "the last edge read")  # fmt: skip
+        await until(
+            lambda: any(e.global_seqno == total for e in run.spy.events), "the last edge read"
+        )  # fmt: skip
         await run.settle()
         read = {e.global_seqno for e in run.spy.events}
-        # The queue overflowed: the oldest edges are gone, the newest all there.
-        assert min(read) > total - wiegand_reader.EVENT_BUFFER - 1, min(read)
-        assert len(read) <= wiegand_reader.EVENT_BUFFER
+        # The queue overflowed: it held the newest 1,024 edges, the oldest are gone.
+        assert len(run.spy.events) == wiegand_reader.EVENT_BUFFER
+        assert min(read) > 1
         assert max(read) == total
 
         # The rule, on the kernel's numbers and timestamps: a card is tapped when all its
@@ -378,18 +400,34 @@ async def test_a_burst_that_overflows_the_kernels_event_queue(bench: Bench) -> N
             mine = [stamp[s] for s in range(26 * i + 1, 26 * i + 27) if s in stamp]
             return any(b - a >= FRAME_GAP_NS for a, b in itertools.pairwise(mine))
 
-        expected = [f"009,{100 + i:05d}" for i in range(len(cards)) if whole(i) and not stalled(i)]
-        assert expected, f"the bench lost too many edges: {sorted(read)}"
-        await until(lambda: len(run.taps) >= len(expected), "the whole cards")
+        # An edge that reached the reader after a later-numbered one (interrupt threads)
+        # at the start of a frame costs the frame before it (its tail could be lost):
+        # such cards may be missing, never wrong.
+        order = [e.global_seqno for e in run.spy.events]
+        late = {
+            s for s, later in zip(order, itertools.accumulate(order, max), strict=True) if s < later
+        }
+
+        def late_near(i: int) -> bool:
+            return any(s in late for s in range(26 * i, 26 * i + 28))
+
+        cards_read = [i for i in range(len(cards)) if whole(i) and not stalled(i)]
+        may = [f"009,{100 + i:05d}" for i in cards_read]
+        sure = [f"009,{100 + i:05d}" for i in cards_read if not late_near(i)]
+        assert sure, f"the bench lost too many edges: {sorted(read)}"
+        await until(lambda: len(run.taps) >= len(sure), "the whole cards")
         await run.settle()
-        assert [t.token for t in run.taps] == expected
+        tokens = [t.token for t in run.taps]
+        assert set(sure) <= set(tokens) <= set(may)
+        assert tokens == [t for t in may if t in tokens]  # in order, each once
         stats = run.reader.stats
         assert stats.rejected["overflow"] >= 1
         if not any(stalled(i) for i in range(len(cards))):
             assert set(stats.rejected) == {"overflow"}, stats.rejected
         print(
             f"burst on {bench.kind}: {len(read)} of {total} edges read, "
-            f"{len(expected)} cards, dropped {stats.rejected}"
+            f"{len(tokens)} cards ({len(may)} whole), {len(late)} edges late, "
+            f"dropped {stats.rejected}"
         )
 
 
