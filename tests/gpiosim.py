@@ -91,8 +91,14 @@ class GpioSimChip:
 
     def pull(self, line: int | str, high: bool) -> None:
         """Pull the pin high or low: an undriven input follows (and sees an edge).
-        The attribute stays open: every write is one ``store`` (sysfs ignores the file
-        offset), which keeps a Wiegand bench's pulses short under emulation."""
+
+        The kernel stamps an edge in gpio-sim's simulated interrupt and queues it from
+        gpiolib's interrupt thread for the line; a second pull of the line before that
+        thread ran (~1 ms, up to ~10 ms under emulation) merges the two edges: the
+        first is lost (a skipped sequence number) and with both-edge detection the
+        survivor's type is read from the line's level then. Wait for the edge before
+        pulling the same line again. The attribute stays open: every write is one
+        ``store`` (sysfs ignores the file offset), which keeps pulses short."""
         offset = self.offset(line)
         fd = self._pull_fds.get(offset)
         if fd is None:
