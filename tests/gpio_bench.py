@@ -64,7 +64,7 @@ class KernelGpioSim:
         self._chip.close()
 
 
-def open_bench(kind: str, what: str, *, in_vm: bool = True) -> Bench:
+def open_bench(kind: str, what: str) -> Bench:
     """The bench a parametrised fixture asked for: ``"gpio-sim"`` (skipped with the
     reason when this kernel has none; CI runs on the same kind of VM, tests/vm/ has it)
     or ``"fake"``. ``what`` names the tests in the skip message."""

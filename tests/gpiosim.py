@@ -16,6 +16,7 @@ Source: Documentation/admin-guide/gpio/gpio-sim.rst in the kernel tree.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import uuid
@@ -59,6 +60,7 @@ class GpioSimChip:
             raise ValueError(f"line offsets must be below num_lines={num_lines}")
         self.names = dict(names)
         self.num_lines = num_lines
+        self._pull_fds: dict[int, int] = {}
 
         self._dev = GPIO_SIM / f"checkin-{uuid.uuid4().hex[:8]}"
         self._bank = self._dev / "bank0"
@@ -88,9 +90,21 @@ class GpioSimChip:
         raise KeyError(f"no line named {line!r} on {self.chip_name}")
 
     def pull(self, line: int | str, high: bool) -> None:
-        """Pull the pin high or low: an undriven input follows (and sees an edge)."""
-        attr = self.sysfs / f"sim_gpio{self.offset(line)}" / "pull"
-        attr.write_text("pull-up" if high else "pull-down")
+        """Pull the pin high or low: an undriven input follows (and sees an edge).
+
+        The kernel stamps an edge in gpio-sim's simulated interrupt and queues it from
+        gpiolib's interrupt thread for the line; a second pull of the line before that
+        thread ran (~1 ms, up to ~10 ms under emulation) merges the two edges: the
+        first is lost (a skipped sequence number) and with both-edge detection the
+        survivor's type is read from the line's level then. Wait for the edge before
+        pulling the same line again. The attribute stays open: every write is one
+        ``store`` (sysfs ignores the file offset), which keeps pulses short."""
+        offset = self.offset(line)
+        fd = self._pull_fds.get(offset)
+        if fd is None:
+            attr = self.sysfs / f"sim_gpio{offset}" / "pull"
+            fd = self._pull_fds[offset] = os.open(attr, os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"pull-up" if high else b"pull-down")
 
     def value(self, line: int | str) -> bool:
         """The pin's physical level: what a relay or LED on an output line sees."""
@@ -99,6 +113,9 @@ class GpioSimChip:
 
     def close(self) -> None:
         """Takes the chip down (its requests then fail with ENODEV) and removes it."""
+        for fd in self._pull_fds.values():
+            os.close(fd)
+        self._pull_fds.clear()
         with contextlib.suppress(OSError):
             (self._dev / "live").write_text("0")
         for offset in self.names:

@@ -61,13 +61,15 @@ def vm() -> Iterator[Vm]:
 
 @pytest.fixture(scope="session")
 def guest_device_tests(vm: Vm) -> GuestPytest:
-    """The GPIO door's tests and the gpio-sim/uinput helper checks, started in the guest
-    in the background: the installed-service tests request this first, so that both
-    share the guest's two CPUs; test_kernel_devices.py waits for the outcome."""
+    """The GPIO door's, the Wiegand and HID readers' tests and the gpio-sim/uinput helper
+    checks, started in the guest in the background: the installed-service tests request
+    this first, so that both share the guest's two CPUs; test_kernel_devices.py waits
+    for the outcome."""
     return GuestPytest(
         vm,
         "devices",
         "tests/test_gpio_door.py",
+        "tests/test_wiegand_reader.py",
         "tests/test_hid_reader.py",
         "tests/test_gpiochip.py",
         "tests/vm/guest",

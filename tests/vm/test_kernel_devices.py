@@ -3,7 +3,9 @@
 The GPIO door's tests (tests/test_gpio_door.py) run in the guest on both benches: the
 gpio-sim variants, which skip on a kernel without gpio-sim, through the real libgpiod v2
 bindings on a gpio-sim chip; every fake-chip test must have its gpio-sim twin passing.
-tests/vm/guest/ checks the helpers the coming Wiegand and HID reader tests stand on
+The Wiegand reader's tests (tests/test_wiegand_reader.py) run there the same way: D0/D1
+pulses through gpio-sim's ``pull`` attributes, frames decoded from the kernel's
+timestamped, numbered edge events. tests/vm/guest/ checks the helpers these stand on
 (tests/gpiosim.py, tests/uinput_keyboard.py).
 """
 
@@ -32,6 +34,22 @@ def test_gpio_door_runs_on_the_kernels_gpio_sim(guest_run: GuestRun) -> None:
     assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
 
 
+def test_the_wiegand_reader_runs_on_the_kernels_gpio_sim(guest_run: GuestRun) -> None:
+    """Issue 19 item 3: every Wiegand reader test on the Python chip model has its
+    gpio-sim twin, and all pass in the guest: cards of each length, pauses near the
+    25 ms end of frame, bad and swapped frames, keypad PINs, and a burst that overflows
+    the kernel's 1,024-edge event queue."""
+    tests = guest_run.passed + guest_run.failed + guest_run.skipped
+    wiegand = [t for t in tests if "test_wiegand_reader" in t]
+    on_sim = sorted(t.replace("[gpio-sim", "[") for t in wiegand if "[gpio-sim" in t)
+    on_fake = sorted(t.replace("[fake", "[") for t in wiegand if "[fake" in t)
+    assert on_fake, guest_run.output[-4000:]
+    assert on_sim == on_fake, "every Wiegand reader test has its gpio-sim variant"
+    assert any("overflows_the_kernels_event_queue" in t for t in on_sim)
+    problems = [t for t in wiegand if t not in guest_run.passed]
+    assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
+
+
 def test_every_guest_test_passes(guest_run: GuestRun) -> None:
     """tests/vm/guest/: the gpio-sim and uinput helpers' own checks, and whatever a
     reader's tests put there (Wiegand on gpio-sim, keyboard wedges on uinput)."""
@@ -45,8 +63,7 @@ def test_every_guest_test_passes(guest_run: GuestRun) -> None:
 def test_the_hid_reader_runs_on_a_real_uinput_keyboard(guest_run: GuestRun) -> None:
     """Issue 19 item 4: the keyboard-wedge reader on a uinput device, grabbed
     exclusively, unplugged and replugged: the variants that skip on this host must pass
-    in the guest. (The Wiegand reader's gpio-sim variant is not run here yet: in the
-    guest its first frame after a request is not decoded; README "Testing".)"""
+    in the guest."""
     hid = [t for t in guest_run.passed + guest_run.failed + guest_run.skipped if "hid_reader" in t]
     assert any("uinput" in t for t in hid), guest_run.output[-4000:]
     problems = [t for t in hid if t not in guest_run.passed]

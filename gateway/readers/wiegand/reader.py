@@ -4,7 +4,8 @@ The lines are requested as inputs with pull-ups, falling-edge detection, no debo
 (a bit is a 20-100 us pulse) and a deep kernel event buffer; the request's file
 descriptor is read with ``loop.add_reader``, no thread. Frames are split on the
 kernel's edge timestamps (``FrameSplitter``); a loop timer ends the last frame once the
-line has been silent for the gap, so a tap follows the last bit by about 25 ms.
+line has been silent for the gap and as long again as edges have lately taken to reach
+us (at least ``LATE_EDGE_MIN_NS``), so a tap follows the last bit by about 27 ms.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ log = structlog.get_logger(__name__)
 # edges): a stalled loop loses nothing unless ~27 cards arrive meanwhile. 1024 is the
 # kernel's limit (16 per line x 64 lines, gpiolib-cdev).
 EVENT_BUFFER = 1024
+# The kernel stamps an edge in its interrupt handler but queues it from the line's
+# interrupt thread, which can run milliseconds later on a busy system (up to ~11 ms seen
+# in the emulated test VM, tests/vm/). The timer that ends a frame waits past the gap as
+# long as the current frame's edges took from their timestamp to our read (bounded),
+# so that a bit stamped inside the gap but queued late still joins its frame instead of
+# cutting it short. The gap itself stays 25 ms of kernel time.
+LATE_EDGE_MIN_NS = 2_000_000
+LATE_EDGE_MAX_NS = 15_000_000
 PERMISSION_HINT = "permission denied on {chip}: the service user needs the gpio group"
 # A chip does not come and go like a USB device; a GPIO expander on USB or I2C might.
 # Permission: udev may set a fresh node's group a moment after it appears.
@@ -81,6 +90,7 @@ class WiegandReader:
         self._log = log.bind(reader=cfg.name)
         self._sink: TapSink | None = None
         self._d0 = self._d1 = -1
+        self._lag_ns = 0  # the longest an edge of this frame took to reach us
         self.taps = 0
 
     @property
@@ -127,15 +137,26 @@ class WiegandReader:
             except OSError as exc:
                 watch.lost(LinkFault(LOST, f"{self._cfg.chip}: edges lost: {exc}"))
                 return
+            if events:
+                lag = self._clock_ns() - min(e.timestamp_ns for e in events)
+                self._lag_ns = max(self._lag_ns, lag)
             self._edges(events)
-            watch.wake_at(self._splitter.deadline_ns(), on_silence)
+            watch.wake_at(silence_ends(), on_silence)
+
+        def grace() -> int:
+            return min(max(self._lag_ns, LATE_EDGE_MIN_NS), LATE_EDGE_MAX_NS)
+
+        def silence_ends() -> int | None:
+            deadline = self._splitter.deadline_ns()
+            return None if deadline is None else deadline + grace()
 
         def on_silence() -> None:
-            frame = self._splitter.flush(self._clock_ns())
+            frame = self._splitter.flush(self._clock_ns() - grace())
             if frame is not None:
+                self._lag_ns = 0
                 self._frame(frame)
             else:  # woke a little early: wait on
-                watch.wake_at(self._splitter.deadline_ns(), on_silence)
+                watch.wake_at(silence_ends(), on_silence)
 
         try:
             await watch.serve(on_readable, self._link.up)
