@@ -61,9 +61,9 @@ def vm() -> Iterator[Vm]:
 
 @pytest.fixture(scope="session")
 def guest_device_tests(vm: Vm) -> GuestPytest:
-    """The GPIO door's, the Wiegand and HID readers' tests and the gpio-sim/uinput helper
-    checks, started in the guest in the background: the installed-service tests request
-    this first, so that both share the guest's two CPUs; test_kernel_devices.py waits
+    """The GPIO door's tests (and its enrolment patterns'), the Wiegand and HID readers'
+    and the gpio-sim/uinput helper checks, started in the guest in the background: the
+    installed-service tests request this first, so that both share the guest's two CPUs; test_kernel_devices.py waits
     for the outcome."""
     return GuestPytest(
         vm,
@@ -72,5 +72,6 @@ def guest_device_tests(vm: Vm) -> GuestPytest:
         "tests/test_wiegand_reader.py",
         "tests/test_hid_reader.py",
         "tests/test_gpiochip.py",
+        "tests/test_enrol_feedback.py",
         "tests/vm/guest",
     )

@@ -68,3 +68,14 @@ def test_the_hid_reader_runs_on_a_real_uinput_keyboard(guest_run: GuestRun) -> N
     assert any("uinput" in t for t in hid), guest_run.output[-4000:]
     problems = [t for t in hid if t not in guest_run.passed]
     assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
+
+
+def test_the_enrolment_patterns_run_on_the_kernels_gpio_sim(guest_run: GuestRun) -> None:
+    """Issue 16: the door's LEDs and buzzer show enrolment mode (waiting blinks, capture,
+    timeout): each pattern read back through gpio-sim's ``value`` attributes."""
+    tests = guest_run.passed + guest_run.failed + guest_run.skipped
+    mine = [t for t in tests if "test_enrol_feedback" in t]
+    on_sim = [t for t in mine if "[gpio-sim" in t]
+    assert len(on_sim) >= 3, guest_run.output[-4000:]
+    problems = [t for t in mine if t not in guest_run.passed]
+    assert not problems, f"{problems}\n{guest_run.output[-8000:]}"
