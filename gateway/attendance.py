@@ -35,7 +35,7 @@ from gateway.store import Database
 log = structlog.get_logger(__name__)
 
 PRUNE_INTERVAL = 3600.0  # seconds between prunes of ended check-ins
-_CHECKED_OUT = "checked_out:"  # meta key prefix: + membership id -> end of that local day
+_CHECKED_OUT = "checked_out:"  # meta key prefix: + membership id -> when checked out
 
 
 def end_of_local_day(at: datetime) -> datetime:
@@ -55,7 +55,7 @@ class Attendance:
         self._db = db
         self._until: dict[str, datetime] = {}
         self._refused: dict[str, tuple[datetime, str]] = {}  # token -> (until, reason)
-        # membership id -> the end of the local day they were checked out on (UTC)
+        # membership id -> when they were checked out (today; pruned after that day)
         self._out: dict[str, datetime] = {}
 
     async def load(self) -> None:
@@ -90,16 +90,25 @@ class Attendance:
     def checked_out_today(self, membership_id: str, at: datetime) -> bool:
         """Whether the member was checked out earlier on ``at``'s local day (and not
         checked in since)."""
-        day_end = self._out.get(membership_id)
-        return day_end is not None and day_end == end_of_local_day(at)
+        out = self._out.get(membership_id)
+        return out is not None and end_of_local_day(out) == end_of_local_day(at)
 
     def __len__(self) -> int:
         return len(self._until)
 
     # --- events --------------------------------------------------------------------
 
-    async def checked_in(self, membership_id: str, valid_until: datetime) -> None:
-        """A check-in was stored durably or delivered; it lasts until ``valid_until``."""
+    async def checked_in(
+        self, membership_id: str, valid_until: datetime, tapped_at: datetime | None = None
+    ) -> None:
+        """A check-in was stored durably or delivered; it lasts until ``valid_until``.
+
+        ``tapped_at``: when its tap was read. A check-in queued offline and delivered
+        after the member's later check-out does not make them checked in again."""
+        out = self._out.get(membership_id)
+        if tapped_at is not None and out is not None and out > tapped_at:
+            log.info("check_in_older_than_check_out", membership_id=membership_id)
+            return
         known = self._until.get(membership_id)
         if known is not None and known >= valid_until:
             return  # an earlier, longer answer (Cobot's own) stays
@@ -115,12 +124,12 @@ class Attendance:
         """The member was checked out at ``at`` (default: now): not checked in any more,
         and ``checked_out_today`` says so until the end of that local day."""
         self._until.pop(membership_id, None)
-        day_end = end_of_local_day(at or datetime.now(UTC))
-        self._out[membership_id] = day_end
+        at = (at or datetime.now(UTC)).astimezone(UTC)
+        self._out[membership_id] = at
         await self._write("DELETE FROM active WHERE membership_id = ?", (membership_id,))
         await self._write(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            (_CHECKED_OUT + membership_id, day_end.isoformat()),
+            (_CHECKED_OUT + membership_id, at.isoformat()),
         )
 
     def refused(self, token: str, reason: str, at: datetime) -> None:
@@ -136,7 +145,7 @@ class Attendance:
         now = now or datetime.now(UTC)
         self._until = {m: u for m, u in self._until.items() if u > now}
         self._refused = {t: r for t, r in self._refused.items() if r[0] > now}
-        ended = [m for m, day_end in self._out.items() if day_end <= now]
+        ended = [m for m, out in self._out.items() if end_of_local_day(out) <= now]
         for membership_id in ended:
             del self._out[membership_id]
         await self._write("DELETE FROM active WHERE valid_until <= ?", (now.isoformat(),))

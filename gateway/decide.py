@@ -140,19 +140,19 @@ class Decider:
             await backend.release(hold, live=verdict.live)
         # Attendance is about check-ins: a MOCO touch not stored does not change it.
         checks = [hold for _, hold in holds if hold.kind is not RecordKind.TOUCH]
-        await self._tell_attendance(verdict, checks)
+        await self._tell_attendance(tap, verdict, checks)
         return self._announce(decision)
 
-    async def _tell_attendance(self, verdict: Verdict, holds: list[Hold]) -> None:
+    async def _tell_attendance(self, tap: Tap, verdict: Verdict, holds: list[Hold]) -> None:
         member = verdict.member
         if member is None:
             return
         if verdict.record is RecordKind.CHECK_OUT:
-            await self._attendance.checked_out(member.id)
+            await self._attendance.checked_out(member.id, tap.at)
         elif verdict.until is not None and all(h.stored for h in holds):
             # Only what was stored (or, for a record kept in memory, delivered: the
             # backend tells Attendance then) counts as checked in.
-            await self._attendance.checked_in(member.id, verdict.until)
+            await self._attendance.checked_in(member.id, verdict.until, tap.at)
 
     async def _open(self, door: Door | None, signal: Signal) -> float | None:
         """Open the door; the moment it was commanded (for latency), or None."""

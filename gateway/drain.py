@@ -379,7 +379,9 @@ class Drainer:
         await self._outbox.mark_delivered(entry.id, result.id if result else None)
         self.delivered += 1
         if entry.kind is RecordKind.CHECK_IN and result is not None and entry.membership_id:
-            await self._attendance.checked_in(entry.membership_id, result.valid_until)
+            await self._attendance.checked_in(
+                entry.membership_id, result.valid_until, entry.tapped_at
+            )
         for hook in self._hooks:
             hook(entry, result, how)
         log_.info(

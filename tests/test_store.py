@@ -76,6 +76,29 @@ async def test_a_check_out_is_remembered_for_the_day_across_a_restart(tmp_path: 
     await db.close()
 
 
+async def test_a_check_in_delivered_after_a_later_check_out_does_not_mark_in_again(
+    tmp_path: Path,
+) -> None:
+    """Offline: Ada taps in at 9 (queued), out at 17; Cobot is back at 17:05 and the
+    queued 9 o'clock check-in is delivered. She left: she is not "checked in" again, and
+    her phone on the Wi-Fi is not checked in a second time (checked out today)."""
+    db = await open_db(tmp_path)
+    attendance = Attendance(db)
+    await attendance.load()
+    nine, five = T0 + timedelta(hours=1), T0 + timedelta(hours=9)
+    await attendance.checked_out(ADA.id, five)
+    await attendance.checked_in(ADA.id, T0 + timedelta(hours=16), tapped_at=nine)
+    assert attendance.until(ADA.id, five + timedelta(minutes=5)) is None
+    assert attendance.checked_out_today(ADA.id, five + timedelta(minutes=5))
+    # A check-in tapped after the check-out is a new visit.
+    await attendance.checked_in(
+        ADA.id, T0 + timedelta(hours=16), tapped_at=five + timedelta(hours=1)
+    )
+    assert attendance.until(ADA.id, five + timedelta(hours=1)) is not None
+    assert not attendance.checked_out_today(ADA.id, five + timedelta(hours=1))
+    await db.close()
+
+
 async def test_outbox_lifecycle(tmp_path: Path) -> None:
     db = await open_db(tmp_path)
     outbox = Outbox(db, max_entries=3)

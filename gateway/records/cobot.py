@@ -139,7 +139,7 @@ class CobotRecords:
             item.state = State.DELIVERED
             item.result_id = result.id if result else None
             if result is not None and item.subject and item.kind is RecordKind.CHECK_IN:
-                await self._attendance.checked_in(item.subject, result.valid_until)
+                await self._attendance.checked_in(item.subject, result.valid_until, item.tap.at)
             log.info("delivered", how="direct", token=redact(item.tap.token))
         finally:
             item.busy = False
