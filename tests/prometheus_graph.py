@@ -14,18 +14,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from tests.prometheus_rig import PanelQuery, dashboard_queries
+from tests.test_portal_browser import CHROMIUM, CHROMIUM_ARGS  # Debian's, one set of flags
 
-CHROMIUM = "/usr/bin/chromium"
-# ../shared/TESTING.md: Debian's chromium, never a downloaded one.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DRAW_DEADLINE = 30_000  # ms for every graph to draw
 
 # The graphs of the README's picture: one query of each of these dashboard panels.
