@@ -138,12 +138,15 @@ class SystemClock:
 
 async def watch_clock(clock: SystemClock, poll: float) -> None:
     """Until the wall clock is synchronised, look every ``poll`` seconds (the taps read
-    meanwhile are marked, and corrected once it is)."""
+    meanwhile are marked, and corrected once it is). Then the part stays up, idle:
+    synchronised is for good (the kernel keeps the clock), and a part that ended would
+    read as "stopped" in ``status`` and as down in ``checkin_gateway_part_up``."""
     while True:
         if await asyncio.to_thread(clock.refresh):
-            log.info("clock_synchronized")
-            return
+            break
         await asyncio.sleep(poll)
+    log.info("clock_synchronized")
+    await asyncio.Event().wait()
 
 
 SYSTEM_CLOCK = SystemClock()

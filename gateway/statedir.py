@@ -54,8 +54,8 @@ def diagnose(state_dir: Path, exc: BaseException | None = None) -> str | None:
     text = str(exc) if exc is not None else ""
     if code in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text:
         return f"{state_dir}: the disk is full ({_free(state_dir)})"
-    read_only = code == errno.EROFS or "readonly" in text.replace("-", "").replace(" ", "")
-    if read_only and _read_only(state_dir):
+    says_read_only = code == errno.EROFS or "readonly" in text.replace("-", "").replace(" ", "")
+    if says_read_only and read_only(state_dir):
         return f"{state_dir}: the file system is mounted read-only"
     if code in (errno.EACCES, errno.EPERM):
         return f"{state_dir}: permission denied ({_who(state_dir)})"
@@ -68,7 +68,7 @@ def _inspect(state_dir: Path) -> str | None:
     except FileNotFoundError:
         parent = next((p for p in state_dir.parents if p.exists()), Path("/"))
         if not os.access(parent, os.W_OK | os.X_OK):
-            if _read_only(parent):
+            if read_only(parent):
                 return f"{state_dir} does not exist and {parent} is on a read-only file system"
             return f"{state_dir} does not exist and {parent} may not be written ({_who(parent)})"
         return None
@@ -76,7 +76,7 @@ def _inspect(state_dir: Path) -> str | None:
         return f"{state_dir}: {exc.strerror}"
     if not stat.S_ISDIR(st.st_mode):
         return f"{state_dir} is not a directory"
-    if _read_only(state_dir):
+    if read_only(state_dir):
         return f"{state_dir}: the file system is mounted read-only"
     if not os.access(state_dir, os.W_OK | os.X_OK):
         return f"{state_dir}: permission denied ({_who(state_dir)})"
@@ -93,7 +93,7 @@ def _inspect(state_dir: Path) -> str | None:
     return None
 
 
-def _read_only(path: Path) -> bool:
+def read_only(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:

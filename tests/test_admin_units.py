@@ -94,3 +94,28 @@ def test_a_slow_page_loses_its_oldest_taps_never_blocks():
 def test_csv_cells_never_run_as_formulas():
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert _cell("@SUM") == "'@SUM" and _cell("Ada") == "Ada" and _cell(None) == ""
+
+
+def test_the_now_page_says_when_nothing_is_stored() -> None:
+    """Found by a first-time user: running from memory was said only in the log and in
+    `status`; the page a manager opens first says it too, in both languages."""
+    from gateway.admin.pages import now_page
+    from gateway.portal.i18n import Lang
+
+    status = {"state_problem": "/var/lib/x: the file system is mounted read-only"}
+    en = now_page(Lang.EN, "csrf", status, []).decode()
+    assert 'id="not-durable"' in en and "runs from memory" in en and "read-only" in en
+    de = now_page(Lang.DE, "csrf", status, []).decode()
+    assert "nur im Speicher" in de
+    assert 'id="not-durable"' not in now_page(Lang.EN, "csrf", {}, []).decode()
+
+
+def test_metrics_say_when_nothing_is_stored() -> None:
+    from gateway.metrics.view import StatusCollector
+
+    for problem, want in ((None, 1.0), ("read-only", 0.0)):
+        view = StatusCollector()
+        view.update({"state_problem": problem, "unsaved_records": 2}, {})
+        fams = {f.name: f for f in view.collect()}
+        assert fams["checkin_gateway_state_durable"].samples[0].value == want
+        assert fams["checkin_gateway_records_in_memory"].samples[0].value == 2

@@ -187,6 +187,29 @@ async def test_state_dir_the_service_cannot_write(tmp_path: Path) -> None:
     assert rows["state dir"] == f"FIX {tmp_path / 'state'}: svc may not write here"
 
 
+async def test_a_read_only_state_dir_is_not_called_writable(tmp_path: Path) -> None:
+    """Found by a first-time user: the mode bits allowed writing, the mount did not; `run`
+    would run from memory, so `doctor` must say so (a real read-only bind mount)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mount needs root under CI")
+        pytest.skip("mount needs root")
+    async with sim() as url:
+        cfg = write_config(tmp_path, url)
+        state = tmp_path / "state"
+        subprocess.run(["mount", "--bind", str(state), str(state)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(state)], check=True)
+            code, text, rows = await doctor(cfg, system_for(tmp_path), ADMIN_TOKEN)
+        finally:
+            subprocess.run(["umount", "-l", str(state)], check=False)
+    assert code == 1
+    assert rows["state dir"].startswith(f"FIX {state}: the file system is mounted read-only")
+    assert "remount it read-write" in text
+
+
 async def test_state_dir_outside_protect_system_with_the_unit_installed(tmp_path: Path) -> None:
     (tmp_path / "units").mkdir()
     (tmp_path / "units" / "checkin-gateway.service").write_text("[Service]\n")

@@ -258,3 +258,24 @@ async def test_handler_mounts_on_another_app(tmp_path: Path) -> None:
         finally:
             await runner.cleanup()
     assert f"{PREFIX}decisions" in fams
+
+
+async def test_metrics_port_is_served_with_the_admin_page_on_too(tmp_path: Path) -> None:
+    """Found by a first-time user: with ``[admin]`` on, ``[metrics] port`` was silently
+    not served, and a Prometheus scrape set up from the README failed."""
+    from tests.admin_support import admin_rig, free_port
+
+    port = free_port()
+    metrics = {"metrics": {"listen": ["127.0.0.1"], "port": port}}
+    async with admin_rig(tmp_path, tables=metrics) as r:
+        async with asyncio.timeout(5):
+            while not r.gateway.runner.states["metrics"].running:
+                await asyncio.sleep(0.02)
+        own = await scrape(port)
+        assert "checkin_gateway_decisions" in own["families"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{r.url}/metrics") as resp,
+        ):
+            assert resp.status == 200
+            assert "checkin_gateway_build_info" in await resp.text()

@@ -212,6 +212,7 @@ async def test_a_running_gateway_from_memory_says_so_in_status(tmp_path: Path) -
                     f"  STATE NOT DURABLE: {state}: the file system is mounted read-only; "
                     "running from memory" in text
                 )
+                assert "queue: 0 waiting, in the daemon's memory only" in text
             finally:
                 assert await daemon.stop() == 0
 

@@ -56,6 +56,9 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "auth_failed": "the access token was refused",
         "queued": "waiting check-ins",
         "checked_in": "checked in",
+        "not_durable": "Not stored: the gateway runs from memory (check-ins queued offline are "
+        "lost if it stops). Fix the state directory, then restart the gateway. Cause:",
+        "in_memory": "Records the database has not taken yet (lost if the gateway stops now)",
         "tokens": "known cards",
         "rate_limits": "Rate limits",
         "used": "used",
@@ -178,6 +181,11 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "auth_failed": "das Zugriffstoken wurde abgelehnt",
         "queued": "wartende Check-ins",
         "checked_in": "eingecheckt",
+        "not_durable": "Nicht gespeichert: das Gateway läuft nur im Speicher (offline "
+        "eingereihte Check-ins gehen bei einem Stopp verloren). Zustandsverzeichnis "
+        "reparieren, dann das Gateway neu starten. Ursache:",
+        "in_memory": "Noch nicht von der Datenbank übernommene Einträge (gehen bei einem "
+        "Stopp verloren)",
         "tokens": "bekannte Karten",
         "rate_limits": "Ratenlimits",
         "used": "genutzt",

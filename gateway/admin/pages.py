@@ -208,11 +208,25 @@ def now_page(
     if not taps:
         taps_html += f'<p id="none">{e(t(lang, "no_taps"))}</p>'
     body = (
+        f"{storage_warnings(lang, status)}"
         f'{summary}<h2>{e(t(lang, "last_taps"))} <span id="live" class="pill">'
         f"{e(t(lang, 'live'))}</span></h2>{taps_html}"
         f"<h2>{e(t(lang, 'rate_limits'))}</h2>{limit_table}"
     )
     return layout(lang, "now", body, csrf=csrf, path="/", script=True)
+
+
+def storage_warnings(lang: Lang, status: Mapping[str, Any]) -> str:
+    """What is not safely on disk, at the top of the page a manager looks at first."""
+    out = ""
+    if status.get("state_problem"):
+        out += (
+            f'<p class="msg err" id="not-durable">{e(t(lang, "not_durable"))} '
+            f"{e(status['state_problem'])}</p>"
+        )
+    if status.get("unsaved_records"):
+        out += f'<p class="msg err">{e(t(lang, "in_memory"))}: {e(status["unsaved_records"])}</p>'
+    return out
 
 
 def readers_page(

@@ -10,6 +10,7 @@ from gateway.config.model import Config
 from gateway.doctor.access import READ, WRITE, missing_groups
 from gateway.doctor.report import Report, Status
 from gateway.doctor.system import System
+from gateway.statedir import MIN_FREE_BYTES, read_only
 
 LOW_DISK = 100 * 1024 * 1024  # below this the queue may not fit a long outage
 
@@ -78,6 +79,17 @@ def check_state_dir(report: Report, state_dir: Path, system: System) -> None:
     if not state_dir.is_dir():
         report.add("state dir", Status.FIX, f"{state_dir} is not a directory")
         return
+    if read_only(state_dir):
+        # `run` would still open doors, from memory: nothing queued would survive a stop.
+        report.add(
+            "state dir",
+            Status.FIX,
+            f"{state_dir}: the file system is mounted read-only (the gateway would run from "
+            "memory: check-ins queued offline are lost when it stops)",
+            f"remount it read-write (e.g. sudo mount -o remount,rw $(findmnt -no TARGET "
+            f"-T {state_dir})), or set state_dir on a writable file system",
+        )
+        return
     if not managed and not _may_write_dir(state_dir, system):
         report.add(
             "state dir",
@@ -88,7 +100,15 @@ def check_state_dir(report: Report, state_dir: Path, system: System) -> None:
         return
     free = shutil.disk_usage(state_dir).free
     detail = f"{state_dir}: writable, {free / 1e9:.1f} GB free"
-    if free < LOW_DISK:
+    if free < MIN_FREE_BYTES:
+        report.add(
+            "state dir",
+            Status.FIX,
+            f"{state_dir}: the disk is full ({free // 1024} KiB free; the gateway would run "
+            "from memory)",
+            "free some space",
+        )
+    elif free < LOW_DISK:
         report.add("state dir", Status.WARN, detail, "free some space: the offline queue grows")
     else:
         report.add("state dir", Status.OK, detail)

@@ -79,15 +79,13 @@ async def serve_metrics(handler: Handler, listen: tuple[str, ...], port: int) ->
         await runner.cleanup()
 
 
-def integration_parts(
-    cfg: Config, handler: Handler | None, mqtt: MqttBridge | None, *, own_listener: bool = True
-) -> list[Part]:
+def integration_parts(cfg: Config, handler: Handler | None, mqtt: MqttBridge | None) -> list[Part]:
     """The supervised parts of the integrations: ``/metrics`` on its own listener when
-    ``[metrics]`` is on and ``own_listener`` (the admin page's listener serves it
-    otherwise), and the MQTT bridge when ``[mqtt]`` is configured."""
+    ``[metrics]`` is on (the admin page's listener serves it too, with ``[admin]``), and
+    the MQTT bridge when ``[mqtt]`` is configured."""
     parts = []
     m = cfg.metrics
-    if m is not None and m.enabled and own_listener and handler is not None:
+    if m is not None and m.enabled and handler is not None:
         parts.append(Part("metrics", lambda: serve_metrics(handler, m.listen, m.port)))
     if mqtt is not None:
         parts.append(Part("mqtt", mqtt.run))

@@ -138,6 +138,17 @@ class StatusCollector(Collector):
             "1 once the wall clock is synchronised (NTP or the API's Date).",
             1 if st.get("clock_synchronized") else 0,
         )
+        yield _gauge(
+            f"{PREFIX}_state_durable",
+            "0 while the state directory is unusable and the gateway runs from memory "
+            "(check-ins queued offline are lost if it stops).",
+            0 if st.get("state_problem") else 1,
+        )
+        yield _gauge(
+            f"{PREFIX}_records_in_memory",
+            "Records the database has not taken yet (busy or full): lost if it stops now.",
+            st.get("unsaved_records", 0),
+        )
         dropped = _counter_family(
             f"{PREFIX}_taps_dropped", "Taps dropped because a decision queue was full.", ()
         )

@@ -26,10 +26,10 @@ def build_metrics(cfg: Config) -> GatewayMetrics | None:
 
 
 def parts_of(gateway: Gateway) -> list[Part]:
-    """``/metrics`` on its own listener (without the admin page) and the MQTT bridge."""
-    own = gateway.cfg.admin is None  # with the admin page, /metrics is served there
+    """``/metrics`` on ``[metrics]``' own listener (a scrape set up for that port must
+    work whether or not the admin page is on), and the MQTT bridge."""
     handler = handler_of(gateway) if gateway.metrics is not None else None
-    return integration_parts(gateway.cfg, handler, gateway.mqtt, own_listener=own)
+    return integration_parts(gateway.cfg, handler, gateway.mqtt)
 
 
 def handler_of(gateway: Gateway) -> Handler:
