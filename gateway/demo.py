@@ -13,7 +13,7 @@ import contextlib
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -41,6 +41,7 @@ from gateway.doors.base import DoorSignal
 from gateway.model import CheckIn, Direction, Outcome, Signal
 from gateway.outbox import Entry
 from gateway.readers.base import ReaderState, TapSink, make_tap
+from gateway.readers.keyboard import check_pollable
 from gateway.redact import redact
 from gateway.sim import ADMIN_TOKEN, SimSpace, demo_space, run_sim
 
@@ -108,12 +109,10 @@ class DemoConsole:
 
     async def run(self, sink: TapSink) -> None:
         await self.go.wait()
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        readline = await _line_source()
         self._state = ReaderState.READY
         while True:
-            raw = await reader.readline()
+            raw = await readline()
             if not raw:
                 break
             line = raw.decode(errors="replace").strip()
@@ -138,6 +137,28 @@ class DemoConsole:
                 self._tap(sink, line, Direction.IN)
         self._state = ReaderState.STOPPED
         self.done.set()
+
+
+async def _line_source() -> Callable[[], Awaitable[bytes]]:
+    """Lines typed at the console, or read from what stdin is instead: a pipe is waited
+    on by the loop; a file or /dev/null (``make demo < script``), which epoll refuses,
+    is read in a thread (b"" at its end: the demo stops)."""
+    try:
+        check_pollable(sys.stdin)
+    except (OSError, ValueError, AttributeError):
+
+        async def from_file() -> bytes:
+            try:
+                line: str = await asyncio.to_thread(sys.stdin.readline)
+            except (OSError, ValueError):
+                return b""
+            return line.encode()
+
+        return from_file
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader.readline
 
 
 class RoomReader:
@@ -177,11 +198,13 @@ async def run_demo(state_dir: Path | None, out: TextIO) -> int:
     # make's "Error 130". The handler is ours until the demo returns.
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM: `kill`, or make's own stop
+        loop.add_signal_handler(sig, interrupted.set)
     try:
         return await _start(state_dir, space, interrupted, out)
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def _start(
@@ -383,7 +406,7 @@ async def _run(  # noqa: PLR0915 (the demo's commands are closures over its stat
     with contextlib.suppress(asyncio.CancelledError):
         await task
     stop.cancel()
-    say("demo stopped (Ctrl-C)" if interrupted.is_set() else "demo stopped")
+    say("demo stopped (Ctrl-C or SIGTERM)" if interrupted.is_set() else "demo stopped")
     return 0
 
 

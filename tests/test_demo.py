@@ -130,7 +130,7 @@ async def test_the_demo_says_what_really_happened() -> None:
         async with asyncio.timeout(30):
             rest, err = await demo.proc.communicate()
     assert demo.proc.returncode == 0, err.decode()
-    assert rest.decode().rstrip().endswith("demo stopped (Ctrl-C)")
+    assert rest.decode().rstrip().endswith("demo stopped (Ctrl-C or SIGTERM)")
     assert "Traceback" not in err.decode()
 
 
@@ -166,7 +166,7 @@ def test_ctrl_c_under_make_demo_stops_cleanly(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
         os.close(fd)
     text = out.decode(errors="replace")
-    assert "demo stopped (Ctrl-C)" in text
+    assert "demo stopped (Ctrl-C or SIGTERM)" in text
     assert "Error" not in text and "Traceback" not in text and "make: ***" not in text
 
 
@@ -198,3 +198,36 @@ def test_the_demo_needs_only_its_small_environment() -> None:
     assert {"aiohttp", "aiosqlite", "structlog"} <= loaded
     other = {"serial", "serial_asyncio_fast", "nfc", "scapy", "gpiod", "pytest", "playwright"}
     assert loaded & other == set()
+
+
+def test_the_demo_reads_a_script_file_and_stops_at_dev_null(tmp_path: Path) -> None:
+    """Found by a first-time user: `make demo </dev/null` printed asyncio's traceback and
+    hung (epoll refuses /dev/null and regular files). A file of commands is read like
+    typing; /dev/null is the end of input at once."""
+    script = tmp_path / "script.txt"
+    script.write_text("0A1B2C3D4E\nquit\n")
+    for stdin_path, opened in ((script, True), (Path("/dev/null"), False)):
+        with stdin_path.open("rb") as stdin:
+            proc = subprocess.run(
+                [sys.executable, "-m", "gateway", "demo"],
+                stdin=stdin,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=60,
+                check=False,
+            )
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr and "Exception" not in proc.stderr, proc.stderr
+        assert proc.stdout.rstrip().endswith("demo stopped"), proc.stdout[-500:]
+        assert ("door   OPEN" in proc.stdout) is opened
+
+
+async def test_sigterm_stops_the_demo_cleanly() -> None:
+    demo = await Demo.start()
+    demo.proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        rest, err = await demo.proc.communicate()
+    assert demo.proc.returncode == 0, err.decode()
+    assert rest.decode().rstrip().endswith("demo stopped (Ctrl-C or SIGTERM)")
+    assert "Traceback" not in err.decode()

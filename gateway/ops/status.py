@@ -48,9 +48,12 @@ async def status_command(cfg: Config, out: TextIO, *, as_json: bool) -> int:
     queue, queue_note = await _queue(cfg)
     if daemon is not None and daemon.get("state_problem"):
         # Running from memory: the file on disk (if any) is not the daemon's queue.
-        queue, queue_note = None, (
-            f"{daemon.get('queue_depth', 0)} waiting, in the daemon's memory only "
-            "(the state directory is unusable)"
+        queue, queue_note = (
+            None,
+            (
+                f"{daemon.get('queue_depth', 0)} waiting, in the daemon's memory only "
+                "(the state directory is unusable)"
+            ),
         )
     code = (
         EXIT_NOT_RUNNING

@@ -86,7 +86,7 @@ class KeyboardReader:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_CHUNK)
         try:
-            _check_pollable(stdin)
+            check_pollable(stdin)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
         except (OSError, ValueError, AttributeError) as exc:
             raise ReaderError(
@@ -124,7 +124,7 @@ class KeyboardReader:
             log.warning("keyboard_line_too_long", reader=self.name, max_bytes=MAX_LINE)
 
 
-def _check_pollable(stdin: TextIO) -> None:
+def check_pollable(stdin: TextIO) -> None:
     """Raise if the event loop cannot wait on ``stdin``: epoll refuses /dev/null and
     regular files (EPERM), and asyncio would only find out in a callback, after
     ``connect_read_pipe`` returned, leaving the reader waiting forever. A closed or
