@@ -112,7 +112,9 @@ async def run_doctor(
         report.add(
             "clock",
             Status.FIX,
-            f"not synchronised ({how}): check-in times and TLS checks depend on it",
+            f"not synchronised by NTP ({how}): check-in times and TLS checks depend on it "
+            "(a running gateway also trusts Cobot's Date when it agrees within 2 minutes, "
+            "which is why `status` may say synchronised)",
             "enable NTP: sudo timedatectl set-ntp true; check the network reaches an NTP server",
         )
     report.render(out)
