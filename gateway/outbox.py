@@ -304,27 +304,9 @@ class Outbox:
             (time.time() - older_than,),
         )
 
-    async def stats(self) -> dict[str, object]:
-        rows = await self._db.fetchall(
-            "SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state"
-        )
-        counts = {str(s): int(n) for s, n, _ in rows}
-        oldest = min(
-            (float(t) for s, _, t in rows if s in ("pending", "sending")),
-            default=None,
-        )
-        err = await self._db.fetchone(
-            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL "
-            "ORDER BY updated_at DESC LIMIT 1"
-        )
-        return {
-            "depth": counts.get("pending", 0) + counts.get("sending", 0),
-            "failed": counts.get("failed", 0),
-            "delivered": counts.get("delivered", 0),
-            "oldest_age_s": None if oldest is None else round(time.time() - oldest, 1),
-            "last_error": err[0] if err else None,
-            "bound": self._max,
-        }
+    async def stats(self) -> dict[str, Any]:
+        """``summary`` of this outbox (metrics scrape it)."""
+        return await summary(self._db, self._max)
 
     async def _close(
         self, entry_id: int, state: State, error: str | None, result_id: str | None
@@ -342,6 +324,29 @@ class Outbox:
         except sqlite3.Error as exc:
             raise _storage_error("cannot update the queue", exc) from exc
         return written.rowcount
+
+
+async def summary(db: Database, bound: int) -> dict[str, Any]:
+    """Counts by state, the oldest waiting entry's age (s, or None), and the last error
+    of an entry still waiting (None once everything waiting is error-free: a recovered
+    outage leaves no stale error behind). Read-only: ``status`` runs it on a read-only
+    connection while the daemon writes."""
+    rows = await db.fetchall("SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state")
+    counts = {str(s): int(n) for s, n, _ in rows}
+    oldest = min((float(t) for s, _, t in rows if s in ("pending", "sending")), default=None)
+    err = await db.fetchone(
+        "SELECT last_error FROM outbox WHERE state IN ('pending', 'sending') "
+        "AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
+    )
+    return {
+        "depth": counts.get("pending", 0) + counts.get("sending", 0),
+        "failed": counts.get("failed", 0),
+        "dropped": counts.get("dropped", 0),
+        "delivered": counts.get("delivered", 0),
+        "oldest_age_s": None if oldest is None else round(time.time() - oldest, 1),
+        "open_error": err[0] if err else None,
+        "bound": bound,
+    }
 
 
 def _storage_error(what: str, exc: sqlite3.Error) -> StorageError:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from gateway.outbox import Entry, Outbox, State
+from gateway.outbox import Entry, Outbox, State, summary
 from gateway.redact import redact
 from gateway.store import Database, schema_version
 
@@ -31,25 +30,10 @@ def clean_error(text: str | None) -> str | None:
 
 
 async def queue_summary(db: Database, bound: int) -> dict[str, Any]:
-    """Counts by state, the oldest waiting entry's age (s, or None), and the last error
-    of an entry still waiting (None once everything waiting is error-free: a recovered
-    outage leaves no stale error behind)."""
-    rows = await db.fetchall("SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state")
-    counts = {str(s): int(n) for s, n, _ in rows}
-    oldest = min((float(t) for s, _, t in rows if s in ("pending", "sending")), default=None)
-    err = await db.fetchone(
-        "SELECT last_error FROM outbox WHERE state IN ('pending', 'sending') "
-        "AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
-    )
-    return {
-        "depth": counts.get("pending", 0) + counts.get("sending", 0),
-        "failed": counts.get("failed", 0),
-        "dropped": counts.get("dropped", 0),
-        "delivered": counts.get("delivered", 0),
-        "oldest_age_s": None if oldest is None else round(time.time() - oldest, 1),
-        "open_error": clean_error(err[0]) if err else None,
-        "bound": bound,
-    }
+    """The outbox's ``summary``, its error as the operator should read it."""
+    found = await summary(db, bound)
+    found["open_error"] = clean_error(found["open_error"])
+    return found
 
 
 async def list_entries(
