@@ -44,6 +44,15 @@ class Headers:
         self.www_authenticate = www_authenticate
 
 
+def api_session(connections: int) -> aiohttp.ClientSession:
+    """The HTTP session of an API client (Cobot's, MOCO's): JSON asked for, our name
+    given, and connections kept warm (a tap's request should not pay for a handshake)."""
+    return aiohttp.ClientSession(
+        headers={"Accept": "application/json", "User-Agent": "checkin-gateway"},
+        connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=55),
+    )
+
+
 def read_json(raw: bytes, what: str, *, allow_empty: bool = False) -> Any:
     if len(raw) > MAX_BODY:
         raise MalformedResponse(f"{what}: answer larger than {MAX_BODY} bytes")

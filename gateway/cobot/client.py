@@ -22,6 +22,7 @@ from gateway.cobot.answers import (
     CheckInResult,
     Headers,
     answer_404,
+    api_session,
     json_or_text,
     parse_retry_after,
     read_body,
@@ -109,11 +110,7 @@ class CobotClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers={"Accept": "application/json", "User-Agent": "checkin-gateway"},
-                # Keep connections warm: a tap's preview should not pay for a handshake.
-                connector=aiohttp.TCPConnector(limit=8, keepalive_timeout=55),
-            )
+            self._session = api_session(8)
             self._own_session = True
         return self._session
 

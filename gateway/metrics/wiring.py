@@ -18,10 +18,8 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 
-def build_metrics(cfg: Config) -> GatewayMetrics | None:
-    """The instruments, when something serves them; None otherwise (nothing counted)."""
-    if cfg.metrics is None and cfg.admin is None:
-        return None
+def build_metrics(cfg: Config) -> GatewayMetrics:
+    """The instruments (the gateway builds them only when something serves them)."""
     return GatewayMetrics({r.name: r.door for r in cfg.readers}, version=__version__)
 
 

@@ -20,7 +20,7 @@ import aiohttp
 import structlog
 
 from gateway.clock import SystemClock
-from gateway.cobot.answers import MAX_BODY, parse_retry_after, read_json
+from gateway.cobot.answers import MAX_BODY, api_session, parse_retry_after, read_json
 from gateway.cobot.client import RequestObserver
 from gateway.cobot.errors import (
     MalformedResponse,
@@ -160,10 +160,7 @@ class MocoClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers={"Accept": "application/json", "User-Agent": "checkin-gateway"},
-                connector=aiohttp.TCPConnector(limit=4, keepalive_timeout=55),
-            )
+            self._session = api_session(4)
             self._own_session = True
         return self._session
 
