@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.moco_sim.space import TEMPLATE, MocoSpace, Record, SimError
-from gateway.sim.server import _until  # the same wait as the Cobot sim's faults
+from gateway.sim.faults import FaultMode
+from gateway.sim.server import Dropped, apply_fault  # the Cobot sim's faults
 
 SPACE = web.AppKey("moco_space", MocoSpace)
 STOPPING = web.AppKey("moco_stopping", asyncio.Event)
@@ -85,13 +86,13 @@ def _endpoint(
             else None
         )
         if fault is not None and not space.faults.commit:
-            early = await _fault(request, space, fault)
+            early = await _fault(request, space, fault, template)
             if early is not None:
                 record.status = early.status
                 return early
         response = await _serve(request, space, handler, record, needs_body=needs_body)
         if fault is not None and space.faults.commit:
-            late = await _fault(request, space, fault)
+            late = await _fault(request, space, fault, template)
             if late is not None:
                 response = late
         record.status = response.status
@@ -143,21 +144,14 @@ async def _body(request: web.Request, *, needs_body: bool) -> dict[str, Any]:
     return parsed
 
 
-async def _fault(request: web.Request, space: MocoSpace, fault: str) -> web.Response | None:
-    faults = space.faults
-    if fault == "garbage":
-        return web.Response(status=200, body=b"<html>502</html>\x00", content_type="text/html")
-    if fault == "error":
-        return web.Response(status=faults.status, text="Service Unavailable\n")
-    stopping = request.app[STOPPING]
-    if fault == "slow":
-        await _until(stopping, asyncio.sleep(faults.delay))
-    else:
-        while faults.hanging(request.path, request.path) and not stopping.is_set():
-            await _until(stopping, faults.changed())
-    if stopping.is_set():
-        raise asyncio.CancelledError  # dropped unanswered
-    return None
+async def _fault(
+    request: web.Request, space: MocoSpace, fault: FaultMode, template: str
+) -> web.Response | None:
+    """The Cobot sim's fault behaviour; a request dropped at stop closes unanswered."""
+    try:
+        return await apply_fault(space.faults, fault, request.app[STOPPING], request.path, template)
+    except Dropped:
+        raise asyncio.CancelledError from None
 
 
 def _json(body: object, status: int) -> web.Response:

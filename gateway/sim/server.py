@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from gateway.sim.booking_routes import BOOKING_ROUTES
-from gateway.sim.faults import GARBAGE_BODY, FaultMode, SimRequest
+from gateway.sim.faults import GARBAGE_BODY, FaultMode, Faults, SimRequest
 from gateway.sim.model import Role, SimRefusal
 from gateway.sim.oauth import add_oauth_routes
 from gateway.sim.routes import ROUTES, Call, Route, ok, refusal_response
@@ -46,7 +46,7 @@ class _Exchange:
 EXCHANGE = web.RequestKey("sim_exchange", _Exchange)
 
 
-class _Dropped(Exception):
+class Dropped(Exception):
     """The server is stopping under a hung request: close without answering."""
 
 
@@ -104,7 +104,7 @@ async def _record(
             # The client gave up on a hung request and left: nobody to answer, and
             # nothing worth a traceback in the log.
             raise asyncio.CancelledError from None
-        except _Dropped:
+        except Dropped:
             space.faults.dropped += 1
             # aiohttp treats a handler's CancelledError as a vanished client: it closes
             # the connection without writing anything, which is the point.
@@ -149,12 +149,16 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
         )
         fault = faults.take(request.path, route.template)
         if fault is not None and not faults.commit:
-            early = await _apply_fault(request, route, fault)
+            early = await apply_fault(
+                faults, fault, request.app[STOPPING], request.path, route.template
+            )
             if early is not None:
                 return early
         response = await _serve(request, route, space)
         if fault is not None and faults.commit:
-            late = await _apply_fault(request, route, fault)
+            late = await apply_fault(
+                faults, fault, request.app[STOPPING], request.path, route.template
+            )
             if late is not None:
                 return late
         return response
@@ -194,22 +198,22 @@ async def _serve(request: web.Request, route: Route, space: SimSpace) -> web.Res
         return refusal_response(refusal)
 
 
-async def _apply_fault(request: web.Request, route: Route, fault: FaultMode) -> web.Response | None:
-    """The fault's answer, or None once a hang/slow fault has waited it out."""
-    space = request.app[SPACE]
-    faults = space.faults
+async def apply_fault(
+    faults: Faults, fault: FaultMode, stopping: asyncio.Event, path: str, template: str
+) -> web.Response | None:
+    """The fault's answer, or None once a hang/slow fault has waited it out; ``Dropped``
+    when the server stops meanwhile. Shared with the simulated MOCO (moco_sim)."""
     if fault == "garbage":
         return web.Response(status=200, body=GARBAGE_BODY, content_type="text/html")
     if fault == "error":
         return web.Response(status=faults.status, text="Service Unavailable\n")
-    stopping = request.app[STOPPING]
     if fault == "slow":
         await _until(stopping, asyncio.sleep(faults.delay))
     else:
-        while faults.hanging(request.path, route.template) and not stopping.is_set():
+        while faults.hanging(path, template) and not stopping.is_set():
             await _until(stopping, faults.changed())
     if stopping.is_set():
-        raise _Dropped
+        raise Dropped
     return None
 
 
