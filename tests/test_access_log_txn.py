@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.admin.accesslog import Query
 from gateway.model import Outcome
 from gateway.sim.seed import RDM_TOKEN
 from gateway.store import MAX_ATTACHED, open_db
@@ -82,15 +83,9 @@ async def test_a_refusal_is_logged_without_a_commit_on_the_tap_path(tmp_path: Pa
         decision = await r.tap("FFFFFFFF99")  # unknown to Cobot
         assert decision.outcome is Outcome.REFUSED
         assert r.gateway.db.attached == 1  # waits for a write to ride with
-        rows = await r.gateway.admin.access_log.search(_all())
+        rows = await r.gateway.admin.access_log.search(Query())
         assert [row["outcome"] for row in rows] == ["refused"]
         assert r.gateway.db.attached == 0
-
-
-def _all():  # type: ignore[no-untyped-def]
-    from gateway.admin.accesslog import Query
-
-    return Query()
 
 
 @no_blocking
